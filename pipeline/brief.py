@@ -1,0 +1,35 @@
+"""What the user asked for: the input of `make_video`, built by the CLI or the bot."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pipeline.plan import OutputSpec
+
+Language = Literal["zh", "en"]
+
+
+@dataclass(frozen=True, slots=True)
+class Footage:
+    """One file the user gave, with the caption they wrote for it and who sent it (groups)."""
+
+    path: str
+    caption: str = ""
+    credit: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Brief:
+    """Topic, style, language, length, voice and footage: everything a video is made from."""
+
+    topic: str
+    style: str = "knowledge"
+    language: Language = "en"
+    seconds: int = 30
+    footage: tuple[Footage, ...] = ()
+    notes: str = ""
+    voice: str | None = None
+    music: str | None = None
+    output: OutputSpec = field(default_factory=OutputSpec)
+    seed: int = 0
