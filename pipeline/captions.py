@@ -169,11 +169,12 @@ def _style_line(st: CaptionStyle, font: str, width: int, height: int) -> str:
     outline_colour = _ass_colour(st.outline_colour, 0x40 if st.box else 0)
     fields = [
         _ass_style_name(st.name), font, str(size),
-        _ass_colour(st.colour), _ass_colour(st.highlight), outline_colour, back, "-1" if st.bold else "0", "0", "0", "0", "100", "100", "0", "0",
+        _ass_colour(st.colour), _ass_colour(st.highlight), outline_colour, back,
+        "-1" if st.bold else "0", "0", "0", "0", "100", "100", "0", "0",
         str(border_style), str(outline), str(shadow), "2",
         str(round(st.margin_side * width)), str(round(st.margin_side * width)),
         str(round(st.margin_bottom * height)), "1",
-    ]  # fmt: skip
+    ]  # fmt: skip  # fmt: skip
     return "Style: " + ",".join(fields)
 
 
