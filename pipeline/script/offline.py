@@ -1,0 +1,300 @@
+"""The offline script writer: no model, a script built from the style's structure and the user's
+own words, fitted to the target length by the speaking rates.
+
+The phrase banks (`prompts/offline_zh.json`, `prompts/offline_en.json`) give several phrasings
+for each slot of each style. The user's notes and the text of their footage become the body
+(numbered tips, selling points, story beats), introduced by the style's frames; generic lines
+only fill in where the user gave too little. The seed picks the phrasings; a small search then
+adds or drops body lines and swaps phrasings until the estimate is near the target.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline.promptfiles import load_data
+from pipeline.script.length import estimate_seconds
+from pipeline.script.model import Script, ScriptLine
+from pipeline.script.request import ScriptRequest, normalise
+from pipeline.script.styles import STYLES, Slot
+from pipeline.script.text import CJK, cut, is_language, points, strip_end
+
+log = logging.getLogger(__name__)
+
+# How close to the target the fitter tries to get before it stops swapping phrasings.
+_GOOD_ENOUGH = 0.06
+_POINT_CHARS = {"zh": 40, "en": 150}
+_TOPIC_CHARS = {"zh": 18, "en": 60}
+# Sentence-initial words that are not names, so they are lower-cased inside a sentence.
+_COMMON_START = frozenset(
+    "a an the my our your his her their its this that these those we i'm it it's they he she "
+    "you then and so there how what why when where which who to for with without in on at "
+    "after before during every each some most all one two three first best worst".split()
+)
+
+
+@dataclass(slots=True)
+class _Part:
+    """One spoken slot while fitting: its phrasings, which one is used, and whether it speaks."""
+
+    slot: str
+    role: str
+    options: list[str]
+    choice: int = 0
+    visual: str = ""
+    optional: bool = False
+    on: bool = True
+
+    @property
+    def text(self) -> str:
+        return self.options[self.choice] if self.on else ""
+
+
+def _mid(text: str) -> str:
+    """`text` as it reads inside an English sentence ("Morning routines" -> "morning routines")."""
+    if not text or CJK.match(text):
+        return text
+    first, _, rest = text.partition(" ")
+    if first.lower() in _COMMON_START and first[1:].islower() or first.lower() == first:
+        return first[:1].lower() + first[1:] + (" " + rest if rest else "")
+    if first[:1].isupper() and first[1:].islower() and (not rest or rest == rest.lower()):
+        # Sentence case typed by the user ("Waking up early"): the capital is not a name.
+        return first[:1].lower() + first[1:] + (" " + rest if rest else "")
+    return text
+
+
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _finish(text: str, language: str) -> str:
+    """End a framed point with the right punctuation, keeping a question a question."""
+    text = text.rstrip()
+    if text.endswith(("?", "？", "!", "！", "。", ".")):
+        return text
+    return text + ("。" if language == "zh" else ".")
+
+
+def _spoken_topic(topic: str, language: str) -> str:
+    """The topic as it is said inside sentences: trimmed, no trailing 的 or punctuation."""
+    topic = strip_end(cut(topic, _TOPIC_CHARS[language])).rstrip("?？")
+    if language == "zh":
+        topic = re.sub(r"的+$", "", topic).strip() or topic
+        topic = re.sub(r"^(关于|说说|聊聊|讲讲)", "", topic) or topic
+    return topic
+
+
+def _fill(template: str, values: dict[str, str]) -> str:
+    return template.format_map(values)
+
+
+class OfflineWriter:
+    """Writes a script without a model; deterministic for a seed, varied across seeds."""
+
+    name = "offline"
+
+    def write(self, request: ScriptRequest) -> Script:
+        """A script for `request` (raises `ScriptRequestError` for a bad one)."""
+        req = normalise(request)
+        lang = req.language
+        style = STYLES[req.style]
+        bank: dict[str, Any] = load_data(f"offline_{lang}")[req.style]
+        rng = random.Random(f"{req.seed}|{lang}|{req.style}|{req.topic}")
+        topic = _spoken_topic(req.topic, lang)
+        values = {"topic": _mid(topic) if lang == "en" else topic, "Topic": _cap(topic)}
+
+        def options(slot: str) -> list[str]:
+            opts = [_fill(t, values) for t in bank[slot]]
+            rng.shuffle(opts)
+            return opts
+
+        visual = bank["visual"]
+        hook = _Part("hook", "hook", options("hook"), visual=visual["hook"])
+        cta = _Part("cta", "cta", options("cta"), visual=visual["cta"])
+        singles: list[_Part] = [hook, cta]
+        body: list[_Part | Slot] = []
+        repeat: Slot | None = None
+        for slot in style.structure:
+            if slot.repeat:
+                repeat = slot
+                body.append(slot)
+            else:
+                opts = options(slot.slot)
+                part = _Part(slot.slot, slot.role, opts, visual=visual[slot.slot], optional=slot.optional)
+                singles.append(part)
+                body.append(part)
+        story = repeat is not None and repeat.slot == "beats"
+        user_points, from_footage = self._material(req, story)
+        generic = [_fill(t, values) for t in bank[repeat.slot]["generic"]] if repeat else []
+        rng.shuffle(generic)
+        contents = user_points + [g for g in generic if g not in user_points]
+        frames = rng.choice(bank[repeat.slot]["frames"]) if repeat else {"seq": []}
+
+        def framed(n: int) -> list[str]:
+            out = []
+            for i in range(n):
+                last = i == n - 1 and n >= 2 and "last" in frames
+                seq = frames["seq"]
+                frame = frames["last"] if last else seq[i] if i < len(seq) else seq[-1]
+                point = contents[i]
+                pv = {"point": _mid(point) if lang == "en" else point, "Point": _cap(point)}
+                out.append(_finish(_fill(frame, pv), lang))
+            return out
+
+        target = req.target_seconds
+        n_lo = min(repeat.min, len(contents)) if repeat else 0
+        n_hi = min(max(repeat.max, min(len(user_points), 8)), len(contents)) if repeat else 0
+
+        def total(n: int) -> float:
+            spoken = [p.text for p in singles if p.on] + framed(n)
+            return sum(estimate_seconds(s, lang) for s in spoken)
+
+        n = min(range(max(n_lo, 0), n_hi + 1), key=lambda k: abs(total(k) - target), default=0)
+        n = self._fit(singles, n, max(0, min(n_lo, 1)), n_hi, total, target)
+        # The user's own points are worth more than a long phrasing: make room for the ones left
+        # out by choosing shorter phrasings, if that still lands near the target.
+        for k in range(min(len(user_points), n_hi), n, -1):
+            saved = [(p.choice, p.on) for p in singles]
+            got = self._fit(singles, k, k, k, total, target)
+            if abs(total(got) - target) <= 2 * _GOOD_ENOUGH * target:
+                n = got
+                break
+            for p, (choice, on) in zip(singles, saved, strict=True):
+                p.choice, p.on = choice, on
+        lines: list[ScriptLine] = []
+        body_texts = framed(n)
+        for item in body:
+            if isinstance(item, _Part):
+                if item.on:
+                    lines.append(ScriptLine(item.text, item.visual, item.role))
+            else:
+                for i, text in enumerate(body_texts):
+                    hint = from_footage.get(contents[i], visual[item.slot])
+                    lines.append(ScriptLine(text, hint, item.role))
+        hook_visual = hook.visual
+        used = set(from_footage.values())
+        spare = [f for f in req.footage_text if f and f not in used]
+        if spare:
+            # The hook plays over the first shot the user gave: creators lead with their best.
+            hook_visual = spare[0]
+            used.add(spare[0])
+        lines = self._footage_visuals(lines, req.footage_text, used)
+        spoken = (hook.text, *(ln.text for ln in lines), cta.text)
+        return Script(
+            title=self._title(bank, values, n, rng, lang),
+            hook=spoken[0],
+            lines=tuple(lines),
+            cta=spoken[-1],
+            hashtags=self._hashtags(style.hashtags[lang], topic, lang, rng),
+            language=lang,
+            style=req.style,
+            target_seconds=round(target, 2),
+            estimated_seconds=round(sum(estimate_seconds(s, lang) for s in spoken), 2),
+            writer=self.name,
+            hook_visual=hook_visual,
+            cta_visual=cta.visual,
+            seed=req.seed,
+        )
+
+    @staticmethod
+    def _material(req: ScriptRequest, story: bool) -> tuple[list[str], dict[str, str]]:
+        """Body points from the notes, then (story styles) from footage text in the language.
+
+        A story follows its footage, so a vlog's beats can be what each shot shows; a list of
+        tips or selling points cannot be made of captions like "the beach at dawn", so there the
+        footage only gives the visual hints.
+        """
+        limit = _POINT_CHARS[req.language]
+        found = points(req.notes, limit)
+        from_footage: dict[str, str] = {}
+        for shot in req.footage_text if story else ():
+            if not is_language(shot, req.language):
+                continue
+            for p in points(shot, limit, limit=1):
+                if p not in found and len(p) >= (4 if req.language == "zh" else 8):
+                    found.append(p)
+                    from_footage[p] = shot
+        return found, from_footage
+
+    @staticmethod
+    def _fit(singles: list[_Part], n: int, n_lo: int, n_hi: int, total: Any, target: float) -> int:
+        """Swap phrasings and add/drop body lines, greedily, while that brings the length closer."""
+        err = abs(total(n) - target)
+        for _ in range(40):
+            if err <= _GOOD_ENOUGH * target:
+                break
+            best: tuple[float, int, int, int] | None = None  # (error, part, choice, n)
+            for k in (n - 1, n + 1):
+                if n_lo <= k <= n_hi:
+                    e = abs(total(k) - target)
+                    if e < err and (best is None or e < best[0]):
+                        best = (e, -1, 0, k)
+            for i, part in enumerate(singles):
+                if part.optional:
+                    part.on = not part.on
+                    e = abs(total(n) - target)
+                    part.on = not part.on
+                    if e < err and (best is None or e < best[0]):
+                        best = (e, i, -1, n)
+                keep = part.choice
+                for c in range(len(part.options)):
+                    if c == keep:
+                        continue
+                    part.choice = c
+                    e = abs(total(n) - target)
+                    if e < err and (best is None or e < best[0]):
+                        best = (e, i, c, n)
+                part.choice = keep
+            if best is None:
+                break
+            err, i, c, n = best
+            if i >= 0 and c < 0:
+                singles[i].on = not singles[i].on
+            elif i >= 0:
+                singles[i].choice = c
+        return n
+
+    @staticmethod
+    def _footage_visuals(
+        lines: list[ScriptLine], footage: tuple[str, ...], used: set[str]
+    ) -> list[ScriptLine]:
+        """Give the lines still on a generic hint the footage nobody has used yet, in order."""
+        spare = [f for f in footage if f and f not in used]
+        out = []
+        for line in lines:
+            if spare and line.visual and line.visual not in used and line.role != "payoff":
+                line = ScriptLine(line.text, spare.pop(0), line.role)
+            out.append(line)
+        return out
+
+    @staticmethod
+    def _title(
+        bank: dict[str, Any], values: dict[str, str], n: int, rng: random.Random, lang: str
+    ) -> str:
+        usable = [t for t in bank["title"] if n >= 2 or "{n}" not in t]
+        title = _fill(rng.choice(usable), {**values, "n": str(n)})
+        return _cap(cut(title, 40 if lang == "zh" else 90))
+
+    @staticmethod
+    def _hashtags(
+        style_tags: tuple[str, ...], topic: str, lang: str, rng: random.Random
+    ) -> tuple[str, ...]:
+        """A tag for the topic, the style's tags and one platform tag: five, no duplicates."""
+        tags: list[str] = []
+        if lang == "zh":
+            word = re.sub(r"[^\w]", "", re.sub(r"^(这款|这个|这些|这家|这次|我的|我家)", "", topic))
+            if 2 <= len(word) <= 16:
+                tags.append("#" + word)
+        else:
+            words = re.findall(r"[A-Za-z0-9]+", re.sub(r"(?i)^(my|the|a|an|this|our) ", "", topic))
+            camel = "".join(w[:1].upper() + w[1:] for w in words[:4])
+            if 3 <= len(camel) <= 30:
+                tags.append("#" + camel)
+        tags += [t for t in style_tags if t.lower() not in {x.lower() for x in tags}]
+        platform = list(load_data(f"offline_{lang}")["platform_tags"])
+        tags.append(rng.choice([p for p in platform if p not in tags] or platform))
+        return tuple(dict.fromkeys(tags))[:6]

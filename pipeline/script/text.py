@@ -1,0 +1,100 @@
+"""Cleaning user text (topic, notes, footage captions) before it goes into a script or a prompt.
+
+User text is data. Whatever it contains (newlines, markup, control characters, emoji, a wall of
+text, "ignore previous instructions") it must come out as one plain phrase that cannot break the
+structure of a script or of a prompt.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
+_MARKUP = re.compile(r"<[^<>]{0,200}>|```+|[`*_#{}\[\]<>|~$\\^]")
+_SPACE = re.compile(r"\s+")
+_CJK_GAP = re.compile(r"(?<=[\u3400-\u9fff\u3000-\u303f\uff00-\uffef]) (?=[\u3400-\u9fff\u3000-\u303f\uff00-\uffef])")
+_BULLET = re.compile(
+    r"^\s*(?:[-–—*•·●▪>]+|\(?\d{1,2}[.)、．:：]|[①-⑳]|第[一二三四五六七八九十\d]+[点条个步]?[，,、：:.]?"
+    r"|(?:first|second|third|fourth|fifth|then|next|finally|also)\b[,:]?)\s*",
+    re.IGNORECASE,
+)
+_SENTENCES = re.compile(r"(?<=[。！？!?；;])|(?<=\.)\s+|\n+")
+_CLAUSE_MARK = re.compile(r"[，,、；;：:—]")
+_TRAILING = re.compile(r"[\s。.!！…,，、；;：:—-]+$")
+
+
+def _keep(ch: str) -> bool:
+    cat = unicodedata.category(ch)
+    if cat in ("Cc", "Cf", "Cs", "Co", "Cn", "So", "Sk", "Mn", "Me"):
+        # Control and format characters, emoji and other pictographs, combining marks
+        # (zalgo, variation selectors): none of them can be spoken and all can break a layout.
+        return ch in "\n\t"
+    return True
+
+
+def clean(text: str, max_chars: int, keep_newlines: bool = False) -> str:
+    """One plain phrase: no markup, control characters or emoji; spaces collapsed; capped."""
+    text = "".join(ch for ch in str(text) if _keep(ch))
+    text = _MARKUP.sub(" ", text)
+    if keep_newlines:
+        lines = [_SPACE.sub(" ", ln).strip() for ln in text.splitlines()]
+        text = "\n".join(ln for ln in lines if ln)
+    else:
+        text = _SPACE.sub(" ", text).strip()
+    text = _CJK_GAP.sub("", text)
+    if len(text) > max_chars:
+        text = cut(text, max_chars)
+    return text
+
+
+def cut(text: str, max_chars: int) -> str:
+    """Shorten to at most `max_chars`, at a clause or word boundary when there is one."""
+    if len(text) <= max_chars:
+        return text
+    head = text[:max_chars]
+    marks = [m.start() for m in _CLAUSE_MARK.finditer(head)]
+    if marks and marks[-1] >= max_chars // 2:
+        return head[: marks[-1]].strip()
+    if not CJK.search(head) and " " in head:
+        return head.rsplit(" ", 1)[0].strip()
+    return head.strip()
+
+
+def strip_end(text: str) -> str:
+    """Drop trailing punctuation (the writer adds its own), keeping a question mark."""
+    question = text.rstrip().endswith(("?", "？"))
+    text = _TRAILING.sub("", text.rstrip("?？ "))
+    return text + ("?" if question and not CJK.search(text) else "？" if question else "")
+
+
+def points(text: str, max_chars: int, limit: int = 12) -> list[str]:
+    """Split notes into separate points: one per line or sentence, bullets and numbers removed."""
+    out: list[str] = []
+    for piece in _SENTENCES.split(clean(text, 4000, keep_newlines=True)):
+        piece = _BULLET.sub("", piece.strip()).strip()
+        piece = strip_end(cut(piece, max_chars))
+        if len(piece) >= 2 and piece not in out:
+            out.append(piece)
+        if len(out) >= limit:
+            break
+    return out
+
+
+def is_language(text: str, language: str) -> bool:
+    """Whether `text` is written in `language`: mostly CJK for zh, Latin without CJK for en."""
+    cjk = len(CJK.findall(text))
+    if language == "zh":
+        latin = sum(len(w) for w in LATIN_WORD.findall(text))
+        return cjk > 0 and cjk >= latin
+    return cjk == 0 and bool(LATIN_WORD.search(text))
+
+
+def foreign_words(text: str, language: str, allowed: str = "") -> list[str]:
+    """Words of the other language in `text` that do not come from the user's `allowed` text."""
+    if language == "zh":
+        words = LATIN_WORD.findall(text)
+        allowed_l = allowed.lower()
+        return [w for w in words if w.lower() not in allowed_l]
+    return [c for c in CJK.findall(text) if c not in allowed]
