@@ -29,11 +29,12 @@ log = logging.getLogger(__name__)
 _GOOD_ENOUGH = 0.06
 _POINT_CHARS = {"zh": 40, "en": 150}
 _TOPIC_CHARS = {"zh": 18, "en": 60}
+_TOPIC_WORDS = 8
 # Sentence-initial words that are not names, so they are lower-cased inside a sentence.
 _COMMON_START = frozenset(
     "a an the my our your his her their its this that these those we i'm it it's they he she "
     "you then and so there how what why when where which who to for with without in on at "
-    "after before during every each some most all one two three first best worst".split()
+    "after before during every each some most all one two three first best worst".split()  # noqa: SIM905
 )
 
 
@@ -59,7 +60,7 @@ def _mid(text: str) -> str:
     if not text or CJK.match(text):
         return text
     first, _, rest = text.partition(" ")
-    if first.lower() in _COMMON_START and first[1:].islower() or first.lower() == first:
+    if (first.lower() in _COMMON_START and first[1:].islower()) or first.lower() == first:
         return first[:1].lower() + first[1:] + (" " + rest if rest else "")
     if first[:1].isupper() and first[1:].islower() and (not rest or rest == rest.lower()):
         # Sentence case typed by the user ("Waking up early"): the capital is not a name.
@@ -82,6 +83,11 @@ def _finish(text: str, language: str) -> str:
 def _spoken_topic(topic: str, language: str) -> str:
     """The topic as it is said inside sentences: trimmed, no trailing 的 or punctuation."""
     topic = strip_end(cut(topic, _TOPIC_CHARS[language])).rstrip("?？")
+    # A topic is said in several sentences: keep it to a phrase, whatever the user typed.
+    if CJK.search(topic):
+        topic = cut(topic, _TOPIC_CHARS["zh"] if language == "zh" else 12)
+    elif len(topic.split()) > _TOPIC_WORDS:
+        topic = " ".join(topic.split()[:_TOPIC_WORDS])
     if language == "zh":
         topic = re.sub(r"的+$", "", topic).strip() or topic
         topic = re.sub(r"^(关于|说说|聊聊|讲讲)", "", topic) or topic
@@ -124,7 +130,9 @@ class OfflineWriter:
                 body.append(slot)
             else:
                 opts = options(slot.slot)
-                part = _Part(slot.slot, slot.role, opts, visual=visual[slot.slot], optional=slot.optional)
+                part = _Part(
+                    slot.slot, slot.role, opts, visual=visual[slot.slot], optional=slot.optional
+                )
                 singles.append(part)
                 body.append(part)
         story = repeat is not None and repeat.slot == "beats"
@@ -209,7 +217,10 @@ class OfflineWriter:
         footage only gives the visual hints.
         """
         limit = _POINT_CHARS[req.language]
-        found = points(req.notes, limit)
+        # Chinese takes longer per character than English: a point is a sentence, not an essay.
+        found = [
+            p if not CJK.search(p) else cut(p, _POINT_CHARS["zh"]) for p in points(req.notes, limit)
+        ]
         from_footage: dict[str, str] = {}
         for shot in req.footage_text if story else ():
             if not is_language(shot, req.language):

@@ -1,4 +1,4 @@
-"""Script styles (knowledge, product, vlog, funny, motivational), read from `prompts/styles.json`."""
+"""Script styles (knowledge, product, vlog, funny, motivational) from `prompts/styles.json`."""
 
 from __future__ import annotations
 

@@ -14,7 +14,9 @@ CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
 _MARKUP = re.compile(r"<[^<>]{0,200}>|```+|[`*_#{}\[\]<>|~$\\^]")
 _SPACE = re.compile(r"\s+")
-_CJK_GAP = re.compile(r"(?<=[\u3400-\u9fff\u3000-\u303f\uff00-\uffef]) (?=[\u3400-\u9fff\u3000-\u303f\uff00-\uffef])")
+_CJK_GAP = re.compile(
+    r"(?<=[\u3400-\u9fff\u3000-\u303f\uff00-\uffef]) (?=[\u3400-\u9fff\u3000-\u303f\uff00-\uffef])"
+)
 _BULLET = re.compile(
     r"^\s*(?:[-–—*•·●▪>]+|\(?\d{1,2}[.)、．:：]|[①-⑳]|第[一二三四五六七八九十\d]+[点条个步]?[，,、：:.]?"
     r"|(?:first|second|third|fourth|fifth|then|next|finally|also)\b[,:]?)\s*",
