@@ -83,6 +83,10 @@ def script_from_answer(
     lang = request.language
     user_text = " ".join((request.topic, request.notes, *request.footage_text))
     title, hook, cta = _field(obj, "title"), _field(obj, "hook"), _field(obj, "cta")
+    for name, value in (("title", title), ("hook", hook), ("cta", cta)):
+        if _echoes(value, system_prompt, lang):
+            raise ScriptError(name, "repeats the instructions instead of writing the script")
+        _check_language(value, name, lang, user_text)
     raw_lines = obj.get("lines")
     if not isinstance(raw_lines, list) or not raw_lines:
         raise ScriptError("lines", "missing or not a non-empty list")
@@ -100,10 +104,6 @@ def script_from_answer(
         lines.append(ScriptLine(text, visual, "body"))
     if not lines:
         raise ScriptError("lines", "no usable line")
-    for name, value in (("title", title), ("hook", hook), ("cta", cta)):
-        if _echoes(value, system_prompt, lang):
-            raise ScriptError(name, "repeats the instructions instead of writing the script")
-        _check_language(value, name, lang, user_text)
     lines[-1] = ScriptLine(lines[-1].text, lines[-1].visual, "payoff")
     target = request.target_seconds
 
