@@ -139,50 +139,51 @@ class OfflineWriter:
         story = repeat is not None and repeat.slot == "beats"
         user_points, from_footage = self._material(req, story)
         generic = [_fill(t, values) for t in bank[repeat.slot]["generic"]] if repeat else []
-        rng.shuffle(generic)
-        contents = user_points + [g for g in generic if g not in user_points]
+        generic = [g for g in generic if g not in user_points]
+        order = list(range(len(generic)))
+        rng.shuffle(order)
         frames = rng.choice(bank[repeat.slot]["frames"]) if repeat else {"seq": []}
+
+        def contents(n: int) -> list[str]:
+            """The first `n` points: the user's, then generic ones picked by the seed."""
+            picked = order[: max(0, n - len(user_points))]
+            if story:
+                # A story's generic beats are written in the order a day goes: keep it.
+                picked = sorted(picked)
+            return (user_points + [generic[i] for i in picked])[:n]
 
         def framed(n: int) -> list[str]:
             out = []
-            for i in range(n):
+            for i, point in enumerate(contents(n)):
                 last = i == n - 1 and n >= 2 and "last" in frames
                 seq = frames["seq"]
                 frame = frames["last"] if last else seq[i] if i < len(seq) else seq[-1]
-                point = contents[i]
                 pv = {"point": _mid(point) if lang == "en" else point, "Point": _cap(point)}
                 out.append(_finish(_fill(frame, pv), lang))
             return out
 
         target = req.target_seconds
-        n_lo = min(repeat.min, len(contents)) if repeat else 0
-        n_hi = min(max(repeat.max, min(len(user_points), 8)), len(contents)) if repeat else 0
+        available = len(user_points) + len(generic)
+        n_lo = min(repeat.min, available) if repeat else 0
+        n_hi = min(max(repeat.max, min(len(user_points), 8)), available) if repeat else 0
 
         def total(n: int) -> float:
             spoken = [p.text for p in singles if p.on] + framed(n)
             return sum(estimate_seconds(s, lang) for s in spoken)
 
-        n = min(range(max(n_lo, 0), n_hi + 1), key=lambda k: abs(total(k) - target), default=0)
-        n = self._fit(singles, n, max(0, min(n_lo, 1)), n_hi, total, target)
-        # The user's own points are worth more than a long phrasing: make room for the ones left
-        # out by choosing shorter phrasings, if that still lands near the target.
-        for k in range(min(len(user_points), n_hi), n, -1):
-            saved = [(p.choice, p.on) for p in singles]
-            got = self._fit(singles, k, k, k, total, target)
-            if abs(total(got) - target) <= 2 * _GOOD_ENOUGH * target:
-                n = got
-                break
-            for p, (choice, on) in zip(singles, saved, strict=True):
-                p.choice, p.on = choice, on
+        n = self._fit_all(
+            singles, min(max(len(user_points), n_lo), n_hi), n_lo, n_hi, total, target
+        )
         lines: list[ScriptLine] = []
         body_texts = framed(n)
+        body_points = contents(n)
         for item in body:
             if isinstance(item, _Part):
                 if item.on:
                     lines.append(ScriptLine(item.text, item.visual, item.role))
             else:
                 for i, text in enumerate(body_texts):
-                    hint = from_footage.get(contents[i], visual[item.slot])
+                    hint = from_footage.get(body_points[i], visual[item.slot])
                     lines.append(ScriptLine(text, hint, item.role))
         hook_visual = hook.visual
         used = set(from_footage.values())
@@ -231,6 +232,34 @@ class OfflineWriter:
                     found.append(p)
                     from_footage[p] = shot
         return found, from_footage
+
+    @classmethod
+    def _fit_all(
+        cls, singles: list[_Part], n_user: int, n_lo: int, n_hi: int, total: Any, target: float
+    ) -> int:
+        """The number of body points, and phrasings for the rest, that best fit the target.
+
+        Exactly the user's own points come first: generic points come in (or user points go)
+        only when phrasings and optional slots cannot bring the user's material to the length.
+        """
+        start = [(p.choice, p.on) for p in singles]
+        others = sorted(range(n_lo, n_hi + 1), key=lambda k: abs(total(k) - target))
+        # Fewer points than the style likes, only when a short target leaves no other way.
+        others += range(n_lo - 1, min(n_lo, 1) - 1, -1)
+        best: tuple[float, int, list[tuple[int, bool]]] | None = None
+        for k in [n_user, *(k for k in others if k != n_user)]:
+            for p, (choice, on) in zip(singles, start, strict=True):
+                p.choice, p.on = choice, on
+            cls._fit(singles, k, k, k, total, target)
+            err = abs(total(k) - target)
+            if best is None or err < best[0]:
+                best = (err, k, [(p.choice, p.on) for p in singles])
+            if err <= (1.5 if k == n_user else 1.0) * _GOOD_ENOUGH * target:
+                break
+        assert best is not None
+        for p, (choice, on) in zip(singles, best[2], strict=True):
+            p.choice, p.on = choice, on
+        return best[1]
 
     @staticmethod
     def _fit(singles: list[_Part], n: int, n_lo: int, n_hi: int, total: Any, target: float) -> int:
@@ -303,7 +332,11 @@ class OfflineWriter:
                 tags.append("#" + word)
         else:
             words = re.findall(r"[A-Za-z0-9]+", re.sub(r"(?i)^(my|the|a|an|this|our) ", "", topic))
-            camel = "".join(w[:1].upper() + w[1:] for w in words[:4])
+            camel = ""
+            for w in words:
+                if len(camel) + len(w) > 24:
+                    break
+                camel += w[:1].upper() + w[1:]
             if 3 <= len(camel) <= 30:
                 tags.append("#" + camel)
         tags += [t for t in style_tags if t.lower() not in {x.lower() for x in tags}]
