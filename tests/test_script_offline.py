@@ -238,3 +238,21 @@ def test_cli_prints_a_valid_script_as_json(capsys: pytest.CaptureFixture[str]) -
 def test_cli_reports_a_bad_style(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli_main(["script", "--topic", "x", "--style", "opera", "--lang", "en"]) == 2
     assert "unknown style" in capsys.readouterr().err
+
+
+def test_request_from_brief_uses_the_footage_captions() -> None:
+    from pipeline.brief import Brief, Footage
+
+    brief = Brief(
+        topic="大理旅行",
+        style="vlog",
+        language="zh",
+        seconds=15,
+        seed=2,
+        footage=(Footage("a.mp4", "在洱海边骑车，风很大"), Footage("b.jpg")),
+    )
+    req = ScriptRequest.from_brief(brief, length_factor=0.9)
+    assert req.footage_text == ("在洱海边骑车，风很大", "")
+    assert req.target_seconds == pytest.approx(13.5) and req.seed == 2
+    script = get_writer("offline").write(req)
+    assert any("洱海边骑车" in s for s in script.spoken())

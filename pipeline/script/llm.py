@@ -62,7 +62,9 @@ def load_model(model_id_or_path: str, device: str = "auto") -> tuple[Any, Any, s
             source, extra = str(path.parent), {"gguf_file": path.name}
         started = time.monotonic()
         tokenizer = AutoTokenizer.from_pretrained(source, **extra)
-        dtype = torch.float16 if where.startswith("cuda") else torch.float32
+        dtype = torch.float32
+        if where.startswith("cuda"):
+            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         model: Any = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **extra)
         model.to(where).eval()
         log.info(
