@@ -256,3 +256,24 @@ def test_request_from_brief_uses_the_footage_captions() -> None:
     assert req.target_seconds == pytest.approx(13.5) and req.seed == 2
     script = get_writer("offline").write(req)
     assert any("洱海边骑车" in s for s in script.spoken())
+
+
+@pytest.mark.parametrize(
+    ("topic", "inside"),
+    [
+        ("Waking up early", "waking up early"),
+        ("The best coffee", "the best coffee"),
+        ("Kyoto trip", "Kyoto trip"),
+        ("iPhone battery tips", "iPhone battery tips"),
+        ("NYC on a budget", "NYC on a budget"),
+    ],
+)
+def test_english_topic_keeps_names_capitalised_mid_sentence(topic: str, inside: str) -> None:
+    lead = "Here's what nobody tells you about "
+    hooks = {
+        _write(topic=topic, style="knowledge", language="en", seconds=30, seed=s).hook
+        for s in range(30)
+    }
+    mid = [h for h in hooks if h.startswith(lead)]
+    assert mid, hooks
+    assert all(h == f"{lead}{inside}." for h in mid), mid

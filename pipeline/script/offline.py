@@ -57,14 +57,19 @@ class _Part:
 
 
 def _mid(text: str) -> str:
-    """`text` as it reads inside an English sentence ("Morning routines" -> "morning routines")."""
+    """`text` as it reads inside an English sentence ("Morning routines" -> "morning routines").
+
+    Only a capital that is surely not a name is lowered: a common function word, or a gerund
+    in a sentence-case phrase ("Waking up early"). "Kyoto trip" and "iPhone tips" stay as typed.
+    """
     if not text or CJK.match(text):
         return text
     first, _, rest = text.partition(" ")
-    if (first.lower() in _COMMON_START and first[1:].islower()) or first.lower() == first:
-        return first[:1].lower() + first[1:] + (" " + rest if rest else "")
-    if first[:1].isupper() and first[1:].islower() and (not rest or rest == rest.lower()):
-        # Sentence case typed by the user ("Waking up early"): the capital is not a name.
+    sentence_case = first[:1].isupper() and first[1:].islower() and rest == rest.lower()
+    word = first.lower().strip(",.:;!?")
+    if first[1:].islower() and (
+        word in _COMMON_START or (sentence_case and word.endswith("ing") and len(word) > 4)
+    ):
         return first[:1].lower() + first[1:] + (" " + rest if rest else "")
     return text
 
