@@ -85,6 +85,11 @@ def test_prose_fences_and_thinking_are_stripped(wrap: str) -> None:
         (_answer({**GOOD_ZH, "cta": "Follow me for more!"}), "cta", "not written in Chinese"),
         (_answer({**GOOD_ZH, "hook": ""}), "hook", "missing"),
         (_answer({**GOOD_ZH, "lines": "第一，早睡。"}), "lines", "list"),
+        (
+            _answer({**GOOD_ZH, "hook": "今天我想和大家认真地聊一聊关于早起这件事情的方方面面。"}),
+            "hook",
+            "too long",
+        ),
     ],
 )
 def test_bad_answers_raise_errors_naming_the_problem(answer: str, field: str, problem: str) -> None:

@@ -277,3 +277,15 @@ def test_english_topic_keeps_names_capitalised_mid_sentence(topic: str, inside: 
     mid = [h for h in hooks if h.startswith(lead)]
     assert mid, hooks
     assert all(h == f"{lead}{inside}." for h in mid), mid
+
+
+def test_refit_after_a_too_long_narration_asks_for_a_shorter_script() -> None:
+    req = ScriptRequest(topic="早起", style="knowledge", language="zh", seconds=30, seed=1)
+    first = WRITER.write(req)
+    again = req.refit(spoken_seconds=36.0)  # the voice spoke 20% slower than estimated
+    assert again.length_factor == pytest.approx(30 / 36)
+    second = WRITER.write(again)
+    assert second.estimated_seconds < first.estimated_seconds
+    assert abs(second.estimated_seconds - 25) <= 0.15 * 25
+    with pytest.raises(ScriptRequestError):
+        req.refit(0)

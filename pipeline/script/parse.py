@@ -20,6 +20,8 @@ _FIELD_CHARS = {"title": 90, "hook": 200, "cta": 200, "text": 300, "visual": 200
 # A model that says this much of its own instructions is echoing them, not writing a script.
 _ECHO_CHARS = {"zh": 12, "en": 28}
 _MAX_RATIO = 1.3
+# The hook has to land in the first three seconds; a sentence this long cannot.
+_HOOK_SECONDS = 6.0
 _MIN_RATIO = 0.6
 
 
@@ -87,6 +89,9 @@ def script_from_answer(
         if _echoes(value, system_prompt, lang):
             raise ScriptError(name, "repeats the instructions instead of writing the script")
         _check_language(value, name, lang, user_text)
+    if estimate_seconds(hook, lang) > _HOOK_SECONDS:
+        size = "12 Chinese characters" if lang == "zh" else "10 words"
+        raise ScriptError("hook", f"too long to land in the first seconds: keep it under {size}")
     raw_lines = obj.get("lines")
     if not isinstance(raw_lines, list) or not raw_lines:
         raise ScriptError("lines", "missing or not a non-empty list")

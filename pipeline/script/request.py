@@ -53,6 +53,16 @@ class ScriptRequest:
         """The length to write for: `seconds` scaled by `length_factor`."""
         return self.seconds * self.length_factor
 
+    def refit(self, spoken_seconds: float) -> ScriptRequest:
+        """The request to write again when the narration of its script lasted `spoken_seconds`.
+
+        Scales `length_factor` so the next script, spoken by the same voice, lands on `seconds`.
+        """
+        if not (math.isfinite(spoken_seconds) and spoken_seconds > 0):
+            raise ScriptRequestError("spoken_seconds", "must be a positive number")
+        factor = self.length_factor * self.seconds / spoken_seconds
+        return replace(self, length_factor=min(3.0, max(0.3, factor)))
+
     @staticmethod
     def from_brief(
         brief: Brief, footage_text: tuple[str, ...] = (), length_factor: float = 1.0
