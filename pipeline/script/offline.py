@@ -30,6 +30,8 @@ _GOOD_ENOUGH = 0.06
 _POINT_CHARS = {"zh": 40, "en": 150}
 _TOPIC_CHARS = {"zh": 18, "en": 60}
 _TOPIC_WORDS = 8
+# Phrasings that promise several points ("这几点", "Do these"): not for a one-point script.
+_PLURAL = re.compile(r"这几|几件事|几句话|几条|\bthese\b|\{n\}")
 # Sentence-initial words that are not names, so they are lower-cased inside a sentence.
 _COMMON_WORDS = (
     "a an the my our your his her their its this that these those we i'm it it's they he she "
@@ -148,6 +150,7 @@ class OfflineWriter:
         order = list(range(len(generic)))
         rng.shuffle(order)
         frames = rng.choice(bank[repeat.slot]["frames"]) if repeat else {"seq": []}
+        single = bank[repeat.slot].get("single", "") if repeat else ""
 
         def contents(n: int) -> list[str]:
             """The first `n` points: the user's, then generic ones picked by the seed."""
@@ -163,6 +166,8 @@ class OfflineWriter:
                 last = i == n - 1 and n >= 2 and "last" in frames
                 seq = frames["seq"]
                 frame = frames["last"] if last else seq[i] if i < len(seq) else seq[-1]
+                if n == 1 and single:
+                    frame = single  # "第一，…" with no second reads wrong
                 pv = {"point": _mid(point) if lang == "en" else point, "Point": _cap(point)}
                 out.append(_finish(_fill(frame, pv), lang))
             return out
@@ -173,6 +178,8 @@ class OfflineWriter:
         n_hi = min(max(repeat.max, min(len(user_points), 8)), available) if repeat else 0
 
         def total(n: int) -> float:
+            if n < 2 and any(p.on and _PLURAL.search(p.text) for p in singles):
+                return 1e6
             spoken = [p.text for p in singles if p.on] + framed(n)
             return sum(estimate_seconds(s, lang) for s in spoken)
 
