@@ -186,6 +186,13 @@ class OfflineWriter:
         n = self._fit_all(
             singles, min(max(len(user_points), n_lo), n_hi), n_lo, n_hi, total, target
         )
+        if abs(total(n) - target) > 0.15 * target:
+            log.warning(
+                "offline script is %.0f s for a %.0f s target: the style and the user's notes "
+                "hold no more (or no less); more notes or a model write closer to it",
+                total(n),
+                target,
+            )
         lines: list[ScriptLine] = []
         body_texts = framed(n)
         body_points = contents(n)
@@ -230,11 +237,12 @@ class OfflineWriter:
         tips or selling points cannot be made of captions like "the beach at dawn", so there the
         footage only gives the visual hints.
         """
-        limit = _POINT_CHARS[req.language]
-        # Chinese takes longer per character than English: a point is a sentence, not an essay.
-        found = [
-            p if not CJK.search(p) else cut(p, _POINT_CHARS["zh"]) for p in points(req.notes, limit)
-        ]
+        # A point is one sentence, and in a short video a short one: at most about a third of
+        # the target. Chinese takes longer per character than English, so it is capped apart.
+        share = min(1.0, req.target_seconds / 40)
+        zh_cap = max(14, round(_POINT_CHARS["zh"] * share))
+        limit = zh_cap if req.language == "zh" else max(40, round(_POINT_CHARS["en"] * share))
+        found = [p if not CJK.search(p) else cut(p, zh_cap) for p in points(req.notes, limit)]
         from_footage: dict[str, str] = {}
         for shot in req.footage_text if story else ():
             if not is_language(shot, req.language):
@@ -257,7 +265,7 @@ class OfflineWriter:
         start = [(p.choice, p.on) for p in singles]
         others = sorted(range(n_lo, n_hi + 1), key=lambda k: abs(total(k) - target))
         # Fewer points than the style likes, only when a short target leaves no other way.
-        others += range(n_lo - 1, min(n_lo, 1) - 1, -1)
+        others += range(n_lo - 1, -1, -1)
         best: tuple[float, int, list[tuple[int, bool]]] | None = None
         for k in [n_user, *(k for k in others if k != n_user)]:
             for p, (choice, on) in zip(singles, start, strict=True):
