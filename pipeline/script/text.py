@@ -12,7 +12,7 @@ import unicodedata
 
 CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
-_MARKUP = re.compile(r"<[^<>]{0,200}>|```+|[`*_#{}\[\]<>|~$\\^]")
+_MARKUP = re.compile(r"<[^<>]{0,200}>|```+|[`*_#{}\[\]<>|~\\^]")
 _SPACE = re.compile(r"\s+")
 _CJK_GAP = re.compile(
     r"(?<=[\u3400-\u9fff\u3000-\u303f\uff00-\uffef]) (?=[\u3400-\u9fff\u3000-\u303f\uff00-\uffef])"
@@ -27,7 +27,13 @@ _CLAUSE_MARK = re.compile(r"[，,、；;：:—]")
 _TRAILING = re.compile(r"[\s。.!！…,，、；;：:—-]+$")
 
 
+# Symbols that are read out and belong in a product's or a recipe's facts.
+_UNIT_SYMBOLS = frozenset("°℃℉‰№")
+
+
 def _keep(ch: str) -> bool:
+    if ch in _UNIT_SYMBOLS:
+        return True
     cat = unicodedata.category(ch)
     if cat in ("Cc", "Cf", "Cs", "Co", "Cn", "So", "Sk", "Mn", "Me"):
         # Control and format characters, emoji and other pictographs, combining marks
