@@ -31,7 +31,7 @@ _POINT_CHARS = {"zh": 40, "en": 150}
 _TOPIC_CHARS = {"zh": 18, "en": 60}
 _TOPIC_WORDS = 8
 # Phrasings that promise several points ("这几点", "Do these"): not for a one-point script.
-_PLURAL = re.compile(r"这几|几件事|几句话|几条|\bthese\b|\{n\}")
+_PLURAL = re.compile(r"这几|几件事|几句话|几条|\bthese\b")
 # Sentence-initial words that are not names, so they are lower-cased inside a sentence.
 _COMMON_WORDS = (
     "a an the my our your his her their its this that these those we i'm it it's they he she "
