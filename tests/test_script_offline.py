@@ -319,3 +319,28 @@ def test_importing_the_script_package_does_not_load_transformers() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_cli_prints_a_readable_script(capsys: pytest.CaptureFixture[str]) -> None:
+    rc = cli_main(
+        [
+            "script",
+            "--topic",
+            "my first marathon",
+            "--style",
+            "motivational",
+            "--lang",
+            "en",
+            "--seconds",
+            "30",
+            "--model",
+            "offline",
+            "--footage-text",
+            "crossing the finish line",
+        ]
+    )
+    assert rc == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] and out[1].startswith("#")
+    assert "[crossing the finish line]" in "\n".join(out)  # the shot is the hook's visual
+    assert out[-1].startswith("~") and "(offline)" in out[-1]
