@@ -344,3 +344,14 @@ def test_cli_prints_a_readable_script(capsys: pytest.CaptureFixture[str]) -> Non
     assert out[0] and out[1].startswith("#")
     assert "[crossing the finish line]" in "\n".join(out)  # the shot is the hook's visual
     assert out[-1].startswith("~") and "(offline)" in out[-1]
+
+
+@pytest.mark.parametrize(
+    ("topic", "lang"),
+    [("我的早晨", "zh"), ("这次旅行", "zh"), ("my morning", "en"), ("the big move", "en")],
+)
+def test_a_topic_opening_with_the_phrasings_own_word_is_not_doubled(topic: str, lang: str) -> None:
+    for style in STYLES:
+        for seed in range(8):
+            text = _all_text(_write(topic=topic, style=style, language=lang, seconds=30, seed=seed))
+            assert not re.search(r"(我的|这次)\1|\b(my|the) \2\b", text, re.I), text

@@ -102,8 +102,14 @@ def _spoken_topic(topic: str, language: str) -> str:
     return topic
 
 
+# A phrasing's own word met by the same word opening the user's topic ("我的" + "我的早晨").
+_DOUBLED = re.compile(
+    r"(我的|我们的|关于|这款|这个|这次|的)\1|\b(my|the|a|an|your|our)\s+\2\b", re.I
+)
+
+
 def _fill(template: str, values: dict[str, str]) -> str:
-    return template.format_map(values)
+    return _DOUBLED.sub(lambda m: m.group(1) or m.group(2), template.format_map(values))
 
 
 class OfflineWriter:
