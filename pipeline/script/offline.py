@@ -21,7 +21,16 @@ from pipeline.script.length import estimate_seconds
 from pipeline.script.model import Script, ScriptLine
 from pipeline.script.request import ScriptRequest, normalise
 from pipeline.script.styles import STYLES, Slot
-from pipeline.script.text import CJK, cut, is_language, points, strip_end
+from pipeline.script.text import (
+    CJK,
+    capitalise,
+    cut,
+    finish_sentence,
+    is_language,
+    mid_sentence,
+    points,
+    strip_end,
+)
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +41,6 @@ _TOPIC_CHARS = {"zh": 18, "en": 60}
 _TOPIC_WORDS = 8
 # Phrasings that promise several points ("这几点", "Do these"): not for a one-point script.
 _PLURAL = re.compile(r"这几|几件事|几句话|几条|\bthese\b")
-# Sentence-initial words that are not names, so they are lower-cased inside a sentence.
-_COMMON_WORDS = (
-    "a an the my our your his her their its this that these those we i'm it it's they he she "
-    "you then and so there how what why when where which who to for with without in on at "
-    "after before during every each some most all one two three first best worst"
-)
-_COMMON_START = frozenset(_COMMON_WORDS.split())
 
 
 @dataclass(slots=True)
@@ -58,34 +60,40 @@ class _Part:
         return self.options[self.choice] if self.on else ""
 
 
-def _mid(text: str) -> str:
-    """`text` as it reads inside an English sentence ("Morning routines" -> "morning routines").
+@dataclass(slots=True)
+class _Points:
+    """The repeating slot's points: the user's own first, then generic ones the seed picked."""
 
-    Only a capital that is surely not a name is lowered: a common function word, or a gerund
-    in a sentence-case phrase ("Waking up early"). "Kyoto trip" and "iPhone tips" stay as typed.
-    """
-    if not text or CJK.match(text):
-        return text
-    first, _, rest = text.partition(" ")
-    sentence_case = first[:1].isupper() and first[1:].islower() and rest == rest.lower()
-    word = first.lower().strip(",.:;!?")
-    if first[1:].islower() and (
-        word in _COMMON_START or (sentence_case and word.endswith("ing") and len(word) > 4)
-    ):
-        return first[:1].lower() + first[1:] + (" " + rest if rest else "")
-    return text
+    user: list[str]
+    generic: list[str]
+    order: list[int]  # the seed's order of the generic points
+    frames: dict[str, Any]  # "seq" (one frame per position), optional "last"
+    single: str  # the frame for a lone point, when the style has one
+    story: bool  # generic beats keep the order they are written in (the order a day goes)
+    language: str
 
+    def contents(self, n: int) -> list[str]:
+        """The first `n` points."""
+        picked = self.order[: max(0, n - len(self.user))]
+        if self.story:
+            picked = sorted(picked)
+        return (self.user + [self.generic[i] for i in picked])[:n]
 
-def _cap(text: str) -> str:
-    return text[:1].upper() + text[1:]
-
-
-def _finish(text: str, language: str) -> str:
-    """End a framed point with the right punctuation, keeping a question a question."""
-    text = text.rstrip()
-    if text.endswith(("?", "？", "!", "！", "。", ".")):
-        return text
-    return text + ("。" if language == "zh" else ".")
+    def lines(self, n: int) -> list[str]:
+        """The first `n` points as spoken sentences, each introduced by its frame."""
+        out = []
+        seq = self.frames["seq"]
+        for i, point in enumerate(self.contents(n)):
+            if n == 1 and self.single:
+                frame = self.single  # "第一，…" with no second reads wrong
+            elif i == n - 1 and n >= 2 and "last" in self.frames:
+                frame = self.frames["last"]
+            else:
+                frame = seq[i] if i < len(seq) else seq[-1]
+            en = self.language == "en"
+            pv = {"point": mid_sentence(point) if en else point, "Point": capitalise(point)}
+            out.append(finish_sentence(_fill(frame, pv), self.language))
+        return out
 
 
 def _spoken_topic(topic: str, language: str) -> str:
@@ -125,7 +133,10 @@ class OfflineWriter:
         bank: dict[str, Any] = load_data(f"offline_{lang}")[req.style]
         rng = random.Random(f"{req.seed}|{lang}|{req.style}|{req.topic}")
         topic = _spoken_topic(req.topic, lang)
-        values = {"topic": _mid(topic) if lang == "en" else topic, "Topic": _cap(topic)}
+        values = {
+            "topic": mid_sentence(topic) if lang == "en" else topic,
+            "Topic": capitalise(topic),
+        }
 
         def options(slot: str) -> list[str]:
             opts = [_fill(t, values) for t in bank[slot]]
@@ -155,28 +166,15 @@ class OfflineWriter:
         generic = [g for g in generic if g not in user_points]
         order = list(range(len(generic)))
         rng.shuffle(order)
-        frames = rng.choice(bank[repeat.slot]["frames"]) if repeat else {"seq": []}
-        single = bank[repeat.slot].get("single", "") if repeat else ""
-
-        def contents(n: int) -> list[str]:
-            """The first `n` points: the user's, then generic ones picked by the seed."""
-            picked = order[: max(0, n - len(user_points))]
-            if story:
-                # A story's generic beats are written in the order a day goes: keep it.
-                picked = sorted(picked)
-            return (user_points + [generic[i] for i in picked])[:n]
-
-        def framed(n: int) -> list[str]:
-            out = []
-            for i, point in enumerate(contents(n)):
-                last = i == n - 1 and n >= 2 and "last" in frames
-                seq = frames["seq"]
-                frame = frames["last"] if last else seq[i] if i < len(seq) else seq[-1]
-                if n == 1 and single:
-                    frame = single  # "第一，…" with no second reads wrong
-                pv = {"point": _mid(point) if lang == "en" else point, "Point": _cap(point)}
-                out.append(_finish(_fill(frame, pv), lang))
-            return out
+        pts = _Points(
+            user=user_points,
+            generic=generic,
+            order=order,
+            frames=rng.choice(bank[repeat.slot]["frames"]) if repeat else {"seq": []},
+            single=bank[repeat.slot].get("single", "") if repeat else "",
+            story=story,
+            language=lang,
+        )
 
         target = req.target_seconds
         available = len(user_points) + len(generic)
@@ -186,7 +184,7 @@ class OfflineWriter:
         def total(n: int) -> float:
             if n < 2 and any(p.on and _PLURAL.search(p.text) for p in singles):
                 return 1e6
-            spoken = [p.text for p in singles if p.on] + framed(n)
+            spoken = [p.text for p in singles if p.on] + pts.lines(n)
             return sum(estimate_seconds(s, lang) for s in spoken)
 
         n = self._fit_all(
@@ -199,25 +197,11 @@ class OfflineWriter:
                 total(n),
                 target,
             )
-        lines: list[ScriptLine] = []
-        body_texts = framed(n)
-        body_points = contents(n)
-        for item in body:
-            if isinstance(item, _Part):
-                if item.on:
-                    lines.append(ScriptLine(item.text, item.visual, item.role))
-            else:
-                for i, text in enumerate(body_texts):
-                    hint = from_footage.get(body_points[i], visual[item.slot])
-                    lines.append(ScriptLine(text, hint, item.role))
-        hook_visual = hook.visual
-        used = set(from_footage.values())
-        spare = [f for f in req.footage_text if f and f not in used]
-        if spare:
-            # The hook plays over the first shot the user gave: creators lead with their best.
-            hook_visual = spare[0]
-            used.add(spare[0])
-        lines = self._footage_visuals(lines, req.footage_text, used)
+        point_visual = visual[repeat.slot] if repeat else ""
+        lines, hook_visual = self._assemble(
+            body, pts, n, from_footage, req.footage_text, point_visual
+        )
+        hook_visual = hook_visual or hook.visual
         spoken = (hook.text, *(ln.text for ln in lines), cta.text)
         return Script(
             title=self._title(bank, values, n, rng, lang),
@@ -234,6 +218,35 @@ class OfflineWriter:
             cta_visual=cta.visual,
             seed=req.seed,
         )
+
+    @classmethod
+    def _assemble(
+        cls,
+        body: list[_Part | Slot],
+        pts: _Points,
+        n: int,
+        from_footage: dict[str, str],
+        footage: tuple[str, ...],
+        point_visual: str,
+    ) -> tuple[list[ScriptLine], str]:
+        """The body lines in the style's order with their visual hints, and the hook's shot."""
+        lines: list[ScriptLine] = []
+        for item in body:
+            if isinstance(item, _Part):
+                if item.on:
+                    lines.append(ScriptLine(item.text, item.visual, item.role))
+                continue
+            for point, text in zip(pts.contents(n), pts.lines(n), strict=True):
+                hint = from_footage.get(point, point_visual)
+                lines.append(ScriptLine(text, hint, item.role))
+        used = set(from_footage.values())
+        spare = [f for f in footage if f and f not in used]
+        hook_visual = ""
+        if spare:
+            # The hook plays over the first shot the user gave: creators lead with their best.
+            hook_visual = spare[0]
+            used.add(spare[0])
+        return cls._footage_visuals(lines, footage, used), hook_visual
 
     @staticmethod
     def _material(req: ScriptRequest, story: bool) -> tuple[list[str], dict[str, str]]:
@@ -344,7 +357,7 @@ class OfflineWriter:
     ) -> str:
         usable = [t for t in bank["title"] if n >= 2 or "{n}" not in t]
         title = _fill(rng.choice(usable), {**values, "n": str(n)})
-        return _cap(cut(title, 40 if lang == "zh" else 90))
+        return capitalise(cut(title, 40 if lang == "zh" else 90))
 
     @staticmethod
     def _hashtags(

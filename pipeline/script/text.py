@@ -1,4 +1,4 @@
-"""Cleaning user text (topic, notes, footage captions) before it goes into a script or a prompt.
+"""Cleaning and phrasing user text (topic, notes, footage captions) for scripts and prompts.
 
 User text is data. Whatever it contains (newlines, markup, control characters, emoji, a wall of
 text, "ignore previous instructions") it must come out as one plain phrase that cannot break the
@@ -106,3 +106,44 @@ def foreign_words(text: str, language: str, allowed: str = "") -> list[str]:
         allowed_l = allowed.lower()
         return [w for w in words if w.lower() not in allowed_l]
     return [c for c in CJK.findall(text) if c not in allowed]
+
+
+# Sentence-initial words that are not names, so they are lower-cased inside a sentence.
+_COMMON_WORDS = (
+    "a an the my our your his her their its this that these those we i'm it it's they he she "
+    "you then and so there how what why when where which who to for with without in on at "
+    "after before during every each some most all one two three first best worst"
+)
+_COMMON_START = frozenset(_COMMON_WORDS.split())
+
+
+def mid_sentence(text: str) -> str:
+    """`text` as it reads inside an English sentence ("Morning routines" -> "morning routines").
+
+    Only a capital that is surely not a name is lowered: a common function word, or a gerund
+    in a sentence-case phrase ("Waking up early"). "Kyoto trip" and "iPhone tips" stay as typed.
+    """
+    if not text or CJK.match(text):
+        return text
+    first, _, rest = text.partition(" ")
+    sentence_case = first[:1].isupper() and first[1:].islower() and rest == rest.lower()
+    word = first.lower().strip(",.:;!?")
+    if first[1:].islower() and (
+        word in _COMMON_START or (sentence_case and word.endswith("ing") and len(word) > 4)
+    ):
+        return first[:1].lower() + first[1:] + (" " + rest if rest else "")
+    return text
+
+
+def capitalise(text: str) -> str:
+    """`text` with its first letter upper-cased (the rest as typed: "iPhone" -> "IPhone" only
+    at a sentence start, where it is rare)."""
+    return text[:1].upper() + text[1:]
+
+
+def finish_sentence(text: str, language: str) -> str:
+    """End a framed point with the right punctuation, keeping a question a question."""
+    text = text.rstrip()
+    if text.endswith(("?", "？", "!", "！", "。", ".")):
+        return text
+    return text + ("。" if language == "zh" else ".")
