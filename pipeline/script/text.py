@@ -136,8 +136,7 @@ def mid_sentence(text: str) -> str:
 
 
 def capitalise(text: str) -> str:
-    """`text` with its first letter upper-cased (the rest as typed: "iPhone" -> "IPhone" only
-    at a sentence start, where it is rare)."""
+    """`text` with its first character upper-cased, to open a sentence."""
     return text[:1].upper() + text[1:]
 
 
