@@ -45,9 +45,9 @@ class _Spoken:
 class Narrator:
     """Turns sentences into a `Narration`; engines and the whisper model load once and are reused.
 
-    `offline=True` skips edge-tts (the CLI's --offline, or machines without internet);
-    `edge_endpoint` points edge-tts at another websocket URL; `pause` is the silence between
-    sentences in seconds.
+    `offline=True` (or REELBOT_TTS_OFFLINE=1) skips edge-tts; `edge_endpoint` points edge-tts at
+    another websocket URL (or pass a configured `edge` engine); `pause` is the silence between
+    sentences in seconds; `prefer_piper=False` makes English fall back to espeak-ng too.
     """
 
     def __init__(
@@ -55,12 +55,13 @@ class Narrator:
         *,
         offline: bool = False,
         edge_endpoint: str | None = None,
+        edge: EdgeEngine | None = None,
         transcriber: Transcriber | None = None,
         pause: float = 0.3,
         prefer_piper: bool = True,
     ) -> None:
         self.offline = offline or os.environ.get("REELBOT_TTS_OFFLINE", "") == "1"
-        self.edge = EdgeEngine(edge_endpoint)
+        self.edge = edge or EdgeEngine(edge_endpoint)
         self._transcriber = transcriber
         self.pause = pause
         self.prefer_piper = prefer_piper
@@ -75,8 +76,14 @@ class Narrator:
         style: str | None = None,
         rate: str = "+0%",
         pitch: str = "+0Hz",
+        *,
+        filename: str = "narration.wav",
     ) -> Narration:
-        """Speak `sentences` in order into `out_dir/narration.wav` and time every word."""
+        """Speak `sentences` in order into `out_dir/filename` (WAV) and time every word.
+
+        `voice` is an edge-tts voice name (else one is picked by language and `style`); `rate`
+        and `pitch` use edge-tts's notation ('+10%', '-5Hz') and apply to the fallback too.
+        """
         texts = tuple(s.strip() for s in sentences)
         if not texts or any(not t for t in texts):
             raise NarrationError("every sentence to narrate must have text", count=len(texts))
@@ -103,7 +110,7 @@ class Narrator:
         if spoken is None:
             gender = voice_gender(edge_voice) if edge_voice else "male"
             spoken = self._offline(texts, language, rate_frac, pitch_hz, gender)
-        return self._assemble(texts, language, spoken, out, fallback_reason)
+        return self._assemble(texts, language, spoken, out / filename, fallback_reason)
 
     def _offline(
         self, texts: tuple[str, ...], language: str, rate: float, pitch_hz: int, gender: str
@@ -128,7 +135,7 @@ class Narrator:
         texts: tuple[str, ...],
         language: str,
         spoken: _Spoken,
-        out: Path,
+        path: Path,
         fallback_reason: str | None,
     ) -> Narration:
         rate = spoken.clips[0].rate
@@ -160,13 +167,13 @@ class Narrator:
         parts.append(np.zeros(int(0.1 * rate), dtype=np.float32))  # let the last word ring out
         audio = np.concatenate(parts)
 
+        out = path.parent
         fd, native = tempfile.mkstemp(suffix=".wav", dir=out)
         os.close(fd)
         try:
             _write_wav(native, audio, rate)
             words, timing = self._time_words(texts, language, trimmed, spans, native)
-            path = out / "narration.wav"
-            tmp_out = out / ".narration.tmp.wav"
+            tmp_out = out / f".{path.stem}.tmp.wav"
             run_ffmpeg(["-v", "error", "-i", native, "-ar", str(OUTPUT_RATE), "-ac", "1",
                         "-c:a", "pcm_s16le", str(tmp_out)], what="writing narration")  # fmt: skip
             os.replace(tmp_out, path)
@@ -221,13 +228,10 @@ class Narrator:
     ) -> list[list[WordTiming]]:
         """Whisper's words for the whole narration, given to the sentence they fall in."""
         transcriber = self._transcriber or default_transcriber()
-        sep = "" if language == "zh" else " "
+        # No initial_prompt: given the script itself, whisper takes it as already said and
+        # invents a continuation; the alignment copes with misheard words instead.
         result = transcriber.transcribe(
-            wav_path,
-            language=language,
-            initial_prompt=sep.join(texts),
-            vad=False,
-            retry_temperatures=False,
+            wav_path, language=language, vad=False, retry_temperatures=False
         )
         per: list[list[WordTiming]] = [[] for _ in spans]
         for w in result.words:
