@@ -102,8 +102,9 @@ class EdgeStandIn:
                 req.config = body
             elif "Path:ssml" in head:
                 req.ssml = body
-                if self.mode == "hang":
-                    await asyncio.sleep(60)
+                if self.mode == "hang":  # never answer; let go when the stand-in stops
+                    await self._stop.wait()
+                    break
                 await self._answer(ws, req)
                 break
         await ws.close()
@@ -129,8 +130,11 @@ class EdgeStandIn:
                             "Data": {
                                 "Offset": int(w.start * 1e7),
                                 "Duration": int((w.end - w.start) * 1e7),
-                                "text": {"Text": w.text, "Length": len(w.text),
-                                         "BoundaryType": "WordBoundary"},  # fmt: skip
+                                "text": {
+                                    "Text": w.text,
+                                    "Length": len(w.text),
+                                    "BoundaryType": "WordBoundary",
+                                },
                             },
                         }
                     ]
@@ -149,4 +153,5 @@ def _mp3(samples: np.ndarray, rate: int) -> bytes:
          "-ar", "24000", "-b:a", "48k", "-f", "mp3", "-"],
         input=pcm, capture_output=True, check=True,
     )  # fmt: skip
-    return done.stdout
+    out: bytes = done.stdout
+    return out

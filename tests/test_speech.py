@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -31,7 +32,7 @@ def _espeak_wav(path: Path, text: str, voice: str = "en-us") -> Path:
 def test_packaged_model_is_joined_once_atomically(tmp_path: Path) -> None:
     target = speech.packaged_model_dir(tmp_path)
     parts = [
-        Path(str(speech.resources.files(m).joinpath("data"))) / f"model.bin.part{n}"
+        Path(str(resources.files(m).joinpath("data"))) / f"model.bin.part{n}"
         for n, m in ((1, speech._PART_MODULES[0]), (2, speech._PART_MODULES[1]))
     ]
     size = sum(p.stat().st_size for p in parts)
@@ -68,7 +69,7 @@ def test_configured_model_must_exist(tmp_path: Path, monkeypatch: pytest.MonkeyP
     with pytest.raises(SpeechModelError, match="neither a model folder"):
         speech.resolve_model()
     monkeypatch.setenv("REELBOT_WHISPER_MODEL", str(tmp_path))
-    with pytest.raises(SpeechModelError, match="without model.bin"):
+    with pytest.raises(SpeechModelError, match=r"without model\.bin"):
         speech.resolve_model()
     monkeypatch.setenv("REELBOT_WHISPER_MODEL", "small")
     assert speech.resolve_model() == "small"
@@ -126,7 +127,9 @@ def test_default_transcriber_is_one_instance_across_threads(
     transcriber: speech.Transcriber,
 ) -> None:
     seen: list[speech.Transcriber] = []
-    threads = [threading.Thread(target=lambda: seen.append(default_transcriber())) for _ in range(4)]
+    threads = [
+        threading.Thread(target=lambda: seen.append(default_transcriber())) for _ in range(4)
+    ]
     for t in threads:
         t.start()
     for t in threads:

@@ -17,24 +17,46 @@ from pipeline.plan import CaptionCue, CaptionStyle, WordTiming
 
 # Presets. All keep the baseline 24 % above the bottom, clear of the platforms' buttons.
 PRESETS: dict[str, CaptionStyle] = {
-    "bold": CaptionStyle(name="bold", size=0.055, bold=True, outline=0.0045, shadow=0.002,
-                         karaoke=True, highlight="#FFD400"),  # fmt: skip
-    "clean": CaptionStyle(name="clean", size=0.042, bold=False, outline=0.0025, shadow=0.0,
-                          karaoke=False),  # fmt: skip
-    "boxed": CaptionStyle(name="boxed", size=0.045, bold=True, box=True, outline=0.0,
-                          outline_colour="#000000", karaoke=False, highlight="#FFD400"),  # fmt: skip
+    "bold": CaptionStyle(
+        name="bold",
+        size=0.055,
+        bold=True,
+        outline=0.0045,
+        shadow=0.002,
+        karaoke=True,
+        highlight="#FFD400",
+    ),
+    "clean": CaptionStyle(
+        name="clean", size=0.042, bold=False, outline=0.0025, shadow=0.0, karaoke=False
+    ),
+    "boxed": CaptionStyle(
+        name="boxed",
+        size=0.045,
+        bold=True,
+        box=True,
+        outline=0.0,
+        outline_colour="#000000",
+        karaoke=False,
+        highlight="#FFD400",
+    ),
 }
 
 _CLAUSE_END = set("，。！？；：、,.!?;:…—")
 _KEEP_AT_END = set("！？!?…")
 # English words a phrase usually starts with: a break before them reads naturally.
 _EN_PHRASE_START = frozenset(
-    "and but or so because while when where which who that to with for from of in on at by "
-    "as if than then about into over after before until without through".split()
-)
+    (
+        "and", "but", "or", "so", "because", "while", "when", "where", "which", "who", "that",
+        "to", "with", "for", "from", "of", "in", "on", "at", "by", "as", "if", "than", "then",
+        "about", "into", "over", "after", "before", "until", "without", "through", "why", "how",
+        "what",
+    )
+)  # fmt: skip
 # Chinese particles that close a phrase (break after) and words that open one (break before).
-_ZH_AFTER = set("的了着过吗呢吧啊呀嘛")
-_ZH_BEFORE = ("但", "而", "和", "跟", "与", "因为", "所以", "如果", "然后", "就", "还", "也", "在")
+# 的 is left out on purpose: it usually ties an attribute to the noun after it (新鲜的豆子).
+_ZH_AFTER = set("了着过吗呢吧啊呀嘛")
+_ZH_BEFORE = ("但", "而", "和", "跟", "与", "因为", "所以", "如果", "然后", "为什么", "怎么",
+              "就", "还", "也", "在", "把", "被", "让")  # fmt: skip
 
 
 def caption_style(preset: str = "bold", *, karaoke: bool | None = None) -> CaptionStyle:
@@ -59,14 +81,15 @@ def _break_cost(words: Sequence[WordTiming], i: int, cjk: bool) -> float:
     last = words[i].text
     if last and last[-1] in _CLAUSE_END:
         return 0.0
-    nxt = words[i + 1].text if i + 1 < len(words) else ""
+    # Chinese units may be single characters: look at the next few to see a word like 因为.
+    nxt = "".join(w.text for w in words[i + 1 : i + 4]) if cjk else ""
     if cjk:
         if last and last[-1] in _ZH_AFTER:
             return 2.0
         if nxt.startswith(_ZH_BEFORE):
             return 2.0
         return 6.0
-    if normalise(nxt) in _EN_PHRASE_START:
+    if i + 1 < len(words) and normalise(words[i + 1].text) in _EN_PHRASE_START:
         return 2.0
     return 5.0
 

@@ -93,7 +93,7 @@ class EdgeEngine:
         *,
         concurrency: int = 3,
         connect_timeout: int = 8,
-        receive_timeout: int = 20,
+        receive_timeout: int = 15,
     ) -> None:
         self.endpoint = endpoint or os.environ.get("REELBOT_EDGE_TTS_URL") or None
         self.concurrency = concurrency

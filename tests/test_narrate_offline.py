@@ -1,0 +1,110 @@
+"""Offline voices: espeak-ng with its own word events, piper timed by whisper, typed errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from narrate_helpers import check_narration, decode, rms
+
+from pipeline.cli import main
+from pipeline.narrate.align import is_cjk
+from pipeline.narrate.model import NarrationError
+from pipeline.narrate.narrator import Narrator
+from pipeline.narrate.offline import PiperEngine
+
+ZH = ["为什么咖啡要现磨？", "因为香气，几分钟就散了。", "关注我，学更多。"]
+EN = ["Coffee tastes better fresh.", "Grind your beans right before brewing.", "Follow for more!"]
+
+
+def test_espeak_chinese_is_timed_per_character(tmp_path: Path) -> None:
+    n = Narrator(offline=True).narrate(ZH, "zh", tmp_path)
+    assert (n.engine, n.timing, n.fallback_reason) == (
+        "espeak-ng",
+        "engine",
+        "offline mode was requested",
+    )
+    samples = check_narration(n, ZH)
+    hanzi = [c for s in ZH for c in s if is_cjk(c)]
+    assert [w.text[0] for w in n.words] == hanzi  # one timed unit per character, in order
+    for w in n.words:  # and each is voiced where it is said to be
+        assert rms(samples, 48000, w.start, w.end) > 0.02, w
+
+
+def test_espeak_english_words_and_rate(tmp_path: Path) -> None:
+    slow = Narrator(offline=True, prefer_piper=False).narrate(EN, "en", tmp_path / "a")
+    fast = Narrator(offline=True, prefer_piper=False).narrate(EN, "en", tmp_path / "b", rate="+50%")
+    check_narration(slow, EN)
+    check_narration(fast, EN)
+    assert [w.text for w in slow.words] == " ".join(EN).split()
+    assert fast.duration < 0.85 * slow.duration
+
+
+def test_piper_english_is_timed_by_whisper(tmp_path: Path) -> None:
+    pytest.importorskip("piper")
+    n = Narrator(offline=True).narrate(EN, "en", tmp_path)
+    assert (n.engine, n.voice, n.timing) == ("piper", "en_US-joe-medium", "whisper")
+    check_narration(n, EN)
+    # Each sentence's first word starts at its onset and its last word ends near its end.
+    for i, (start, end) in enumerate(n.line_spans):
+        words = n.line_words(i)
+        assert words[0].start - start < 0.3
+        assert end - words[-1].end < 0.4
+        durations = [w.end - w.start for w in words]
+        assert min(durations) > 0.03  # no word squeezed to nothing by a misalignment
+
+
+def test_without_piper_english_falls_back_to_espeak(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(PiperEngine, "_voice", None)
+    monkeypatch.setitem(sys.modules, "piper", None)  # import piper -> ImportError
+    n = Narrator(offline=True).narrate(EN[:1], "en", tmp_path)
+    assert n.engine == "espeak-ng"
+    check_narration(n, EN[:1])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"sentences": []}, "must have text"),
+        ({"sentences": ["ok", "  "]}, "must have text"),
+        ({"rate": "fast"}, "rate must look like"),
+        ({"pitch": "+5"}, "pitch must look like"),
+        ({"voice": "Xiaoxiao"}, "not an edge-tts voice"),
+    ],
+)
+def test_bad_requests_raise_narration_errors(
+    tmp_path: Path, kwargs: dict[str, object], match: str
+) -> None:
+    args: dict[str, object] = {"sentences": ["你好。"], "language": "zh", "out_dir": tmp_path}
+    args.update(kwargs)
+    with pytest.raises(NarrationError, match=match):
+        Narrator(edge_endpoint="ws://127.0.0.1:9/x?a=b").narrate(**args)  # type: ignore[arg-type]
+
+
+def test_cli_prints_engine_voice_and_timings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "voice.wav"
+    code = main(["narrate", "--lang", "zh", "--offline", "-o", str(out), "你好，世界。", "再见！"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["engine"] == "espeak-ng"
+    assert report["audio"] == str(out)
+    samples, rate, _ = decode(str(out))
+    assert abs(len(samples) / rate - report["duration"]) < 0.01
+    assert [w[0][0] for w in report["words"]] == list("你好世界再见")
+    assert len(report["line_spans"]) == 2
+    assert [c["text"] for c in report["captions"]] == ["你好，世界", "再见！"]
+
+
+def test_cli_reports_bad_input_without_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["narrate", "--lang", "en", "--offline", "--rate", "x", "-o",
+                 str(tmp_path / "o.wav"), "Hi."])  # fmt: skip
+    assert code == 2
+    assert "rate must look like" in capsys.readouterr().err
