@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 # espeak-ng voice per language, and its speed (words per minute) at rate "+0%". espeak's default
 # 175 wpm makes Mandarin drag at ~3 syllables/s; 210 is closer to a calm Chinese narrator.
-ESPEAK_VOICES: dict[str, tuple[str, int]] = {"zh": ("cmn", 210), "en": ("en-us", 175)}
+ESPEAK_VOICES: dict[str, tuple[str, int]] = {"zh": ("cmn-latn-pinyin", 200), "en": ("en-us", 175)}
 
 # speak_lib.h
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
@@ -57,6 +57,24 @@ _Callback = ctypes.CFUNCTYPE(
 )
 
 
+def _declare(lib: Any) -> None:
+    """Argument types from speak_lib.h, so ctypes passes size_t and pointers at full width."""
+    c = ctypes
+    lib.espeak_Initialize.argtypes = [c.c_int, c.c_int, c.c_char_p, c.c_int]
+    lib.espeak_Initialize.restype = c.c_int
+    lib.espeak_SetSynthCallback.argtypes = [_Callback]
+    lib.espeak_SetSynthCallback.restype = None
+    lib.espeak_SetVoiceByName.argtypes = [c.c_char_p]
+    lib.espeak_SetVoiceByName.restype = c.c_int
+    lib.espeak_SetParameter.argtypes = [c.c_int, c.c_int, c.c_int]
+    lib.espeak_SetParameter.restype = c.c_int
+    lib.espeak_Synth.argtypes = [c.c_void_p, c.c_size_t, c.c_uint, c.c_int, c.c_uint, c.c_uint,
+                                 c.c_void_p, c.c_void_p]  # fmt: skip
+    lib.espeak_Synth.restype = c.c_int
+    lib.espeak_Synchronize.argtypes = []
+    lib.espeak_Synchronize.restype = c.c_int
+
+
 class EspeakEngine:
     """espeak-ng through libespeak-ng: one sentence at a time, with per-word sample positions."""
 
@@ -76,6 +94,7 @@ class EspeakEngine:
                     raise TTSFailure(
                         self.name, "libespeak-ng is not installed (apt-get install espeak-ng)"
                     ) from exc
+                _declare(lib)
                 rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, None, 0)
                 if rate <= 0:
                     raise TTSFailure(self.name, "libespeak-ng failed to initialise")
