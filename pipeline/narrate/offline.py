@@ -23,9 +23,13 @@ from pipeline.plan import WordTiming
 
 log = logging.getLogger(__name__)
 
-# espeak-ng voice per language, and its speed (words per minute) at rate "+0%". espeak's default
-# 175 wpm makes Mandarin drag at ~3 syllables/s; 210 is closer to a calm Chinese narrator.
-ESPEAK_VOICES: dict[str, tuple[str, int]] = {"zh": ("cmn-latn-pinyin", 200), "en": ("en-us", 175)}
+# espeak-ng voice per language, and its speed (words per minute) at rate "+0%", tuned so the
+# offline voices speak about as fast as edge-tts's narrators (`reelbot bench narrate` measures
+# it). Mandarin uses cmn-latn-pinyin: espeak-ng 1.51's plain `cmn` turns Hanzi into pinyin with
+# tone digits and then reads the digits aloud in English ("ni three").
+ESPEAK_VOICES: dict[str, tuple[str, int]] = {"zh": ("cmn-latn-pinyin", 200), "en": ("en-us", 155)}
+# piper's joe voice reads at ~3.9 words/s at its own pace; 1.2 x longer phonemes is ~3.2 words/s.
+PIPER_LENGTH_SCALE = 1.2
 
 # speak_lib.h
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
@@ -196,7 +200,7 @@ class PiperEngine:
         from piper import SynthesisConfig
 
         # length_scale stretches phoneme durations: > 1 is slower.
-        config = SynthesisConfig(length_scale=1.0 / max(0.3, 1.0 + rate))
+        config = SynthesisConfig(length_scale=PIPER_LENGTH_SCALE / max(0.3, 1.0 + rate))
         with self._lock:
             chunks = list(self._voice.synthesize(text, syn_config=config))
         if not chunks:
