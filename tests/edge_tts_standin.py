@@ -23,6 +23,7 @@ from aiohttp import WSMsgType, web
 
 from pipeline.ffmpeg import ffmpeg_exe
 from pipeline.narrate.offline import EspeakEngine
+from pipeline.plan import WordTiming
 
 
 @dataclass
@@ -47,6 +48,8 @@ class EdgeStandIn:
     """Run with `with EdgeStandIn() as s:`; point the narrator at `s.url`."""
 
     mode: str = "ok"  # ok | 403 | no_audio | hang
+    # Like the real service, time Chinese by words: here every `zh_word` characters make one.
+    zh_word: int = 1
     requests: list[Request] = field(default_factory=list)
     port: int = 0
 
@@ -122,7 +125,16 @@ class EdgeStandIn:
             header = f"X-RequestId:{rid}\r\nContent-Type:audio/mpeg\r\nPath:audio\r\n".encode()
             for i in range(0, len(mp3), 4096):
                 await ws.send_bytes(len(header).to_bytes(2, "big") + header + mp3[i : i + 4096])
-            for w in clip.words:
+            words = clip.words
+            if lang == "zh" and self.zh_word > 1:
+                words = tuple(
+                    WordTiming("".join(w.text for w in grp), grp[0].start, grp[-1].end)
+                    for grp in (
+                        clip.words[i : i + self.zh_word]
+                        for i in range(0, len(clip.words), self.zh_word)
+                    )
+                )
+            for w in words:
                 meta = {
                     "Metadata": [
                         {

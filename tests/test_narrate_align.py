@@ -51,3 +51,13 @@ def test_tighten_ends_drops_trailing_silence() -> None:
     samples[0:500] = 0.5  # sound for 0.5 s, then silence
     got = tighten_ends(samples, rate, [W("word", 0.0, 1.8)])
     assert 0.5 <= got[0].end <= 0.56
+
+
+def test_units_sharing_one_engine_word_split_its_time() -> None:
+    heard = [W("2024年", 0.0, 0.9), W("我们", 1.0, 1.4)]
+    got = align_words("2024年我们", heard, 1.5)
+    assert [w.text for w in got] == ["2024", "年", "我们"]
+    assert got[0] == W("2024", 0.0, 0.72)
+    assert got[1].start == 0.72 and abs(got[1].end - 0.9) < 1e-9
+    per_char = align_words("今天", [W("今天", 0.0, 0.4)], 0.5, merge_words=False)
+    assert per_char == (W("今", 0.0, 0.2), W("天", 0.2, 0.4))

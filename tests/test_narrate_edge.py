@@ -72,3 +72,10 @@ def test_unreachable_service_falls_back_and_says_why(tmp_path: Path) -> None:
     assert n.engine == "espeak-ng"
     assert n.fallback_reason == "the edge-tts service could not be reached"
     check_narration(n, EN)
+
+
+def test_chinese_words_from_the_service_stay_words(tmp_path: Path) -> None:
+    with EdgeStandIn(zh_word=2) as server:
+        n = Narrator(edge_endpoint=server.url).narrate(["今天我们聊聊咖啡。"], "zh", tmp_path)
+    check_narration(n, ["今天我们聊聊咖啡。"])
+    assert [w.text for w in n.words] == ["今天", "我们", "聊聊", "咖啡。"]

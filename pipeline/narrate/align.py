@@ -147,25 +147,26 @@ def align_words(
         ws = [timed[j] for j in sorted(src)]
         spans.append(_Span(min(w.start for w in ws), max(w.end for w in ws), min(src)))
 
+    srcs = [hits.get(i, set()) for i in range(len(units))]
     if merge_words:
-        units, spans = _merge_cjk(units, spans, hits)
+        units, spans, srcs = _merge_cjk(units, spans, srcs)
+    spans = _share_words(units, spans, srcs)
     return _fill_and_order(units, spans, clip_end)
 
 
 def _merge_cjk(
-    units: list[str], spans: list[_Span | None], hits: dict[int, set[int]]
-) -> tuple[list[str], list[_Span | None]]:
+    units: list[str], spans: list[_Span | None], srcs: list[set[int]]
+) -> tuple[list[str], list[_Span | None], list[set[int]]]:
+    """Join neighbouring Hanzi that one engine word covers into that word."""
     out_u: list[str] = []
     out_s: list[_Span | None] = []
-    prev_src: set[int] | None = None
-    for i, (u, s) in enumerate(zip(units, spans, strict=True)):
-        src = hits.get(i)
+    out_src: list[set[int]] = []
+    for u, s, src in zip(units, spans, srcs, strict=True):
         same_word = (
             s is not None
-            and prev_src is not None
-            and src == prev_src
             and len(src) == 1
-            and out_u
+            and out_src
+            and out_src[-1] == src
             and is_cjk(normalise(u)[:1] or " ")
             and is_cjk(normalise(out_u[-1])[-1:] or " ")
             and not _ends_clause(out_u[-1])
@@ -175,8 +176,30 @@ def _merge_cjk(
         else:
             out_u.append(u)
             out_s.append(s)
-        prev_src = src if s is not None else None
-    return out_u, out_s
+            out_src.append(src)
+    return out_u, out_s, out_src
+
+
+def _share_words(
+    units: list[str], spans: list[_Span | None], srcs: list[set[int]]
+) -> list[_Span | None]:
+    """Units still sharing one engine word ("2024" + "年") split its time by length."""
+    out = list(spans)
+    i = 0
+    while i < len(units):
+        j = i + 1
+        while j < len(units) and len(srcs[i]) == 1 and srcs[j] == srcs[i] and spans[j]:
+            j += 1
+        first = spans[i]
+        if j - i > 1 and first is not None:
+            weights = [max(len(normalise(units[k])), 1) for k in range(i, j)]
+            total, t = sum(weights), first.start
+            for k, w in zip(range(i, j), weights, strict=True):
+                d = (first.end - first.start) * w / total
+                out[k] = _Span(t, t + d, first.source)
+                t += d
+        i = j
+    return out
 
 
 def _ends_clause(unit: str) -> bool:
