@@ -11,7 +11,7 @@ from narrate_helpers import check_narration, decode, rms
 
 from pipeline.cli import main
 from pipeline.narrate.align import is_cjk
-from pipeline.narrate.model import NarrationError
+from pipeline.narrate.model import Narration, NarrationError
 from pipeline.narrate.narrator import Narrator
 from pipeline.narrate.offline import PiperEngine
 
@@ -108,3 +108,12 @@ def test_cli_reports_bad_input_without_traceback(
                  str(tmp_path / "o.wav"), "Hi."])  # fmt: skip
     assert code == 2
     assert "rate must look like" in capsys.readouterr().err
+
+
+def test_narration_round_trips_through_json(tmp_path: Path) -> None:
+    n = Narrator(offline=True).narrate(ZH[:2], "zh", tmp_path)
+    n.save(tmp_path / "words.json")
+    assert Narration.load(tmp_path / "words.json") == n
+    (tmp_path / "bad.json").write_text('{"engine": "edge-tts"}', encoding="utf-8")
+    with pytest.raises(NarrationError, match="malformed"):
+        Narration.load(tmp_path / "bad.json")

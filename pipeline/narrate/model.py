@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 
@@ -11,6 +13,7 @@ from pipeline.errors import ReelbotError
 from pipeline.plan import WordTiming
 
 Engine = Literal["edge-tts", "piper", "espeak-ng"]
+ENGINES: tuple[str, ...] = get_args(Engine)
 NarrationLanguage = Literal["zh", "en"]
 
 
@@ -57,6 +60,61 @@ class Narration:
         """The words spoken inside sentence `index`'s span."""
         start, end = self.line_spans[index]
         return tuple(w for w in self.words if start - 1e-6 <= w.start and w.end <= end + 1e-6)
+
+    # --- JSON (words.json in the job folder; lets a resumed job reuse the narration) ----------
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "audio_path": self.audio_path,
+            "duration": self.duration,
+            "engine": self.engine,
+            "voice": self.voice,
+            "language": self.language,
+            "sentences": list(self.sentences),
+            "line_spans": [list(span) for span in self.line_spans],
+            "words": [[w.text, w.start, w.end] for w in self.words],
+            "sample_rate": self.sample_rate,
+            "fallback_reason": self.fallback_reason,
+            "timing": self.timing,
+        }
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> Narration:
+        """Rebuild a saved narration; a malformed one raises `NarrationError`."""
+        try:
+            engine = data["engine"]
+            if engine not in ENGINES:
+                raise ValueError(f"unknown engine {engine!r}")
+            return Narration(
+                audio_path=str(data["audio_path"]),
+                duration=float(data["duration"]),
+                engine=engine,
+                voice=str(data["voice"]),
+                language=str(data["language"]),
+                words=tuple(WordTiming(str(t), float(a), float(b)) for t, a, b in data["words"]),
+                line_spans=tuple((float(a), float(b)) for a, b in data["line_spans"]),
+                sentences=tuple(str(s) for s in data["sentences"]),
+                sample_rate=int(data.get("sample_rate", 48000)),
+                fallback_reason=data.get("fallback_reason"),
+                timing=str(data.get("timing", "engine")),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise NarrationError(f"saved narration is malformed: {exc}") from exc
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        tmp = f"{os.fspath(path)}.tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(self.to_dict(), fh, ensure_ascii=False, indent=1)
+        os.replace(tmp, path)
+
+    @staticmethod
+    def load(path: str | os.PathLike[str]) -> Narration:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                data = json.load(fh)
+        except (OSError, json.JSONDecodeError) as exc:
+            raise NarrationError(f"cannot read saved narration {path}: {exc}") from exc
+        return Narration.from_dict(data)
 
 
 @dataclass(frozen=True, slots=True)
