@@ -19,7 +19,7 @@ from pipeline.plan import CaptionCue, CaptionStyle, WordTiming
 PRESETS: dict[str, CaptionStyle] = {
     "bold": CaptionStyle(
         name="bold",
-        size=0.055,
+        size=0.05,
         bold=True,
         outline=0.0045,
         shadow=0.002,
