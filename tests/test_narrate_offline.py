@@ -67,22 +67,25 @@ def test_without_piper_english_falls_back_to_espeak(
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "match"),
+    ("kwargs", "match", "key"),
     [
-        ({"sentences": []}, "must have text"),
-        ({"sentences": ["ok", "  "]}, "must have text"),
-        ({"rate": "fast"}, "rate must look like"),
-        ({"pitch": "+5"}, "pitch must look like"),
-        ({"voice": "Xiaoxiao"}, "not an edge-tts voice"),
+        ({"sentences": []}, "nothing to narrate", "narration_empty"),
+        ({"sentences": ["ok", "  "]}, "sentence 2 has no words", "narration_empty"),
+        ({"sentences": ["好。", "……🔥"]}, "sentence 2 has no words", "narration_empty"),
+        ({"rate": "fast"}, "rate must look like", "narration_option"),
+        ({"pitch": "+5"}, "pitch must look like", "narration_option"),
+        ({"voice": "Xiaoxiao"}, "not an edge-tts voice", "narration_option"),
     ],
 )
 def test_bad_requests_raise_narration_errors(
-    tmp_path: Path, kwargs: dict[str, object], match: str
+    tmp_path: Path, kwargs: dict[str, object], match: str, key: str
 ) -> None:
     args: dict[str, object] = {"sentences": ["你好。"], "language": "zh", "out_dir": tmp_path}
     args.update(kwargs)
-    with pytest.raises(NarrationError, match=match):
+    with pytest.raises(NarrationError, match=match) as err:
         Narrator(edge_endpoint="ws://127.0.0.1:9/x?a=b").narrate(**args)  # type: ignore[arg-type]
+    assert err.value.key == key
+    assert not list(tmp_path.iterdir())  # nothing was written
 
 
 def test_cli_prints_engine_voice_and_timings(

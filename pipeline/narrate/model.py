@@ -18,9 +18,18 @@ NarrationLanguage = Literal["zh", "en"]
 
 
 class NarrationError(ReelbotError):
-    """Narration cannot be produced (no usable voice, empty script, bad option)."""
+    """Narration cannot be produced; `key` says why for the user's message.
+
+    Keys: narration_failed (no voice could speak), narration_empty (nothing to say),
+    narration_option (bad voice, rate or pitch), narration_saved (unreadable words.json).
+    """
 
     key = "narration_failed"
+
+    def __init__(self, message: str, key: str | None = None, **params: Any) -> None:
+        super().__init__(message, **params)
+        if key is not None:
+            self.key = key
 
 
 class TTSFailure(ReelbotError):
@@ -99,7 +108,9 @@ class Narration:
                 timing=str(data.get("timing", "engine")),
             )
         except (KeyError, TypeError, ValueError) as exc:
-            raise NarrationError(f"saved narration is malformed: {exc}") from exc
+            raise NarrationError(
+                f"saved narration is malformed: {exc}", key="narration_saved"
+            ) from exc
 
     def save(self, path: str | os.PathLike[str]) -> None:
         tmp = f"{os.fspath(path)}.tmp"
@@ -113,7 +124,9 @@ class Narration:
             with open(path, encoding="utf-8") as fh:
                 data = json.load(fh)
         except (OSError, json.JSONDecodeError) as exc:
-            raise NarrationError(f"cannot read saved narration {path}: {exc}") from exc
+            raise NarrationError(
+                f"cannot read saved narration {path}: {exc}", key="narration_saved"
+            ) from exc
         return Narration.from_dict(data)
 
 

@@ -21,7 +21,7 @@ from typing import Literal
 import numpy as np
 
 from pipeline.ffmpeg import run_ffmpeg
-from pipeline.narrate.align import align_words, audible_bounds, tighten_ends
+from pipeline.narrate.align import align_words, audible_bounds, normalise, tighten_ends
 from pipeline.narrate.edge import EdgeEngine
 from pipeline.narrate.model import Clip, Engine, Narration, NarrationError, TTSFailure
 from pipeline.narrate.offline import EspeakEngine, PiperEngine
@@ -65,7 +65,6 @@ class Narrator:
         self._transcriber = transcriber
         self.pause = pause
         self.prefer_piper = prefer_piper
-        self.last_timing: Timing = "engine"
 
     def narrate(
         self,
@@ -85,22 +84,31 @@ class Narrator:
         and `pitch` use edge-tts's notation ('+10%', '-5Hz') and apply to the fallback too.
         """
         texts = tuple(s.strip() for s in sentences)
-        if not texts or any(not t for t in texts):
-            raise NarrationError("every sentence to narrate must have text", count=len(texts))
+        if not texts:
+            raise NarrationError("there is nothing to narrate", key="narration_empty")
+        for i, t in enumerate(texts):
+            if not normalise(t):  # nothing a voice could say: empty, only punctuation or emoji
+                raise NarrationError(
+                    f"sentence {i + 1} has no words to speak: {t!r}",
+                    key="narration_empty",
+                    index=i,
+                )
         rate_frac = edge_percent(rate, "rate")
         pitch_hz = edge_hz(pitch)
+        # Picked even when offline: its gender chooses the offline voice's variant.
+        edge_voice = (
+            pick_voice(language, style, voice) if voice or language in ("zh", "en") else None
+        )
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
 
         fallback_reason: str | None = None
         spoken: _Spoken | None = None
-        edge_voice: str | None = None
         if self.offline:
             fallback_reason = "offline mode was requested"
-        elif language not in ("zh", "en") and not voice:
+        elif edge_voice is None:
             fallback_reason = f"no edge-tts voice is chosen for language {language!r}"
         else:
-            edge_voice = pick_voice(language, style, voice)
             try:
                 clips = self.edge.synthesize(texts, edge_voice, rate, pitch, str(out))
                 spoken = _Spoken(clips, "edge-tts", edge_voice)
@@ -179,7 +187,6 @@ class Narrator:
             os.replace(tmp_out, path)
         finally:
             os.remove(native)
-        self.last_timing = timing
         with wave.open(str(path), "rb") as wav:
             duration = wav.getnframes() / wav.getframerate()
         log.info("narrated %d sentences with %s/%s: %.2fs, timing from %s",

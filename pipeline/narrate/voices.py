@@ -70,11 +70,14 @@ def pick_voice(language: str, style: str | None = None, voice: str | None = None
         if not _EDGE_NAME.match(voice):
             raise NarrationError(
                 f"{voice!r} is not an edge-tts voice name (like zh-CN-XiaoxiaoNeural)",
+                key="narration_option",
                 voice=voice,
             )
         return voice
     if language not in ("zh", "en"):
-        raise NarrationError(f"no voices for language {language!r}", language=language)
+        raise NarrationError(
+            f"no voices for language {language!r}", key="narration_option", language=language
+        )
     key = (style or "").strip().lower()
     if key in _BY_STYLE:
         return _BY_STYLE[key][language]
@@ -91,7 +94,9 @@ def edge_percent(value: str, what: str) -> float:
     """Parse edge-tts's '+10%' rate into a fraction (0.10); bad values raise NarrationError."""
     m = re.fullmatch(r"([+-])(\d{1,3})%", value)
     if not m:
-        raise NarrationError(f"{what} must look like +10% or -5%, not {value!r}", value=value)
+        raise NarrationError(
+            f"{what} must look like +10% or -5%, not {value!r}", key="narration_option", value=value
+        )
     frac = int(m.group(2)) / 100
     return frac if m.group(1) == "+" else -frac
 
@@ -100,6 +105,8 @@ def edge_hz(value: str) -> int:
     """Parse edge-tts's '+2Hz' pitch; bad values raise NarrationError."""
     m = re.fullmatch(r"([+-])(\d{1,3})Hz", value)
     if not m:
-        raise NarrationError(f"pitch must look like +5Hz or -3Hz, not {value!r}", value=value)
+        raise NarrationError(
+            f"pitch must look like +5Hz or -3Hz, not {value!r}", key="narration_option", value=value
+        )
     hz = int(m.group(2))
     return hz if m.group(1) == "+" else -hz
