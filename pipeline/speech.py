@@ -254,6 +254,9 @@ class Transcriber:
             raise MediaError(p, "missing")
         if os.path.getsize(p) == 0:
             raise MediaError(p, "empty")
+        if not _has_audio(p):
+            # A silent video has no speech: an empty transcript, not an error.
+            return Transcript(language=language or "", text="", words=(), duration=0.0)
         with self._lock:
             try:
                 segments, info = self._model.transcribe(
@@ -285,6 +288,17 @@ class Transcriber:
             words=tuple(w for w in words if w.text),
             duration=float(info.duration),
         )
+
+
+def _has_audio(path: str) -> bool:
+    """Whether the file has an audio stream; raises MediaError when it is not media at all."""
+    import av
+
+    try:
+        with av.open(path) as container:
+            return bool(container.streams.audio)
+    except (av.error.FFmpegError, UnicodeDecodeError) as exc:
+        raise MediaError(path, "not_media", str(exc)) from exc
 
 
 _default: Transcriber | None = None

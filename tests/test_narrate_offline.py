@@ -120,3 +120,27 @@ def test_narration_round_trips_through_json(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text('{"engine": "edge-tts"}', encoding="utf-8")
     with pytest.raises(NarrationError, match="malformed"):
         Narration.load(tmp_path / "bad.json")
+
+
+def test_without_a_whisper_model_piper_times_are_estimated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("piper")
+    from pipeline.narrate import narrator as narrator_mod
+    from pipeline.speech import SpeechModelError
+
+    def no_model() -> None:
+        raise SpeechModelError("no model")
+
+    monkeypatch.setattr(narrator_mod, "default_transcriber", no_model)
+    n = Narrator(offline=True).narrate(EN[:2], "en", tmp_path)
+    assert (n.engine, n.timing) == ("piper", "estimated")
+    check_narration(n, EN[:2])
+
+
+def test_cli_lists_voices(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["voices", "--lang", "zh", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["gender"] for r in rows} == {"female", "male"}
+    assert all(r["voice"].startswith("zh-CN-") for r in rows)
+    assert any("knowledge" in r["styles"] for r in rows)

@@ -13,7 +13,7 @@ from pipeline import speech
 from pipeline.errors import MediaError
 from pipeline.narrate.align import normalise
 from pipeline.narrate.offline import EspeakEngine
-from pipeline.samples import write_wav
+from pipeline.samples import colour_clip, write_wav
 from pipeline.speech import SpeechModelError, Transcript, default_transcriber
 
 EN_TEXT = "The quick brown fox jumps over the lazy dog. Then it runs into the forest."
@@ -121,7 +121,15 @@ def test_bad_input_raises_media_errors(transcriber: speech.Transcriber, tmp_path
     junk.write_bytes(os.urandom(2000))
     with pytest.raises(MediaError) as bad:
         transcriber.transcribe(junk)
-    assert bad.value.reason == "corrupt"
+    assert bad.value.reason == "not_media"
+
+
+def test_video_without_sound_has_no_speech(transcriber: speech.Transcriber, tmp_path: Path) -> None:
+    silent = colour_clip(str(tmp_path / "silent.mp4"), "red", 1.0)
+    assert transcriber.transcribe(silent, language="zh") == Transcript("zh", "", (), 0.0)
+    tone = colour_clip(str(tmp_path / "tone.mp4"), "blue", 2.0, audio=True)
+    result = transcriber.transcribe(tone)
+    assert result.words == () and abs(result.duration - 2.0) < 0.1  # a tone is not speech
 
 
 def test_default_transcriber_is_one_instance_across_threads(

@@ -31,6 +31,37 @@ def register(subparsers: Any) -> None:
     p.add_argument("-o", "--output", required=True, metavar="OUT.wav", help="WAV file to write")
     p.set_defaults(handler=_narrate_cmd)
 
+    v = subparsers.add_parser("voices", help="list the narration voices by language and style")
+    v.add_argument("--lang", choices=("zh", "en"), help="only this language")
+    v.add_argument("--json", action="store_true", help="print JSON")
+    v.set_defaults(handler=_voices_cmd)
+
+
+def _voices_cmd(args: argparse.Namespace) -> int:
+    from pipeline.narrate.offline import ESPEAK_VOICES
+    from pipeline.narrate.voices import STYLE_VOICES, VOICES
+
+    rows = [
+        {
+            "voice": v.name,
+            "language": v.language,
+            "gender": v.gender,
+            "sounds": v.character,
+            "styles": sorted(k for k, by in STYLE_VOICES.items() if by[v.language] == v.name),
+        }
+        for v in VOICES
+        if args.lang in (None, v.language)
+    ]
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return 0
+    for r in rows:
+        styles = ", ".join(r["styles"]) or "-"
+        print(f"{r['voice']:26s} {r['language']} {r['gender']:6s} {r['sounds']:24s} {styles}")
+    offline = ", ".join(f"{lang}: {name}" for lang, (name, _) in ESPEAK_VOICES.items())
+    print(f"offline fallback: piper en_US-joe-medium (en, optional), espeak-ng ({offline})")
+    return 0
+
 
 def _narrate_cmd(args: argparse.Namespace) -> int:
     from pipeline.narrate.captions import build_cues, caption_style

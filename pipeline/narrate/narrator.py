@@ -100,7 +100,10 @@ class Narrator:
             pick_voice(language, style, voice) if voice or language in ("zh", "en") else None
         )
         out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise NarrationError(f"cannot write the narration into {out}: {exc}") from exc
 
         fallback_reason: str | None = None
         spoken: _Spoken | None = None

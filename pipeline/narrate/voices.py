@@ -37,7 +37,7 @@ VOICES: tuple[Voice, ...] = (
 
 # Style (as the script writer names it) -> preferred voice per language. Unknown styles get the
 # first entry of their language; "female"/"male" may be given as the style to pick by gender.
-_BY_STYLE: dict[str, dict[str, str]] = {
+STYLE_VOICES: dict[str, dict[str, str]] = {
     "knowledge": {"zh": "zh-CN-YunxiNeural", "en": "en-US-AndrewNeural"},
     "tutorial": {"zh": "zh-CN-XiaoxiaoNeural", "en": "en-US-JennyNeural"},
     "story": {"zh": "zh-CN-YunxiNeural", "en": "en-US-AvaNeural"},
@@ -79,8 +79,8 @@ def pick_voice(language: str, style: str | None = None, voice: str | None = None
             f"no voices for language {language!r}", key="narration_option", language=language
         )
     key = (style or "").strip().lower()
-    if key in _BY_STYLE:
-        return _BY_STYLE[key][language]
+    if key in STYLE_VOICES:
+        return STYLE_VOICES[key][language]
     return next(v.name for v in VOICES if v.language == language)
 
 
