@@ -144,3 +144,20 @@ def test_cli_lists_voices(capsys: pytest.CaptureFixture[str]) -> None:
     assert {r["gender"] for r in rows} == {"female", "male"}
     assert all(r["voice"].startswith("zh-CN-") for r in rows)
     assert any("knowledge" in r["styles"] for r in rows)
+
+
+def test_word_times_agree_with_whisper_on_the_written_audio(tmp_path: Path) -> None:
+    # End to end through trimming, pauses and resampling: the times in the Narration must be
+    # where an independent listener (whisper) hears the words in the final WAV.
+    from pipeline.narrate.align import normalise
+    from pipeline.speech import default_transcriber
+
+    n = Narrator(offline=True, prefer_piper=False).narrate(EN, "en", tmp_path)
+    heard = default_transcriber().transcribe(
+        n.audio_path, language="en", vad=False, retry_temperatures=False
+    )
+    ours = {normalise(w.text): w.start for w in n.words}
+    theirs = [w for w in heard.words if normalise(w.text) in ours]
+    assert len(theirs) >= 0.7 * len(n.words)
+    errors = sorted(abs(w.start - ours[normalise(w.text)]) for w in theirs)
+    assert errors[int(0.9 * (len(errors) - 1))] < 0.2, errors
