@@ -315,9 +315,7 @@ def output_size(spec: str) -> tuple[int, int]:
     return w, h
 
 
-def cover_rect(
-    src_w: int, src_h: int, out_w: int, out_h: int, cx: float = 0.5, cy: float = 0.5
-) -> Rect:
+def cover_rect(src_w: int, src_h: int, out_w: int, out_h: int, cx: float = 0.5, cy: float = 0.5) -> Rect:
     """The largest window of the output's aspect inside the source, centred near (cx, cy)."""
     want = out_w / out_h
     have = src_w / src_h
