@@ -161,3 +161,16 @@ def test_word_times_agree_with_whisper_on_the_written_audio(tmp_path: Path) -> N
     assert len(theirs) >= 0.7 * len(n.words)
     errors = sorted(abs(w.start - ours[normalise(w.text)]) for w in theirs)
     assert errors[int(0.9 * (len(errors) - 1))] < 0.2, errors
+
+
+def test_a_script_is_narrated_hook_lines_cta(tmp_path: Path) -> None:
+    from pipeline.script.model import Script, ScriptLine
+
+    script = Script(
+        title="咖啡", hook=ZH[0], lines=(ScriptLine(ZH[1]),), cta=ZH[2], hashtags=("#咖啡",),
+        language="zh", style="knowledge", target_seconds=10, estimated_seconds=8, writer="test",
+    )  # fmt: skip
+    n = Narrator(offline=True).narrate_script(script, tmp_path)
+    assert n.sentences == script.spoken()
+    check_narration(n, ZH)
+    assert n.voice == "cmn-latn-pinyin"  # knowledge -> Yunxi, a male voice -> espeak's male

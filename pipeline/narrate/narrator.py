@@ -27,6 +27,7 @@ from pipeline.narrate.model import Clip, Engine, Narration, NarrationError, TTSF
 from pipeline.narrate.offline import EspeakEngine, PiperEngine
 from pipeline.narrate.voices import edge_hz, edge_percent, pick_voice, voice_gender
 from pipeline.plan import WordTiming
+from pipeline.script.model import Script
 from pipeline.speech import SpeechModelError, Transcriber, default_transcriber
 
 log = logging.getLogger(__name__)
@@ -122,6 +123,20 @@ class Narrator:
             gender = voice_gender(edge_voice) if edge_voice else "male"
             spoken = self._offline(texts, language, rate_frac, pitch_hz, gender)
         return self._assemble(texts, language, spoken, out / filename, fallback_reason)
+
+    def narrate_script(
+        self,
+        script: Script,
+        out_dir: str | os.PathLike[str],
+        voice: str | None = None,
+        rate: str = "+0%",
+        pitch: str = "+0Hz",
+    ) -> Narration:
+        """Narrate a `Script` (hook, lines, call to action) with a voice fitting its style."""
+        return self.narrate(
+            script.spoken(), script.language, out_dir, voice=voice, style=script.style,
+            rate=rate, pitch=pitch,
+        )  # fmt: skip
 
     def _offline(
         self, texts: tuple[str, ...], language: str, rate: float, pitch_hz: int, gender: str
