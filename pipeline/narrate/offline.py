@@ -205,5 +205,12 @@ class PiperEngine:
             chunks = list(self._voice.synthesize(text, syn_config=config))
         if not chunks:
             raise TTSFailure(self.name, "piper produced no audio")
-        samples = np.concatenate([c.audio_float_array for c in chunks]).astype(np.float32)
-        return Clip(samples, int(chunks[0].sample_rate), (), timed=False)
+        rate_hz = int(chunks[0].sample_rate)
+        # piper returns one chunk per sentence it finds, with no silence between them.
+        gap = np.zeros(int(0.2 * rate_hz), dtype=np.float32)
+        parts: list[np.ndarray] = []
+        for c in chunks:
+            if parts:
+                parts.append(gap)
+            parts.append(np.asarray(c.audio_float_array, dtype=np.float32).reshape(-1))
+        return Clip(np.concatenate(parts), rate_hz, (), timed=False)
