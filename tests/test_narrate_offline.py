@@ -10,7 +10,8 @@ import pytest
 from narrate_helpers import check_narration, decode, rms
 
 from pipeline.cli import main
-from pipeline.narrate.align import is_cjk
+from pipeline.narrate import align
+from pipeline.narrate.align import is_cjk, normalise, split_units
 from pipeline.narrate.model import Narration, NarrationError
 from pipeline.narrate.narrator import Narrator
 from pipeline.narrate.offline import PiperEngine
@@ -19,18 +20,26 @@ ZH = ["为什么咖啡要现磨？", "因为香气，几分钟就散了。", "�
 EN = ["Coffee tastes better fresh.", "Grind your beans right before brewing.", "Follow for more!"]
 
 
-def test_espeak_chinese_is_timed_per_character(tmp_path: Path) -> None:
+def test_espeak_chinese_is_timed_per_word(tmp_path: Path) -> None:
     n = Narrator(offline=True).narrate(ZH, "zh", tmp_path)
     assert (n.engine, n.timing, n.fallback_reason) == (
-        "espeak-ng",
-        "engine",
-        "offline mode was requested",
-    )
+        "espeak-ng", "engine", "offline mode was requested",
+    )  # fmt: skip
     samples = check_narration(n, ZH)
-    hanzi = [c for s in ZH for c in s if is_cjk(c)]
-    assert [w.text[0] for w in n.words] == hanzi  # one timed unit per character, in order
+    assert [w.text for w in n.words] == [u for s in ZH for u in split_units(s)]
+    assert max(len(normalise(w.text)) for w in n.words) <= 4  # words, never a whole line
     for w in n.words:  # and each is voiced where it is said to be
         assert rms(samples, 48000, w.start, w.end) > 0.02, w
+
+
+def test_without_jieba_chinese_is_timed_per_character(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(align, "zh_word_starts", lambda text: None)
+    n = Narrator(offline=True).narrate(ZH, "zh", tmp_path)
+    check_narration(n, ZH)
+    hanzi = [c for s in ZH for c in s if is_cjk(c)]
+    assert [w.text[0] for w in n.words] == hanzi  # one timed unit per character, in order
 
 
 def test_espeak_english_words_and_rate(tmp_path: Path) -> None:
@@ -99,7 +108,8 @@ def test_cli_prints_engine_voice_and_timings(
     assert report["audio"] == str(out)
     samples, rate, _ = decode(str(out))
     assert abs(len(samples) / rate - report["duration"]) < 0.01
-    assert [w[0][0] for w in report["words"]] == list("你好世界再见")
+    assert "".join(w[0] for w in report["words"]) == "你好，世界。再见！"
+    assert all(w[1] < w[2] for w in report["words"])
     assert len(report["line_spans"]) == 2
     assert [c["text"] for c in report["captions"]] == ["你好，世界", "再见！"]
 

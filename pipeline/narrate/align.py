@@ -12,14 +12,19 @@ between their timed neighbours by length, so every unit gets a time and times ne
 from __future__ import annotations
 
 import difflib
+import functools
+import logging
 import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 
 from pipeline.plan import WordTiming
+
+log = logging.getLogger(__name__)
 
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af]")
 
@@ -37,29 +42,64 @@ def normalise(text: str) -> str:
     return "".join(ch for ch in unicodedata.normalize("NFKC", text).lower() if _is_word_char(ch))
 
 
-def split_units(sentence: str) -> list[str]:
-    """The script's timing units: CJK characters and other words, punctuation attached.
+@functools.cache
+def _jieba() -> Any | None:
+    """jieba, the standard Chinese word segmenter, if installed (else None)."""
+    try:
+        import jieba
+    except ImportError:
+        log.info("jieba is not installed: Chinese is split per character")
+        return None
+    jieba.setLogLevel(logging.WARNING)
+    return jieba
 
-    Opening punctuation goes with the next unit, closing punctuation with the previous one, so
-    a unit never starts or ends inside a word and joining units gives the sentence back (minus
-    spacing between CJK characters).
+
+def zh_word_starts(text: str) -> set[int] | None:
+    """Indices in `text` where a Chinese word begins (jieba), or None without jieba."""
+    jb = _jieba()
+    if jb is None:
+        return None
+    starts: set[int] = set()
+    pos = 0
+    for tok in jb.lcut(text):
+        starts.add(pos)
+        pos += len(tok)
+    return starts
+
+
+def split_units(sentence: str, words: bool = True) -> list[str]:
+    """The script's timing units: words (Chinese words via jieba), punctuation attached.
+
+    Chinese becomes words where jieba is installed and `words` is on, single characters
+    otherwise. Opening punctuation goes with the next unit, closing punctuation with the
+    previous one, so a unit never starts or ends inside a word and joining units gives the
+    sentence back (minus spacing between CJK characters).
     """
+    starts = zh_word_starts(sentence) if words and any(map(is_cjk, sentence)) else None
     tokens: list[str] = []
     buf = ""
     pending_open = ""
-    for ch in sentence:
+    open_cjk = False  # the last token is a Chinese word the next character may continue
+    for k, ch in enumerate(sentence):
         if ch.isspace():
             if buf:
                 tokens.append(buf)
                 buf = ""
+            open_cjk = False
             continue
         if is_cjk(ch):
             if buf:
                 tokens.append(buf)
-            tokens.append(pending_open + ch)
-            pending_open = ""
-            buf = ""
-        elif _is_word_char(ch) or (ch in "'’-_." and buf and _is_word_char(buf[-1])):
+                buf = ""
+            if open_cjk and not pending_open and starts is not None and k not in starts:
+                tokens[-1] += ch
+            else:
+                tokens.append(pending_open + ch)
+                pending_open = ""
+            open_cjk = True
+            continue
+        open_cjk = False
+        if _is_word_char(ch) or (ch in "'’-_." and buf and _is_word_char(buf[-1])):
             if not buf:
                 buf = pending_open
                 pending_open = ""
@@ -82,7 +122,6 @@ def split_units(sentence: str) -> list[str]:
         tokens.append(buf)
     if pending_open and tokens:
         tokens[-1] += pending_open
-    # A trailing "." glued by the rule above to a word is fine ("dog."), but "3.5" stays whole.
     return [t for t in tokens if t]
 
 
@@ -108,15 +147,19 @@ class _Span:
 
 
 def align_words(
-    sentence: str, timed: Sequence[WordTiming], clip_end: float, merge_words: bool = True
+    sentence: str,
+    timed: Sequence[WordTiming],
+    clip_end: float,
+    chinese: Literal["engine", "words", "chars"] = "words",
 ) -> tuple[WordTiming, ...]:
     """Time the script's units of `sentence` from `timed` (engine or whisper words).
 
-    `clip_end` bounds interpolation at the end. With `merge_words`, CJK characters that one
-    engine word covers become one unit ("今天"), so Chinese is timed per word where the engine
-    knows words and per character otherwise.
+    `clip_end` bounds interpolation at the end. `chinese` says what a Chinese unit is:
+    "engine" - the engine's own words (edge-tts segments words well: characters one engine word
+    covers are joined into it), "words" - jieba's words (for engines timing single characters,
+    and whisper; per character without jieba), "chars" - single characters.
     """
-    units = split_units(sentence)
+    units = split_units(sentence, words=chinese == "words")
     if not units:
         return ()
     script_chars: list[int] = []  # unit index of each normalised script character
@@ -148,7 +191,7 @@ def align_words(
         spans.append(_Span(min(w.start for w in ws), max(w.end for w in ws), min(src)))
 
     srcs = [hits.get(i, set()) for i in range(len(units))]
-    if merge_words:
+    if chinese != "chars":
         units, spans, srcs = _merge_cjk(units, spans, srcs)
     spans = _share_words(units, spans, srcs)
     return _fill_and_order(units, spans, clip_end)

@@ -198,7 +198,7 @@ class Narrator:
         os.close(fd)
         try:
             _write_wav(native, audio, rate)
-            words, timing = self._time_words(texts, language, trimmed, spans, native)
+            words, timing = self._time_words(texts, language, spoken.engine, trimmed, spans, native)
             tmp_out = out / f".{path.stem}.tmp.wav"
             run_ffmpeg(["-v", "error", "-i", native, "-ar", str(OUTPUT_RATE), "-ac", "1",
                         "-c:a", "pcm_s16le", str(tmp_out)], what="writing narration")  # fmt: skip
@@ -227,6 +227,7 @@ class Narrator:
         self,
         texts: tuple[str, ...],
         language: str,
+        engine: Engine,
         clips: list[Clip],
         spans: list[tuple[float, float]],
         wav_path: str,
@@ -243,7 +244,9 @@ class Narrator:
                 timing = "estimated"
         words: list[WordTiming] = []
         for text, clip, (start, _end), own in zip(texts, clips, spans, heard, strict=True):
-            local = align_words(text, own, clip.duration)
+            # edge-tts times Chinese by words already; other engines by characters or tokens.
+            mode: Literal["engine", "words"] = "engine" if engine == "edge-tts" else "words"
+            local = align_words(text, own, clip.duration, chinese=mode)
             local = tighten_ends(clip.samples, clip.rate, local)
             words.extend(WordTiming(w.text, start + w.start, start + w.end) for w in local)
         return tuple(words), timing
