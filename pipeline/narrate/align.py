@@ -51,6 +51,15 @@ def _jieba() -> Any | None:
         log.info("jieba is not installed: Chinese is split per character")
         return None
     jieba.setLogLevel(logging.WARNING)
+    # jieba caches its parsed dictionary in /tmp by default; keep it with reelbot's cache.
+    from pipeline.speech import cache_dir
+
+    folder = cache_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        jieba.dt.tmp_dir = str(folder)
+    except OSError:
+        pass
     return jieba
 
 
