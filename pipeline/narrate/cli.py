@@ -160,8 +160,31 @@ def _bench_cmd(args: argparse.Namespace) -> int:
             )
             summary.append(f"{key}_{unit}_per_s={units / speaking:.2f}")
             summary.append(f"{key}_rtf={took / n.duration:.2f}")
+            sync = _sync_p95_ms(n)
+            if sync is not None:
+                print(f"{'':9s} caption sync against whisper: p95 {sync:.0f} ms")
+                summary.append(f"{key}_caption_sync_ms_p95={sync:.0f}")
     print(" ".join(summary))
     return 0
+
+
+def _sync_p95_ms(n: Any) -> float | None:
+    """p95 of |cue start - where whisper hears its first word|, in ms (None without whisper)."""
+    import numpy as np
+
+    from pipeline.narrate.captions import build_cues
+    from pipeline.narrate.sync import caption_sync_errors
+    from pipeline.speech import SpeechModelError, default_transcriber
+
+    cues = build_cues(n.words, n.line_spans, n.language)
+    try:
+        heard = default_transcriber().transcribe(
+            n.audio_path, language=n.language, vad=False, retry_temperatures=False
+        )
+    except SpeechModelError:
+        return None
+    errors = caption_sync_errors(cues, heard.words)
+    return float(np.percentile(np.abs(errors), 95)) * 1000 if errors else None
 
 
 def n_engine(piper: bool) -> str:
