@@ -18,7 +18,9 @@ EN = ["Fresh beans make better coffee.", "Grind them right before you brew."]
 def test_edge_tts_chinese_word_boundaries(tmp_path: Path) -> None:
     with EdgeStandIn() as server:
         n = Narrator(edge_endpoint=server.url).narrate(ZH, "zh", tmp_path, style="story")
-    assert (n.engine, n.fallback_reason, n.timing) == ("edge-tts", None, "engine")
+    assert (n.engine, n.fallback_reason, n.fallback_code, n.timing) == (
+        "edge-tts", None, None, "engine",
+    )  # fmt: skip
     assert n.voice == "zh-CN-YunxiNeural"
     check_narration(n, ZH)
     # The stand-in times one boundary per Hanzi: Chinese is timed per character, not per line.
@@ -50,11 +52,15 @@ def test_boundaries_mark_where_words_sound(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("mode", "reason"),
-    [("403", "HTTP 403"), ("no_audio", "no audio"), ("hang", "timed out")],
+    ("mode", "reason", "code"),
+    [
+        ("403", "HTTP 403", "forbidden"),
+        ("no_audio", "no audio", "no_audio"),
+        ("hang", "timed out", "timeout"),
+    ],
 )
 def test_service_failures_fall_back_to_espeak_for_chinese(
-    tmp_path: Path, mode: str, reason: str
+    tmp_path: Path, mode: str, reason: str, code: str
 ) -> None:
     with EdgeStandIn(mode=mode) as server:
         edge = EdgeEngine(server.url, connect_timeout=2, receive_timeout=2)
@@ -62,6 +68,7 @@ def test_service_failures_fall_back_to_espeak_for_chinese(
     assert n.engine == "espeak-ng"
     assert n.voice.startswith("cmn")
     assert n.fallback_reason is not None and reason in n.fallback_reason
+    assert n.fallback_code == code
     check_narration(n, ZH)
 
 
@@ -71,6 +78,7 @@ def test_unreachable_service_falls_back_and_says_why(tmp_path: Path) -> None:
     n = Narrator(edge_endpoint=url, prefer_piper=False).narrate(EN, "en", tmp_path)
     assert n.engine == "espeak-ng"
     assert n.fallback_reason == "the edge-tts service could not be reached"
+    assert n.fallback_code == "unreachable"
     check_narration(n, EN)
 
 

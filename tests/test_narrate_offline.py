@@ -25,6 +25,7 @@ def test_espeak_chinese_is_timed_per_word(tmp_path: Path) -> None:
     assert (n.engine, n.timing, n.fallback_reason) == (
         "espeak-ng", "engine", "offline mode was requested",
     )  # fmt: skip
+    assert n.fallback_code == "offline"
     samples = check_narration(n, ZH)
     assert [w.text for w in n.words] == [u for s in ZH for u in split_units(s)]
     assert max(len(normalise(w.text)) for w in n.words) <= 4  # words, never a whole line

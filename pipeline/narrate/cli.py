@@ -88,6 +88,7 @@ def _narrate_cmd(args: argparse.Namespace) -> int:
         "language": result.language,
         "duration": round(result.duration, 3),
         "fallback_reason": result.fallback_reason,
+        "fallback_code": result.fallback_code,
         "timing": result.timing,
         "line_spans": [[round(a, 3), round(b, 3)] for a, b in result.line_spans],
         "words": [[w.text, round(w.start, 3), round(w.end, 3)] for w in result.words],

@@ -60,26 +60,26 @@ def run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
         return pool.submit(asyncio.run, coro).result()
 
 
-def describe_failure(exc: BaseException) -> str:
-    """A short English reason for an edge-tts failure (recorded and shown to the user)."""
+def describe_failure(exc: BaseException) -> tuple[str, str]:
+    """A stable code and a short English reason for an edge-tts failure (told to the user)."""
     import aiohttp
     from edge_tts import exceptions as ex
 
     if isinstance(exc, aiohttp.WSServerHandshakeError | aiohttp.ClientResponseError):
         if exc.status == 403:
-            return "the edge-tts service refused the request (HTTP 403)"
-        return f"the edge-tts service answered HTTP {exc.status}"
+            return "forbidden", "the edge-tts service refused the request (HTTP 403)"
+        return "http_error", f"the edge-tts service answered HTTP {exc.status}"
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
-        return "the edge-tts service's address could not be resolved (DNS error)"
+        return "dns", "the edge-tts service's address could not be resolved (DNS error)"
     if isinstance(exc, aiohttp.ClientConnectorError | ConnectionError):
-        return "the edge-tts service could not be reached"
+        return "unreachable", "the edge-tts service could not be reached"
     if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
-        return "the edge-tts service timed out"
+        return "timeout", "the edge-tts service timed out"
     if isinstance(exc, ex.NoAudioReceived):
-        return "the edge-tts service returned no audio"
+        return "no_audio", "the edge-tts service returned no audio"
     if isinstance(exc, ex.EdgeTTSException):
-        return f"the edge-tts service sent an unexpected answer ({type(exc).__name__})"
-    return f"edge-tts failed ({type(exc).__name__}: {exc})"
+        return "protocol", f"the edge-tts service sent an unexpected answer ({type(exc).__name__})"
+    return "error", f"edge-tts failed ({type(exc).__name__}: {exc})"
 
 
 class EdgeEngine:
@@ -111,7 +111,8 @@ class EdgeEngine:
                 raise
             except Exception as exc:  # aiohttp / edge_tts / timeouts: all mean "use fallback"
                 log.info("edge-tts failed: %r", exc)
-                raise TTSFailure(self.name, describe_failure(exc)) from exc
+                code, reason = describe_failure(exc)
+                raise TTSFailure(self.name, reason, code) from exc
         return [self._decode(mp3, words, work_dir) for mp3, words in results]
 
     async def _all(
@@ -156,7 +157,7 @@ class EdgeEngine:
                 end = start + chunk.get("duration", 0) / _TICKS
                 words.append(WordTiming(chunk.get("text", ""), start, end))
         if not audio:
-            raise TTSFailure(self.name, "the edge-tts service returned no audio")
+            raise TTSFailure(self.name, "the edge-tts service returned no audio", "no_audio")
         return bytes(audio), tuple(words)
 
     def _decode(self, mp3: bytes, words: tuple[WordTiming, ...], work_dir: str) -> Clip:
@@ -169,7 +170,9 @@ class EdgeEngine:
                 run_ffmpeg(["-v", "error", "-i", src, "-ac", "1", "-c:a", "pcm_s16le", dst],
                            what="decoding edge-tts audio")  # fmt: skip
             except Exception as exc:
-                raise TTSFailure(self.name, "the edge-tts audio could not be decoded") from exc
+                raise TTSFailure(
+                    self.name, "the edge-tts audio could not be decoded", "protocol"
+                ) from exc
             with wave.open(dst, "rb") as wav:
                 rate = wav.getframerate()
                 pcm = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
@@ -178,5 +181,5 @@ class EdgeEngine:
                 with contextlib.suppress(OSError):
                     os.remove(p)
         if not len(pcm):
-            raise TTSFailure(self.name, "the edge-tts service returned empty audio")
+            raise TTSFailure(self.name, "the edge-tts service returned empty audio", "no_audio")
         return Clip(pcm.astype(np.float32) / 32768.0, rate, words, timed=bool(words))

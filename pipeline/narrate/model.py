@@ -33,14 +33,19 @@ class NarrationError(ReelbotError):
 
 
 class TTSFailure(ReelbotError):
-    """One engine failed; `reason` is a short English phrase the narrator records on fallback."""
+    """One engine failed: `reason` is a short English phrase, `code` a stable word for it.
+
+    Codes: offline, no_voice, forbidden, http_error, dns, unreachable, timeout, no_audio,
+    protocol, error. The bot words its zh/en message from the code.
+    """
 
     key = "tts_failed"
 
-    def __init__(self, engine: str, reason: str) -> None:
-        super().__init__(f"{engine}: {reason}", engine=engine, reason=reason)
+    def __init__(self, engine: str, reason: str, code: str = "error") -> None:
+        super().__init__(f"{engine}: {reason}", engine=engine, reason=reason, code=code)
         self.engine = engine
         self.reason = reason
+        self.code = code
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +55,7 @@ class Narration:
     Times are seconds on the output timeline (the WAV starts at 0). `line_spans[i]` is where
     sentence i of the script (`Script.spoken()` order) is audible; spans are ordered and do not
     overlap, the gaps between them are the pauses. `fallback_reason` says why the online voice
-    was not used (None when edge-tts spoke).
+    was not used (None when edge-tts spoke) and `fallback_code` is the same as a stable code.
     """
 
     audio_path: str
@@ -63,6 +68,7 @@ class Narration:
     sentences: tuple[str, ...]
     sample_rate: int = 48000
     fallback_reason: str | None = None
+    fallback_code: str | None = None  # the reason as a stable code (see TTSFailure)
     timing: str = "engine"  # where word times came from: engine | whisper | estimated
 
     def line_words(self, index: int) -> tuple[WordTiming, ...]:
@@ -84,6 +90,7 @@ class Narration:
             "words": [[w.text, w.start, w.end] for w in self.words],
             "sample_rate": self.sample_rate,
             "fallback_reason": self.fallback_reason,
+            "fallback_code": self.fallback_code,
             "timing": self.timing,
         }
 
@@ -105,6 +112,7 @@ class Narration:
                 sentences=tuple(str(s) for s in data["sentences"]),
                 sample_rate=int(data.get("sample_rate", 48000)),
                 fallback_reason=data.get("fallback_reason"),
+                fallback_code=data.get("fallback_code"),
                 timing=str(data.get("timing", "engine")),
             )
         except (KeyError, TypeError, ValueError) as exc:

@@ -106,23 +106,23 @@ class Narrator:
         except OSError as exc:
             raise NarrationError(f"cannot write the narration into {out}: {exc}") from exc
 
-        fallback_reason: str | None = None
+        fallback: tuple[str, str] | None = None  # (code, reason)
         spoken: _Spoken | None = None
         if self.offline:
-            fallback_reason = "offline mode was requested"
+            fallback = ("offline", "offline mode was requested")
         elif edge_voice is None:
-            fallback_reason = f"no edge-tts voice is chosen for language {language!r}"
+            fallback = ("no_voice", f"no edge-tts voice is chosen for language {language!r}")
         else:
             try:
                 clips = self.edge.synthesize(texts, edge_voice, rate, pitch, str(out))
                 spoken = _Spoken(clips, "edge-tts", edge_voice)
             except TTSFailure as exc:
-                fallback_reason = exc.reason
+                fallback = (exc.code, exc.reason)
                 log.warning("edge-tts unavailable (%s); using an offline voice", exc.reason)
         if spoken is None:
             gender = voice_gender(edge_voice) if edge_voice else "male"
             spoken = self._offline(texts, language, rate_frac, pitch_hz, gender)
-        return self._assemble(texts, language, spoken, out / filename, fallback_reason)
+        return self._assemble(texts, language, spoken, out / filename, fallback)
 
     def narrate_script(
         self,
@@ -162,7 +162,7 @@ class Narrator:
         language: str,
         spoken: _Spoken,
         path: Path,
-        fallback_reason: str | None,
+        fallback: tuple[str, str] | None,
     ) -> Narration:
         rate = spoken.clips[0].rate
         pad = int(0.04 * rate)
@@ -219,7 +219,8 @@ class Narrator:
             line_spans=tuple(spans),
             sentences=texts,
             sample_rate=OUTPUT_RATE,
-            fallback_reason=fallback_reason,
+            fallback_reason=fallback[1] if fallback else None,
+            fallback_code=fallback[0] if fallback else None,
             timing=timing,
         )
 
