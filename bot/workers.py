@@ -186,7 +186,7 @@ class JobRunner:
             result: MakeResultLike
             result, video = out
             reporter.update("upload", 1.0)
-            await reporter.show(reporter.text(), force=True)
+            await reporter.show(reporter.text())
             await delivery.send_result(self.bot, job, result, video)
             self.store.set_status(job.id, DONE)
             await reporter.finish(t(job.lang, "done"))
