@@ -97,7 +97,7 @@ def build_application(settings: Settings, pipeline: Pipeline) -> BotApp:
     builder = (
         ApplicationBuilder()
         .token(settings.token)
-        .rate_limiter(AIORateLimiter(max_retries=3))
+        .rate_limiter(AIORateLimiter(group_max_rate=settings.group_rate, max_retries=3))
         .persistence(
             PicklePersistence(
                 filepath=Path(settings.data_dir) / "conversations.pickle",

@@ -43,6 +43,7 @@ class Settings:
     webhook_port: int = 8443
     album_wait: float = 1.5  # seconds of quiet that close a media group into one batch
     status_interval: float = 3.0  # at most one edit of the status message per this many seconds
+    group_rate: int = 20  # messages per minute the bot allows itself in one group (Bot API FAQ)
 
     def __repr__(self) -> str:
         return f"Settings(data_dir={self.data_dir!r}, local_mode={self.local_mode}, ...)"

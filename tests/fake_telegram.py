@@ -214,6 +214,9 @@ class FakeTelegram:
                     await asyncio.wait_for(self._changed.wait(), deadline - time.monotonic())
 
     def _message(self, chat_id: int, **content: Any) -> dict[str, Any]:
+        markup = content.get("reply_markup")
+        if not (isinstance(markup, dict) and "inline_keyboard" in markup):
+            content.pop("reply_markup", None)  # only inline keyboards show up in a Message
         msg = {
             "message_id": next(self._msg_ids),
             "date": int(time.time()),

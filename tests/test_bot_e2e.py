@@ -42,6 +42,7 @@ def settings_for(server: FakeTelegram, data: Path, **over: Any) -> Settings:
         "base_file_url": server.base_file_url,
         "album_wait": 0.3,
         "status_interval": 0.5,
+        "group_rate": 600,  # the real 20/min would make the group test wait
     }
     return Settings(**{**base, **over})
 
@@ -181,5 +182,129 @@ def test_private_conversation_new_to_decoded_mp4(tmp_path: Path, media: dict[str
             assert_edit_spacing(server, 0.5)
             # The throttled 429 was retried by the rate limiter, not lost.
             assert server.failures["sendMessage"] == []
+
+    run(scenario())
+
+
+def spoken_ogg(path: Path, text: str, voice: str = "en-us") -> Path:
+    """A voice note: espeak-ng speech encoded as OGG/Opus, as Telegram delivers voice notes."""
+    wav = path.with_suffix(".wav")
+    subprocess.run(["espeak-ng", "-v", voice, "-s", "150", "-w", str(wav), text], check=True)
+    from pipeline.ffmpeg import ffmpeg_exe
+
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-i", str(wav), "-c:a", "libopus",
+                    "-b:a", "32k", str(path)], check=True)  # fmt: skip
+    return path
+
+
+def test_voice_note_request_fills_topic_style_length(
+    tmp_path: Path, media: dict[str, Path]
+) -> None:
+    ogg = spoken_ogg(tmp_path / "ask.ogg", "Make a thirty second funny video about my cat.")
+
+    async def scenario() -> None:
+        async with (
+            fake_server() as server,
+            bot_running(server, settings_for(server, tmp_path / "data"), make_pipeline()),
+        ):
+            await server.voice(ALICE, ALICE["id"], ogg)
+            heard = await server.wait_for("sendMessage", lambda c: "I heard" in c.text, timeout=60)
+            assert "cat" in heard.text.lower()
+            summary = await server.wait_for("sendMessage", lambda c: "Topic:" in c.text)
+            assert "my cat" in summary.text.lower()
+            assert "Funny" in summary.text and "30 s" in summary.text
+            # Style and length were heard, so the bot asks straight for footage.
+            await server.wait_for("sendMessage", lambda c: "footage" in c.text)
+            assert not [c for c in server.sent("sendMessage") if "Pick a style" in c.text]
+            await server.video(ALICE, ALICE["id"], media["blue"])
+            await server.wait_for("sendMessage", lambda c: "1 file" in c.text)
+            await server.text(ALICE, ALICE["id"], "/done")
+            video = await render_from_storyboard(server, ALICE, ALICE["id"])
+            assert decode(video.upload("video") or b"")[:2] == (180, 320)
+            assert "#funny" in video.params["caption"]
+
+    run(scenario())
+
+
+def test_album_is_one_batch_and_all_used(tmp_path: Path, media: dict[str, Path]) -> None:
+    async def scenario() -> None:
+        async with (
+            fake_server() as server,
+            bot_running(server, settings_for(server, tmp_path / "data"), make_pipeline()),
+        ):
+            await new_video(server, ALICE, ALICE["id"], "Three colours")
+            mark = len(server.calls)
+            for path in (media["photo"], media["photo2"], media["red"]):
+                if path.suffix == ".mp4":
+                    await server.video(ALICE, ALICE["id"], path, media_group_id="alb1")
+                else:
+                    await server.photo(ALICE, ALICE["id"], path, media_group_id="alb1")
+            ack = await server.wait_for("sendMessage", lambda c: "file" in c.text, since=mark)
+            assert "3 file" in ack.text
+            await asyncio.sleep(0.6)
+            acks = [c for c in server.calls[mark:] if "Got it" in c.text]
+            assert len(acks) == 1, [c.text for c in acks]
+            await server.text(ALICE, ALICE["id"], "/done")
+            video = await render_from_storyboard(server, ALICE, ALICE["id"])
+            _, _, seconds, _ = decode(video.upload("video") or b"")
+            assert 2.8 < seconds < 3.3  # one second per shot, all three used
+
+    run(scenario())
+
+
+def test_group_privacy_mode_two_members(tmp_path: Path, media: dict[str, Path]) -> None:
+    group = -100777
+
+    async def scenario() -> None:
+        async with (
+            fake_server() as server,
+            bot_running(server, settings_for(server, tmp_path / "data"), make_pipeline()),
+        ):
+            server.chat(group, "supergroup", "Creators")
+            first = await server.text(ALICE, group, "/new@reelbot_test_bot")
+            ask = await server.wait_for("sendMessage", lambda c: "What is the video" in c.text)
+            # A selective ForceReply, replying to Alice, so her answer reaches a privacy-mode bot.
+            assert ask.params["reply_markup"]["force_reply"] is True
+            assert ask.params["reply_markup"]["selective"] is True
+            assert ask.params["reply_parameters"]["message_id"] == first["message_id"]
+            prompt = server.messages[(group, ask.result["message_id"])]
+            await server.text(ALICE, group, "Team trip", reply_to=prompt)
+            await server.wait_for("sendMessage", lambda c: "Pick a style" in c.text)
+            # Bob starts his own conversation in the same group: separate state.
+            await server.text(BOB, group, "/new@reelbot_test_bot")
+            await server.wait_for(
+                "sendMessage",
+                lambda c: (
+                    c.params.get("reply_parameters", {}).get("message_id") != first["message_id"]
+                    and "What is" in c.text
+                ),
+            )
+            # Bob taps Alice's style button: a short notice, and Alice's choice is untouched.
+            msg, data = server.button_message(group, f"c|{ALICE['id']}|style|vlog")
+            mark = len(server.calls)
+            await server.press(BOB, msg, data)
+            notice = await server.wait_for("answerCallbackQuery", since=mark)
+            assert "someone else" in notice.params["text"]
+            await server.press(ALICE, msg, data)
+            await server.wait_for("sendMessage", lambda c: "Language" in c.text, since=mark)
+            msg, data = server.button_message(group, f"c|{ALICE['id']}|next|")
+            await server.press(ALICE, msg, data)
+            footage_prompt = await server.wait_for(
+                "sendMessage", lambda c: "send your footage" in c.text
+            )
+            assert footage_prompt.params["reply_markup"]["force_reply"] is True
+            prompt = server.messages[(group, footage_prompt.result["message_id"])]
+            await server.wait_for("sendMessage", lambda c: "|pool|" in str(c.params))
+            msg, data = server.button_message(group, f"c|{ALICE['id']}|pool|")
+            await server.press(ALICE, msg, data)
+            await server.wait_for("sendMessage", lambda c: "replying to this" in c.text)
+            await server.video(ALICE, group, media["red"], reply_to=prompt)
+            await server.wait_for("sendMessage", lambda c: "1 file" in c.text)
+            await server.photo(BOB, group, media["photo"], caption="from Bob", reply_to=prompt)
+            await server.wait_for("sendMessage", lambda c: "Thanks Bob" in c.text)
+            await server.text(ALICE, group, "/done@reelbot_test_bot")
+            video = await render_from_storyboard(server, ALICE, group)
+            assert "@bob" in video.params["caption"]  # pooled footage credited
+            assert decode(video.upload("video") or b"")[2] > 1.8  # both files used
 
     run(scenario())
