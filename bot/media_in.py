@@ -52,7 +52,8 @@ async def take_footage(update: Update, context: Context, draft: Draft, credit: s
         log.info("footage %s refused: %s", path, exc)
         os.remove(path)
         params = {**exc.params, "name": item.name}
-        await ask(update, error_text(lang, exc.key, params), force=False)
+        text = error_text(lang, exc.key, params) + "\n" + t(lang, "skipped")
+        await ask(update, text, force=False)
         return False
     seconds = 0.0 if info.is_still else info.duration
     if draft.total_seconds + seconds > limits.max_footage_seconds:

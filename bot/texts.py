@@ -114,6 +114,10 @@ T: dict[str, dict[str, str]] = {
         "请剪短一些，或以视频（而非文件）方式发送让 Telegram 压缩，"
         "或者使用本地 Bot API 服务器（TELEGRAM_LOCAL_MODE）。",
     },
+    "skipped": {
+        "en": "I left it out; the rest of your footage is kept. Send another file or /done.",
+        "zh": "这个文件没有加入，其余素材都保留。可以继续发送，或发送 /done。",
+    },
     "limit_footage": {
         "en": "That is the maximum of {limit} files per video; I will use the ones I have.",
         "zh": "每个视频最多 {limit} 个素材，我会用已经收到的这些。",
@@ -208,8 +212,8 @@ T: dict[str, dict[str, str]] = {
         "zh": "“{name}” 不是视频或照片。",
     },
     "media_corrupt": {
-        "en": "“{name}” is damaged and cannot be read; I will use the rest of your footage.",
-        "zh": "“{name}” 已损坏，无法读取；我会使用其余素材。",
+        "en": "“{name}” is damaged: no picture in it can be read.",
+        "zh": "“{name}” 已损坏，读不出任何画面。",
     },
     "media_audio_only": {
         "en": "“{name}” has sound but no picture; send videos or photos.",

@@ -119,8 +119,10 @@ class JobRunner:
         if job.step == "prepare":
             return self.pipeline.prepare(job.brief, job.job_dir, progress, cancel)
         if job.step == "revise":
+            # "Another version" asks the writer afresh; an edit hands over the user's script.
+            script = None if job.another else job.script
             return self.pipeline.revise(
-                job.job_dir, job.script, another=job.another, progress=progress, cancel=cancel
+                job.job_dir, script, another=job.another, progress=progress, cancel=cancel
             )
         result = self.pipeline.render_job(job.job_dir, progress, cancel)
         video = fit_video(

@@ -131,7 +131,7 @@ class FootagePipeline:
             progress("script", 0.5)
         zh = brief.language == "zh"
         script = Script(
-            title=brief.topic[:80],
+            title=brief.topic,
             hook=brief.topic,
             lines=tuple(
                 ScriptLine(c or (f"镜头{i + 1}" if zh else f"Shot {i + 1}"))
