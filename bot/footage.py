@@ -86,7 +86,8 @@ _SECONDS = re.compile(
 )
 _MINUTES = re.compile(r"(\d+|one|a|一|两)\s*(?:-|\s)?\s*(minute|min\b|分钟)", re.IGNORECASE)
 _ABOUT = (
-    re.compile(r"\b(?:about|on|of)\s+(.+)$", re.IGNORECASE),
+    re.compile(r"\babout\s+(.+)$", re.IGNORECASE),
+    re.compile(r"\b(?:video|short|clip|reel)s?\s+(?:on|of)\s+(.+)$", re.IGNORECASE),
     re.compile(r"(?:关于|讲讲|讲|介绍|说说)(.+)$"),
 )
 
