@@ -228,3 +228,50 @@ def test_delivery_failure_gives_short_message(tmp_path: Path, media: dict[str, P
             assert "Bad Request" not in err.text
 
     run(scenario())
+
+
+def test_per_user_limits_each_with_a_message(tmp_path: Path, media: dict[str, Path]) -> None:
+    async def scenario() -> None:
+        async with fake_server() as server:
+            settings = settings_for(server, tmp_path / "data", max_footage=2,
+                                    max_footage_seconds=1.5, jobs_per_hour=1)  # fmt: skip
+            async with bot_running(server, settings, make_pipeline()):
+                chat = ALICE["id"]
+                await new_video(server, ALICE, chat, "Limits")
+                await server.video(ALICE, chat, media["red"])  # 1 s
+                await server.wait_for("sendMessage", lambda c: "1 file" in c.text)
+                await server.video(ALICE, chat, media["blue"])  # 1 more s: over 1.5 s
+                told = await server.wait_for("sendMessage", lambda c: "limited to" in c.text)
+                assert "2 s in total" in told.text and "blue.mp4" in told.text
+                await server.photo(ALICE, chat, media["photo"])  # photos add no seconds
+                await server.wait_for("sendMessage", lambda c: "2 file" in c.text)
+                await server.photo(ALICE, chat, media["photo2"])
+                await server.wait_for("sendMessage", lambda c: "maximum of 2 files" in c.text)
+                await server.text(ALICE, chat, "/done")
+                await server.wait_for("sendMessage", lambda c: "sb:render" in str(c.params))
+                # One job this hour is the limit: the next /new is refused, clearly.
+                await server.text(ALICE, chat, "/new")
+                await server.wait_for("sendMessage", lambda c: "in the last hour" in c.text)
+
+    run(scenario())
+
+
+def test_allowed_ids_and_language_switch(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with fake_server() as server:
+            settings = settings_for(server, tmp_path / "data", allowed_ids=frozenset({LI["id"]}))
+            async with bot_running(server, settings, make_pipeline()):
+                await server.text(ALICE, ALICE["id"], "/new")
+                await server.wait_for("sendMessage", lambda c: "private" in c.text)
+                await server.text(LI, LI["id"], "/help")
+                helped = await server.wait_for("sendMessage", lambda c: c.chat_id == LI["id"])
+                assert "竖屏短视频" in helped.text and "/new" in helped.text
+                await server.text(LI, LI["id"], "/lang")
+                await server.wait_for("sendMessage", lambda c: c.text == "Language: English")
+                mark = len(server.calls)
+                await server.text(LI, LI["id"], "/help")
+                helped = await server.wait_for("sendMessage", since=mark)
+                assert "vertical short" in helped.text
+            assert not [c for c in server.sent("sendMessage", ALICE["id"]) if "/new" in c.text]
+
+    run(scenario())
