@@ -3,8 +3,8 @@ runner, and running it by long polling or webhook."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import html
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -88,7 +88,7 @@ async def on_error(update: object, context: Context) -> None:
     params = err.params if isinstance(err, ReelbotError) else {}
     with contextlib.suppress(Exception):
         text = error_text(user_lang(update, context), key, params)
-        await context.bot.send_message(update.effective_chat.id, html.unescape(text))
+        await context.bot.send_message(update.effective_chat.id, text)
 
 
 def build_application(settings: Settings, pipeline: Pipeline) -> BotApp:
@@ -134,6 +134,7 @@ def add_handlers(app: BotApp) -> None:
     app.add_handler(CallbackQueryHandler(review.storyboard_button, pattern=r"^sb:"))
     app.add_handler(CallbackQueryHandler(stray_button))
     app.add_handler(MessageHandler(filters.REPLY & conv.MEDIA, media_in.pooled_footage))
+    app.add_handler(MessageHandler(filters.ChatType.PRIVATE & conv.MEDIA, review.idle))
     app.add_handler(MessageHandler(conv.TEXT, review.edited_script))
     app.add_error_handler(on_error)
 
@@ -148,11 +149,28 @@ async def on_start(app: BotApp) -> None:
         str(Path(settings.data_dir) / "jobs"), settings.keep_days, settings.keep_total_mb * 2**20
     )
     await runner.start()
+    app.bot_data["housekeeping"] = asyncio.create_task(housekeeping(app), name="housekeeping")
     log.info("reelbot is up as @%s", app.bot.username)
+
+
+async def housekeeping(app: BotApp, every: float = 3600.0) -> None:
+    """Remove old job folders now and then, not only at start."""
+    while True:
+        await asyncio.sleep(every)
+        svc: Services = app.bot_data["services"]
+        settings = svc.settings
+        try:
+            svc.store.cleanup(str(Path(settings.data_dir) / "jobs"), settings.keep_days,
+                              settings.keep_total_mb * 2**20)  # fmt: skip
+        except OSError:
+            log.exception("cleaning old job folders failed")
 
 
 async def on_stop(app: BotApp) -> None:
     """After the updater stops: interrupt running jobs (they resume next start), close the store."""
+    task: asyncio.Task[None] | None = app.bot_data.pop("housekeeping", None)
+    if task is not None:
+        task.cancel()
     svc: Services | None = app.bot_data.get("services")
     if svc is None:
         return
@@ -185,6 +203,7 @@ def run(settings: Settings, pipeline: Pipeline) -> None:
             listen=settings.webhook_listen,
             port=settings.webhook_port,
             webhook_url=settings.webhook_url,
+            secret_token=settings.webhook_secret,
             allowed_updates=updates,
         )
     else:

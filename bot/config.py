@@ -41,12 +41,16 @@ class Settings:
     webhook_url: str | None = None
     webhook_listen: str = "0.0.0.0"
     webhook_port: int = 8443
+    webhook_secret: str | None = None
+    max_upload_mb: float | None = None  # a lower cap than the Bot API's upload limit
     album_wait: float = 1.5  # seconds of quiet that close a media group into one batch
     status_interval: float = 3.0  # at most one edit of the status message per this many seconds
     group_rate: int = 20  # messages per minute the bot allows itself in one group (Bot API FAQ)
 
     def __repr__(self) -> str:
         return f"Settings(data_dir={self.data_dir!r}, local_mode={self.local_mode}, ...)"
+
+    __str__ = __repr__
 
     @property
     def download_limit(self) -> int:
@@ -56,7 +60,10 @@ class Settings:
     @property
     def upload_limit(self) -> int:
         """Largest file a bot may send: 50 MB, 2000 MB through a local Bot API server."""
-        return 2000 * MB if self.local_mode else 50 * MB
+        api = 2000 * MB if self.local_mode else 50 * MB
+        if self.max_upload_mb is None:
+            return api
+        return min(api, int(self.max_upload_mb * MB))
 
     def allowed(self, *ids: int | None) -> bool:
         """Whether any of these user/chat ids may use the bot (an empty list allows everyone)."""
@@ -137,4 +144,6 @@ def load_settings(env: Mapping[str, str] | None = None, dotenv: str | None = ".e
         webhook_url=env.get("REELBOT_WEBHOOK_URL", "").strip() or None,
         webhook_listen=env.get("REELBOT_WEBHOOK_LISTEN", "").strip() or "0.0.0.0",
         webhook_port=_int(env, "REELBOT_WEBHOOK_PORT", 8443, low=1),
+        webhook_secret=env.get("REELBOT_WEBHOOK_SECRET", "").strip() or None,
+        max_upload_mb=_float(env, "REELBOT_MAX_UPLOAD_MB", 0.0) or None,
     )

@@ -236,25 +236,17 @@ async def option_chosen(update: Update, context: Context) -> int | None:
 
 async def ask_footage(update: Update, context: Context, draft: Draft) -> int:
     lang = user_lang(update, context)
-    group = is_group(update)
+    if not is_group(update):
+        await ask(update, t(lang, "ask_footage"), footage_keyboard(lang, draft.owner_id, False))
+        return FOOTAGE
+    # ForceReply and buttons cannot share a message: the buttons come second.
     prompt = await ask(update, t(lang, "ask_footage"))
-    if group:
-        # ForceReply and buttons cannot share a message: the buttons come second.
-        if prompt is not None:
-            draft.prompt_id = prompt.message_id
-        await update.get_bot().send_message(
-            draft.chat_id, "👇", reply_markup=footage_keyboard(lang, draft.owner_id, True)
-        )
-    else:
-        await prompt_buttons(update, lang, draft)
+    if prompt is not None:
+        draft.prompt_id = prompt.message_id
+    await update.get_bot().send_message(
+        draft.chat_id, "👇", reply_markup=footage_keyboard(lang, draft.owner_id, True)
+    )
     return FOOTAGE
-
-
-async def prompt_buttons(update: Update, lang: str, draft: Draft) -> None:
-    if update.effective_message is not None and not is_group(update):
-        await update.get_bot().send_message(
-            draft.chat_id, "👇", reply_markup=footage_keyboard(lang, draft.owner_id, False)
-        )
 
 
 async def footage_received(update: Update, context: Context) -> int | None:

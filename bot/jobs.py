@@ -209,6 +209,13 @@ class JobStore:
         ).fetchone()
         return int(ahead[0])
 
+    def queued(self) -> list[Job]:
+        """Jobs waiting for a worker, in the order they will run."""
+        rows = self._db.execute(
+            "SELECT * FROM jobs WHERE status=? ORDER BY queued_at", (QUEUED,)
+        ).fetchall()
+        return [j for j in (self._row(r) for r in rows) if j is not None]
+
     def latest_for(self, user_id: int, chat_id: int, statuses: tuple[str, ...]) -> Job | None:
         """The user's newest job in this chat with one of `statuses`."""
         marks = ",".join("?" * len(statuses))
@@ -242,10 +249,7 @@ class JobStore:
                 "UPDATE jobs SET status=?, resumed=1, updated=? WHERE id=?",
                 (QUEUED, time.time(), row["id"]),
             )
-        queued = self._db.execute(
-            "SELECT * FROM jobs WHERE status=? ORDER BY queued_at", (QUEUED,)
-        ).fetchall()
-        return [j for j in (self._row(r) for r in queued) if j is not None]
+        return self.queued()
 
     def cleanup(self, jobs_root: str, keep_days: float, keep_total_bytes: int) -> list[str]:
         """Remove finished jobs' folders older than `keep_days`, then oldest first over the size.
@@ -253,6 +257,12 @@ class JobStore:
         Folders of open jobs are never removed; folders with no row (a conversation that was
         abandoned) count as finished.
         """
+        cutoff = time.time() - keep_days * 86400
+        # A storyboard nobody answered for that long is given up.
+        self._db.execute(
+            "UPDATE jobs SET status=?, updated=? WHERE status IN (?,?) AND updated<?",
+            (CANCELLED, time.time(), REVIEW, EDITING, cutoff),
+        )
         root = Path(jobs_root)
         if not root.is_dir():
             return []
@@ -269,7 +279,6 @@ class JobStore:
                 folders.append((d.stat().st_mtime, size, d))
         total = sum(size for _, size, _ in folders)
         removed = []
-        cutoff = time.time() - keep_days * 86400
         recent = time.time() - 3600  # a folder touched this hour may be a draft being filled
         for mtime, size, d in sorted(folders, key=lambda f: f[0]):
             if mtime < cutoff or (total > keep_total_bytes and mtime < recent):

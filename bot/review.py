@@ -113,6 +113,11 @@ async def queued_notice(update: Update, context: Context, job_id: str) -> None:
     svc.runner.wake()
 
 
+async def idle(update: Update, context: Context) -> None:
+    """Footage sent in a private chat with no video in the making: say how to start one."""
+    await ask(update, t(user_lang(update, context), "idle"), force=False)
+
+
 async def edited_script(update: Update, context: Context) -> None:
     """Text from a member whose storyboard is waiting for a corrected script."""
     svc = services(context)

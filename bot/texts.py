@@ -171,10 +171,6 @@ T: dict[str, dict[str, str]] = {
     "done": {"en": "✅ Done! Here is your video.", "zh": "✅ 完成！这是你的视频。"},
     "script_full": {"en": "📝 Script:\n\n{script}", "zh": "📝 完整文案：\n\n{script}"},
     "warnings": {"en": "⚠️ Note: {items}", "zh": "⚠️ 提示：{items}"},
-    "voice_fallback": {
-        "en": "the online voice was unavailable, an offline voice ({engine}) narrated it",
-        "zh": "在线配音不可用，已使用离线语音（{engine}）",
-    },
     "cancelled": {"en": "❌ Cancelled.", "zh": "❌ 已取消。"},
     "nothing_to_cancel": {"en": "Nothing to cancel.", "zh": "当前没有可取消的操作。"},
     "resumed": {

@@ -102,17 +102,31 @@ class JobRunner:
 
     async def _claim_loop(self) -> None:
         while not self._stopping:
+            claimed = False
             while len(self._running) < self.settings.workers:
                 job = self.store.claim_next()
                 if job is None:
                     break
+                claimed = True
                 run = _Running(job, threading.Event())
                 self._running[job.id] = run
                 run.task = asyncio.create_task(self._run(run), name=f"job-{job.id}")
+            if claimed:
+                await self._show_positions()
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 # Also poll now and then: another process may share the store.
                 await asyncio.wait_for(self._wake.wait(), timeout=5.0)
+
+    async def _show_positions(self) -> None:
+        """The queue moved: tell each waiting user their new place in it."""
+        for ahead, job in enumerate(self.store.queued(), start=len(self._running)):
+            if job.status_msg is None:
+                continue
+            with contextlib.suppress(TelegramError):
+                await self.bot.edit_message_text(
+                    t(job.lang, "queued", ahead=ahead), job.chat_id, job.status_msg
+                )
 
     def _work(self, job: Job, cancel: threading.Event, progress: Any) -> Any:
         """The blocking part of a job, on a worker thread."""

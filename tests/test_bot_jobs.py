@@ -275,3 +275,56 @@ def test_allowed_ids_and_language_switch(tmp_path: Path) -> None:
             assert not [c for c in server.sent("sendMessage", ALICE["id"]) if "/new" in c.text]
 
     run(scenario())
+
+
+def test_result_over_upload_limit_is_reencoded_to_fit(tmp_path: Path) -> None:
+    from pipeline import samples
+
+    noisy = Path(samples.pattern_clip(str(tmp_path / "noisy.mp4"), 2.0, size=(320, 180), noise=40))
+    cap_mb = 0.1
+
+    async def scenario() -> None:
+        async with fake_server() as server:
+            settings = settings_for(server, tmp_path / "data", max_upload_mb=cap_mb)
+            async with bot_running(server, settings, make_pipeline()):
+                await new_video(server, ALICE, ALICE["id"], "Grainy")
+                await server.video(ALICE, ALICE["id"], noisy)
+                await server.wait_for("sendMessage", lambda c: "1 file" in c.text)
+                await server.text(ALICE, ALICE["id"], "/done")
+                video = await render_from_storyboard(server, ALICE, ALICE["id"])
+                data = video.upload("video") or b""
+                assert 0 < len(data) <= cap_mb * 2**20
+                _, _, seconds, frames = decode(data)
+                assert 0.9 < seconds < 1.3 and frames >= 28
+        rendered = list((tmp_path / "data" / "jobs").glob("*/out.mp4"))
+        assert rendered and rendered[0].stat().st_size > cap_mb * 2**20  # it really was too big
+
+    run(scenario())
+
+
+def test_queue_position_shown_and_updated(tmp_path: Path, media: dict[str, Path]) -> None:
+    from tests.bot_harness import BOB
+
+    async def scenario() -> None:
+        async with (
+            fake_server() as server,
+            bot_running(
+                server, settings_for(server, tmp_path / "data"), make_pipeline(realtime=True)
+            ),
+        ):
+            await start_render(server, ALICE["id"], media)
+            await new_video(server, BOB, BOB["id"], "Second in line")
+            await server.video(BOB, BOB["id"], media["red"])
+            await server.wait_for("sendMessage", lambda c: "1 file" in c.text)
+            await server.text(BOB, BOB["id"], "/done")
+            queued = await server.wait_for(
+                "sendMessage", lambda c: c.chat_id == BOB["id"] and "queue" in c.text
+            )
+            assert "1 job(s) ahead" in queued.text
+            # When Alice's render ends, Bob's job starts in the same status message.
+            started = await server.wait_for("editMessageText", lambda c: c.chat_id == BOB["id"]
+                                                and "Starting" in c.text, timeout=30)  # fmt: skip
+            assert int(started.params["message_id"]) == queued.result["message_id"]
+            await server.wait_for("sendVideo", lambda c: c.chat_id == ALICE["id"])
+
+    run(scenario())
