@@ -7,8 +7,9 @@ import asyncio
 import contextlib
 import io
 import itertools
+import socket
 import subprocess
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,9 +54,40 @@ async def bot_running(
         yield
 
 
+_LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+@contextlib.contextmanager
+def loopback_only() -> Iterator[None]:
+    """Fail any attempt to connect anywhere but 127.0.0.1 (the fake server)."""
+    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def check(address: Any) -> None:
+        if isinstance(address, tuple) and address[0] not in _LOOPBACK:
+            raise AssertionError(f"a test tried to reach {address!r}")
+
+    def connect(self: socket.socket, address: Any) -> None:
+        check(address)
+        real_connect(self, address)
+
+    def connect_ex(self: socket.socket, address: Any) -> int:
+        check(address)
+        return real_connect_ex(self, address)
+
+    socket.socket.connect = connect  # type: ignore[method-assign]
+    socket.socket.connect_ex = connect_ex  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        socket.socket.connect = real_connect  # type: ignore[method-assign]
+        socket.socket.connect_ex = real_connect_ex  # type: ignore[method-assign]
+
+
 def run(coro: Any) -> Any:
-    """Run a scenario with an overall time limit, so a lost message fails instead of hanging."""
-    return asyncio.run(asyncio.wait_for(coro, 90))
+    """Run a scenario with an overall time limit, so a lost message fails instead of hanging,
+    and with every connection outside 127.0.0.1 refused."""
+    with loopback_only():
+        return asyncio.run(asyncio.wait_for(coro, 90))
 
 
 @contextlib.asynccontextmanager

@@ -228,3 +228,12 @@ def test_target_bitrate_from_duration() -> None:
     total_bits = (kbps + 96) * 1000 * 60
     assert 0.85 * 50 * MB * 8 < total_bits <= 50 * MB * 8
     assert target_video_kbps(120.0, 50 * MB) < kbps
+
+
+def test_harness_refuses_real_network() -> None:
+    import socket
+
+    from tests.bot_harness import loopback_only
+
+    with loopback_only(), socket.socket() as s, pytest.raises(AssertionError, match="reach"):
+        s.connect(("149.154.167.220", 443))  # api.telegram.org
