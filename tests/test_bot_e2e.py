@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 from tests.bot_harness import (
     ALICE,
@@ -24,6 +25,7 @@ from tests.bot_harness import (
     settings_for,
     spoken_ogg,
 )
+from tests.bot_pipeline import FootagePipeline
 
 __all__ = ["media"]  # the fixture
 
@@ -177,5 +179,51 @@ def test_group_privacy_mode_two_members(tmp_path: Path, media: dict[str, Path]) 
             video = await render_from_storyboard(server, ALICE, group)
             assert "@bob" in video.params["caption"]  # pooled footage credited
             assert decode(video.upload("video") or b"")[2] > 1.8  # both files used
+
+    run(scenario())
+
+
+def test_conversation_survives_restart(tmp_path: Path, media: dict[str, Path]) -> None:
+    data = tmp_path / "data"
+
+    async def scenario() -> None:
+        async with fake_server() as server:
+            async with bot_running(server, settings_for(server, data), make_pipeline()):
+                await server.text(ALICE, ALICE["id"], "/new")
+                await server.wait_for("sendMessage", lambda c: "What is the video" in c.text)
+                await server.text(ALICE, ALICE["id"], "Persistent topic")
+                await server.wait_for("sendMessage", lambda c: "Pick a style" in c.text)
+            async with bot_running(server, settings_for(server, data), make_pipeline()):
+                msg, data_ = server.button_message(ALICE["id"], f"c|{ALICE['id']}|style|vlog")
+                await server.press(ALICE, msg, data_)
+                await server.wait_for("sendMessage", lambda c: "Language" in c.text)
+                msg, data_ = server.button_message(ALICE["id"], f"c|{ALICE['id']}|next|")
+                await server.press(ALICE, msg, data_)
+                await server.wait_for("sendMessage", lambda c: "send your footage" in c.text)
+                await server.video(ALICE, ALICE["id"], media["red"])
+                await server.wait_for("sendMessage", lambda c: "1 file" in c.text)
+                await server.text(ALICE, ALICE["id"], "/done")
+                board = await server.wait_for("sendMessage", lambda c: "sb:render" in str(c.params))
+                assert "Persistent topic" in board.text
+
+    run(scenario())
+
+
+class BrokenTranscriber(FootagePipeline):
+    def transcribe(self, path: str) -> Any:
+        raise RuntimeError("secret internal detail")
+
+
+def test_unexpected_failure_gets_short_message(tmp_path: Path) -> None:
+    ogg = spoken_ogg(tmp_path / "v.ogg", "hello")
+
+    async def scenario() -> None:
+        async with (
+            fake_server() as server,
+            bot_running(server, settings_for(server, tmp_path / "data"), BrokenTranscriber()),
+        ):
+            await server.voice(ALICE, ALICE["id"], ogg)
+            told = await server.wait_for("sendMessage", lambda c: "went wrong" in c.text)
+            assert "secret" not in told.text and "RuntimeError" not in told.text
 
     run(scenario())

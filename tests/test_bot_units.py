@@ -237,3 +237,22 @@ def test_harness_refuses_real_network() -> None:
 
     with loopback_only(), socket.socket() as s, pytest.raises(AssertionError, match="reach"):
         s.connect(("149.154.167.220", 443))  # api.telegram.org
+
+
+def test_cli_registers_bot_without_importing_telegram(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, pipeline.cli as c; p = c.build_parser(); "
+        "a = p.parse_args(['bot']); print(a.command, 'telegram' in sys.modules)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         check=True, cwd=tmp_path)  # fmt: skip
+    assert out.stdout.split() == ["bot", "False"]
+    env.pop("TELEGRAM_BOT_TOKEN", None)
+    done = subprocess.run([sys.executable, "-m", "pipeline.cli", "bot"], capture_output=True,
+                          text=True, env=env, cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 2 and "TELEGRAM_BOT_TOKEN" in done.stderr
+    assert "Traceback" not in done.stderr
