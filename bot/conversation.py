@@ -12,9 +12,7 @@ import time
 import warnings
 from pathlib import Path
 
-from telegram import (
-    Update,
-)
+from telegram import Update
 from telegram.ext import BaseHandler as Handler
 from telegram.ext import (
     CallbackQueryHandler,
@@ -161,7 +159,8 @@ async def style_chosen(update: Update, context: Context) -> int | None:
 
 
 def options_text(lang: str, draft: Draft) -> str:
-    return t(lang, "ask_options", language=draft.video_lang, seconds=draft.seconds)
+    name = "中文" if draft.video_lang == "zh" else "English"
+    return t(lang, "ask_options", language=name, seconds=draft.seconds)
 
 
 async def option_chosen(update: Update, context: Context) -> int | None:
@@ -343,7 +342,7 @@ def build_conversation() -> ConversationHandler[Context]:
                 MessageHandler(VOICE, voice_request),
             ],
             states=states,
-            fallbacks=[CommandHandler("cancel", cancel), CommandHandler("new", start_new)],
+            fallbacks=[CommandHandler("cancel", cancel)],
             per_chat=True,
             per_user=True,
             per_message=False,

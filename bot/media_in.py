@@ -11,6 +11,7 @@ import os
 from telegram import Update
 from telegram.error import TelegramError
 
+from bot.config import MB
 from bot.footage import download, incoming_media
 from bot.services import Context, Draft, ask, services, user_lang
 from bot.texts import error_text, t
@@ -18,7 +19,6 @@ from pipeline.errors import ReelbotError
 from pipeline.media import probe
 
 log = logging.getLogger(__name__)
-MB = 1024 * 1024
 
 
 async def take_footage(update: Update, context: Context, draft: Draft, credit: str) -> bool:
@@ -34,8 +34,9 @@ async def take_footage(update: Update, context: Context, draft: Draft, credit: s
         return False
     limits = svc.settings
     if item.size is not None and item.size > limits.download_limit:
-        await ask(update, t(lang, "too_big", name=item.name, size_mb=item.size / MB,
-                                 limit_mb=limits.download_limit // MB), force=False)  # fmt: skip
+        size_mb, limit_mb = item.size / MB, limits.download_limit // MB
+        text = t(lang, "too_big", name=item.name, size_mb=size_mb, limit_mb=limit_mb)
+        await ask(update, text, force=False)
         return False
     if len(draft.footage) >= limits.max_footage:
         await ask(update, t(lang, "limit_footage", limit=limits.max_footage), force=False)
@@ -58,8 +59,8 @@ async def take_footage(update: Update, context: Context, draft: Draft, credit: s
     seconds = 0.0 if info.is_still else info.duration
     if draft.total_seconds + seconds > limits.max_footage_seconds:
         os.remove(path)
-        await ask(update, t(lang, "limit_seconds", limit=limits.max_footage_seconds,
-                                 name=item.name), force=False)  # fmt: skip
+        text = t(lang, "limit_seconds", limit=limits.max_footage_seconds, name=item.name)
+        await ask(update, text, force=False)
         return False
     draft.footage.append((path, item.caption, credit, seconds))
     if item.media_group_id is None:
