@@ -206,7 +206,8 @@ class JobRunner:
             await delivery.send_result(self.bot, job, result, video)
             self.store.set_status(job.id, DONE)
             await reporter.finish(t(job.lang, "done"))
-        except TelegramError:
+        except Exception:
+            # A Telegram refusal or a missing result file: the user hears of it, the job ends.
             log.exception("delivering job %s failed", job.id)
             self.store.set_status(job.id, FAILED, "delivery")
             await reporter.finish(error_text(job.lang, "internal"))

@@ -256,3 +256,39 @@ def test_cli_registers_bot_without_importing_telegram(tmp_path: Path) -> None:
                           text=True, env=env, cwd=tmp_path)  # fmt: skip
     assert done.returncode == 2 and "TELEGRAM_BOT_TOKEN" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_status_reporter_ignores_not_modified_and_throttles() -> None:
+    import asyncio
+
+    from telegram import Bot
+
+    from bot.delivery import StatusReporter
+    from tests.bot_harness import run
+    from tests.fake_telegram import TOKEN, FakeTelegram
+
+    async def scenario() -> None:
+        server = FakeTelegram()
+        await server.start()
+        try:
+            bot = Bot(TOKEN, base_url=server.base_url, base_file_url=server.base_file_url)
+            async with bot:
+                first = await bot.send_message(42, "⏳ Starting…")
+                j = Job(id="j1", chat_id=42, user_id=42, lang="en", step="render",
+                        status=RUNNING, brief=Brief("t"), job_dir="/tmp/none",
+                        status_msg=first.message_id)  # fmt: skip
+                reporter = StatusReporter(bot, j, interval=0.4)
+                await reporter.show("⏳ Starting…", force=True)  # same text: 400, ignored
+                assert server.sent("editMessageText")[-1].result is None  # it was refused
+                for i in range(20):
+                    reporter.update("render", i / 20)
+                    await reporter.show(reporter.text())
+                    await asyncio.sleep(0.05)
+                await reporter.finish("done")
+                edits = [c for c in server.sent("editMessageText") if c.result is not None]
+                assert 2 <= len(edits) <= 5 and edits[-1].text == "done"
+                assert len(server.sent("sendMessage")) == 1  # never fell back to a new message
+        finally:
+            await server.stop()
+
+    run(scenario())
