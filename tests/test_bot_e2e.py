@@ -13,8 +13,10 @@ from typing import Any
 from tests.bot_harness import (
     ALICE,
     BOB,
+    STAND_IN,
     assert_edit_spacing,
     bot_running,
+    check_video,
     decode,
     fake_server,
     make_pipeline,
@@ -46,21 +48,19 @@ def test_private_conversation_new_to_decoded_mp4(tmp_path: Path, media: dict[str
                 await server.wait_for("sendMessage", lambda c: "queue" in c.text)
                 album = await server.wait_for("sendMediaGroup")
                 captions = [m["caption"] for m in album.params["media"]]
-                assert captions[0] == "Why cats love boxes"
-                assert "cat in a box" in captions
+                board = await server.wait_for("sendMessage", lambda c: "sb:render" in str(c.params))
+                assert len(captions) >= 2 and all(c in board.text for c in captions)
                 video = await render_from_storyboard(server, ALICE, ALICE["id"])
-                w, h, seconds, frames = decode(video.upload("video") or b"")
-                assert (w, h) == (180, 320)
-                assert 1.8 < seconds < 2.3 and frames >= 50
-                assert video.params["supports_streaming"] in (True, "true")
-                assert int(video.params["width"]) == 180 and int(video.params["height"]) == 320
-                assert int(video.params["duration"]) == 2
-                cover, thumb = video.upload("cover"), video.upload("thumbnail")
-                assert cover and thumb and cover[:2] == thumb[:2] == b"\xff\xd8"  # JPEGs
-                assert video.params["caption"].startswith("Why cats love boxes")
-                assert "#reelbot" in video.params["caption"]
+                seconds = check_video(video)
+                title = board.text.split("“", 1)[1].split("”", 1)[0]
+                assert video.params["caption"].startswith(title)
                 script = await server.wait_for("sendMessage", lambda c: "Script" in c.text)
-                assert "cat in a box" in script.text and "Follow for more" in script.text
+                assert captions[0] in script.text  # the hook
+                if STAND_IN:
+                    assert captions[0] == "Why cats love boxes" and "cat in a box" in captions
+                    assert 1.8 < seconds < 2.3
+                    assert decode(video.upload("video") or b"")[:2] == (180, 320)
+                    assert "#reelbot" in video.params["caption"]
                 await server.wait_for("editMessageText", lambda c: "Done" in c.text)
             # The status message was edited at most once per interval while the job ran.
             assert_edit_spacing(server, 0.5)
@@ -93,8 +93,9 @@ def test_voice_note_request_fills_topic_style_length(
             await server.wait_for("sendMessage", lambda c: "1 file" in c.text)
             await server.text(ALICE, ALICE["id"], "/done")
             video = await render_from_storyboard(server, ALICE, ALICE["id"])
-            assert decode(video.upload("video") or b"")[:2] == (180, 320)
-            assert "#funny" in video.params["caption"]
+            check_video(video)
+            if STAND_IN:
+                assert "#funny" in video.params["caption"]
 
     run(scenario())
 
@@ -119,8 +120,11 @@ def test_album_is_one_batch_and_all_used(tmp_path: Path, media: dict[str, Path])
             assert len(acks) == 1, [c.text for c in acks]
             await server.text(ALICE, ALICE["id"], "/done")
             video = await render_from_storyboard(server, ALICE, ALICE["id"])
-            _, _, seconds, _ = decode(video.upload("video") or b"")
-            assert 2.8 < seconds < 3.3  # one second per shot, all three used
+            seconds = check_video(video)
+            uploads = list((tmp_path / "data" / "jobs").glob("*/uploads/*"))
+            assert len(uploads) == 3  # one batch, every item kept for the pipeline
+            if STAND_IN:
+                assert 2.8 < seconds < 3.3  # one second per shot, all three used
 
     run(scenario())
 
@@ -178,7 +182,10 @@ def test_group_privacy_mode_two_members(tmp_path: Path, media: dict[str, Path]) 
             await server.text(ALICE, group, "/done@reelbot_test_bot")
             video = await render_from_storyboard(server, ALICE, group)
             assert "@bob" in video.params["caption"]  # pooled footage credited
-            assert decode(video.upload("video") or b"")[2] > 1.8  # both files used
+            seconds = check_video(video)
+            assert len(list((tmp_path / "data" / "jobs").glob("*/uploads/*"))) == 2
+            if STAND_IN:
+                assert seconds > 1.8  # both files used
 
     run(scenario())
 
@@ -204,7 +211,7 @@ def test_conversation_survives_restart(tmp_path: Path, media: dict[str, Path]) -
                 await server.wait_for("sendMessage", lambda c: "1 file" in c.text)
                 await server.text(ALICE, ALICE["id"], "/done")
                 board = await server.wait_for("sendMessage", lambda c: "sb:render" in str(c.params))
-                assert "Persistent topic" in board.text
+                assert "Persistent topic" in board.text or not STAND_IN
 
     run(scenario())
 

