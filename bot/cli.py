@@ -9,6 +9,21 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
+class RedactToken(logging.Filter):
+    """Replaces the bot token in log records, so it never reaches a log file."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__()
+        self.token = token
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if self.token and self.token in text:
+            record.msg = text.replace(self.token, "<token>")
+            record.args = ()
+        return True
+
+
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "bot",
@@ -26,8 +41,11 @@ def _bot_cmd(args: argparse.Namespace) -> int:
     from bot.pipeline_api import DefaultPipeline
 
     settings = load_settings(dotenv=args.env_file)
-    # httpx logs every request URL, and those URLs contain the bot token.
+    # httpx logs every request URL, and those URLs contain the bot token; anything else that
+    # would print it (PTB's debug lines, error messages) has it blotted out.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactToken(settings.token))
     log.info("starting the bot; data in %s, %d worker(s)", settings.data_dir, settings.workers)
     run(settings, DefaultPipeline())
     return 0

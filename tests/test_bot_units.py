@@ -292,3 +292,13 @@ def test_status_reporter_ignores_not_modified_and_throttles() -> None:
             await server.stop()
 
     run(scenario())
+
+
+def test_token_redacted_from_logs() -> None:
+    import logging
+
+    from bot.cli import RedactToken
+
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "GET %s", ("https://a/bot42:SECRET/getMe",), None)  # fmt: skip
+    RedactToken("42:SECRET").filter(record)
+    assert record.getMessage() == "GET https://a/bot<token>/getMe"
