@@ -299,6 +299,7 @@ def test_token_redacted_from_logs() -> None:
 
     from bot.cli import RedactToken
 
-    record = logging.LogRecord("x", logging.INFO, __file__, 1, "GET %s", ("https://a/bot42:SECRET/getMe",), None)  # fmt: skip
+    url = "https://a/bot42:SECRET/getMe"
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "GET %s", (url,), None)
     RedactToken("42:SECRET").filter(record)
     assert record.getMessage() == "GET https://a/bot<token>/getMe"
