@@ -125,6 +125,7 @@ def build_application(settings: Settings, pipeline: Pipeline) -> BotApp:
 
 
 def add_handlers(app: BotApp) -> None:
+    """The handlers in the order they are tried: access gate, conversation, then the rest."""
     app.add_handler(TypeHandler(Update, gate), group=-1)
     # Group 0: the conversation first; what it does not take falls to the handlers after it.
     app.add_handler(conv.build_conversation())

@@ -136,6 +136,7 @@ async def topic_voice(update: Update, context: Context) -> int | None:
 
 
 async def ask_style(update: Update, context: Context, draft: Draft) -> int:
+    """Offer the style buttons (owned by the draft's member)."""
     lang = user_lang(update, context)
     await ask(update, t(lang, "ask_style"), style_keyboard(lang, draft.owner_id))
     return STYLE
@@ -186,6 +187,7 @@ async def option_chosen(update: Update, context: Context) -> int | None:
 
 
 async def ask_footage(update: Update, context: Context, draft: Draft) -> int:
+    """Ask for footage; in groups as a ForceReply that other members may reply to."""
     lang = user_lang(update, context)
     if not is_group(update):
         await ask(update, t(lang, "ask_footage"), footage_keyboard(lang, draft.owner_id, False))
@@ -273,6 +275,7 @@ async def submit(update: Update, context: Context) -> int | None:
 
 
 def forget_draft(context: Context, draft: Draft, keep_files: bool = False) -> None:
+    """Drop a draft (and its files unless they now belong to a job)."""
     svc = services(context)
     if draft.prompt_id is not None:
         svc.pools.pop((draft.chat_id, draft.prompt_id), None)
@@ -307,6 +310,7 @@ async def cancel(update: Update, context: Context) -> int:
 
 
 def current(update: Update, context: Context) -> Draft | None:
+    """The draft of the member who sent this update, in this chat."""
     chat = update.effective_chat
     return get_draft(context, chat.id) if chat is not None else None
 

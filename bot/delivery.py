@@ -176,6 +176,7 @@ class StatusReporter:
         await self.show(text, force=True)
 
     async def show(self, text: str, force: bool = False) -> None:
+        """Put `text` in the status message (throttled unless forced); send one if it is gone."""
         if text == self._shown or (
             not force and time.monotonic() - self._last_edit < self.interval
         ):

@@ -69,7 +69,9 @@ class Pipeline(Protocol):
         job_dir: str,
         progress: ProgressFn | None = None,
         cancel: threading.Event | None = None,
-    ) -> StoryboardLike: ...
+    ) -> StoryboardLike:
+        """Analysis, script, narration and plan into `job_dir`; everything but the render."""
+        ...
 
     def revise(
         self,
@@ -79,16 +81,22 @@ class Pipeline(Protocol):
         another: bool = False,
         progress: ProgressFn | None = None,
         cancel: threading.Event | None = None,
-    ) -> StoryboardLike: ...
+    ) -> StoryboardLike:
+        """The user's edited script, or another version, planned again reusing the analysis."""
+        ...
 
     def render_job(
         self,
         job_dir: str,
         progress: ProgressFn | None = None,
         cancel: threading.Event | None = None,
-    ) -> MakeResultLike: ...
+    ) -> MakeResultLike:
+        """The job folder's plan rendered to the MP4 and its cover."""
+        ...
 
-    def transcribe(self, path: str) -> TranscriptLike: ...
+    def transcribe(self, path: str) -> TranscriptLike:
+        """A voice note's words and language."""
+        ...
 
 
 class DefaultPipeline:

@@ -102,6 +102,7 @@ async def storyboard_button(update: Update, context: Context) -> None:
 
 
 async def queued_notice(update: Update, context: Context, job_id: str) -> None:
+    """A new status message with the job's place in the queue, and wake the workers."""
     svc = services(context)
     job = svc.store.get(job_id)
     if job is None:

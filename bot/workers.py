@@ -149,6 +149,7 @@ class JobRunner:
         return result, video
 
     async def _run(self, run: _Running) -> None:
+        """One job from claim to outcome: status message, worker thread, delivery."""
         job = run.job
         loop = asyncio.get_running_loop()
         reporter = delivery.StatusReporter(self.bot, job, self.settings.status_interval)
@@ -191,6 +192,7 @@ class JobRunner:
             self.wake()
 
     async def _deliver(self, job: Job, reporter: delivery.StatusReporter, out: Any) -> None:
+        """Hand over what a step produced: the storyboard, or the finished video."""
         try:
             if job.step in ("prepare", "revise"):
                 board: StoryboardLike = out

@@ -69,6 +69,8 @@ def test_cancel_during_render_ends_ffmpeg(tmp_path: Path, media: dict[str, Path]
             assert ffmpeg_running_in(data / "jobs"), "the render should be running now"
             await server.text(ALICE, ALICE["id"], "/cancel")
             await server.wait_for("editMessageText", lambda c: "Cancelled" in c.text)
+            actions = [c.params.get("action") for c in server.sent("sendChatAction")]
+            assert "upload_video" in actions  # kept alive while the render ran
             assert ffmpeg_running_in(data / "jobs") == []
             assert server.sent("sendVideo") == []
             # Nothing is left active: a new video can start at once.
