@@ -33,6 +33,7 @@ from bot.jobs import JobStore
 from bot.pipeline_api import Pipeline
 from bot.services import Context, Services, ask, services, user_lang
 from bot.texts import LANGS, error_text, t
+from bot.updates import PerUserUpdateProcessor
 from bot.workers import JobRunner
 from pipeline.errors import ReelbotError
 
@@ -108,6 +109,7 @@ def build_application(settings: Settings, pipeline: Pipeline) -> BotApp:
             )
         )
         .local_mode(settings.local_mode)
+        .concurrent_updates(PerUserUpdateProcessor())
         .post_init(on_start)
         .post_stop(on_stop)
         .read_timeout(30)

@@ -64,8 +64,14 @@ async def download(bot: Bot, file_id: str, folder: str, name: str) -> str:
     dest = Path(folder)
     dest.mkdir(parents=True, exist_ok=True)
     index = len(list(dest.iterdir())) + 1
-    while (path := dest / f"{index:02d}_{safe_name(name)}").exists():
-        index += 1
+    while True:
+        path = dest / f"{index:02d}_{safe_name(name)}"
+        try:
+            # Claim the name before the download: downloads for one job can run concurrently.
+            path.open("x").close()
+            break
+        except FileExistsError:
+            index += 1
     tg_file = await bot.get_file(file_id)
     await tg_file.download_to_drive(path)
     return str(path)

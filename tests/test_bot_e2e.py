@@ -7,6 +7,7 @@ decoding the uploaded MP4 with PyAV. Nothing here reaches a real network address
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -232,5 +233,35 @@ def test_unexpected_failure_gets_short_message(tmp_path: Path) -> None:
             await server.voice(ALICE, ALICE["id"], ogg)
             told = await server.wait_for("sendMessage", lambda c: "went wrong" in c.text)
             assert "secret" not in told.text and "RuntimeError" not in told.text
+
+    run(scenario())
+
+
+class SlowTranscriber(FootagePipeline):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.release = threading.Event()
+
+    def transcribe(self, path: str) -> Any:
+        self.release.wait(20)
+        return super().transcribe(path)
+
+
+def test_one_users_slow_work_does_not_hold_up_another(tmp_path: Path) -> None:
+    ogg = spoken_ogg(tmp_path / "v.ogg", "A funny video about my dog")
+    pipeline = SlowTranscriber()
+
+    async def scenario() -> None:
+        async with (
+            fake_server() as server,
+            bot_running(server, settings_for(server, tmp_path / "data"), pipeline),
+        ):
+            await server.voice(ALICE, ALICE["id"], ogg)
+            await server.wait_for("sendChatAction", lambda c: c.chat_id == ALICE["id"])
+            await server.text(BOB, BOB["id"], "/help")
+            await server.wait_for("sendMessage", lambda c: c.chat_id == BOB["id"])
+            assert not [c for c in server.sent("sendMessage", ALICE["id"]) if "heard" in c.text]
+            pipeline.release.set()
+            await server.wait_for("sendMessage", lambda c: "I heard" in c.text, timeout=60)
 
     run(scenario())
