@@ -303,3 +303,47 @@ def test_token_redacted_from_logs() -> None:
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "GET %s", (url,), None)
     RedactToken("42:SECRET").filter(record)
     assert record.getMessage() == "GET https://a/bot<token>/getMe"
+
+
+def test_storyboard_albums_of_ten_and_single_photo(tmp_path: Path) -> None:
+    from dataclasses import dataclass
+
+    from telegram import Bot
+
+    from bot.delivery import send_storyboard
+    from tests.bot_harness import run
+    from tests.fake_telegram import TOKEN, FakeTelegram
+
+    jpg = samples.photo(str(tmp_path / "k.jpg"), (10, 20, 30), (64, 64))
+
+    @dataclass(frozen=True)
+    class Board:
+        job_dir: str
+        script: Script
+        frames: tuple[tuple[str, str], ...]
+        warnings: tuple[str, ...]
+
+    async def scenario() -> None:
+        server = FakeTelegram()
+        await server.start()
+        try:
+            bot = Bot(TOKEN, base_url=server.base_url, base_file_url=server.base_file_url)
+            async with bot:
+                j = Job(id="j2", chat_id=7, user_id=7, lang="zh", step="prepare", status=RUNNING,
+                        brief=Brief("t"), job_dir=str(tmp_path))  # fmt: skip
+                frames = tuple((f"第{i}句" + "长" * 1100, jpg) for i in range(12))
+                await send_storyboard(bot, j, Board(str(tmp_path), script(), frames, ("注意",)))
+                albums = server.sent("sendMediaGroup")
+                assert [len(a.params["media"]) for a in albums] == [10, 2]
+                assert all(len(m["caption"]) <= 1024 for a in albums for m in a.params["media"])
+                one = Board(str(tmp_path), script(), (("只有一句", jpg),), ())
+                await send_storyboard(bot, j, one)
+                photo = server.sent("sendPhoto")[-1]
+                assert photo.params["caption"] == "只有一句" and photo.upload("photo")
+                texts = [c.text for c in server.sent("sendMessage")]
+                assert any("注意" in x for x in texts)
+                assert sum("sb:render:j2" in str(c.params) for c in server.sent("sendMessage")) == 2
+        finally:
+            await server.stop()
+
+    run(scenario())
