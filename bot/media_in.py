@@ -45,7 +45,12 @@ async def take_footage(update: Update, context: Context, draft: Draft, credit: s
         path = await download(update.get_bot(), item.file_id, draft.uploads, item.name)
     except TelegramError as exc:
         log.warning("download of %s failed: %s", item.name, exc)
-        await ask(update, t(lang, "download_failed", name=item.name), force=False)
+        if "too big" in str(exc).lower():  # Telegram did not tell the size up front
+            limit_mb = limits.download_limit // MB
+            text = t(lang, "too_big_unsized", name=item.name, limit_mb=limit_mb)
+        else:
+            text = t(lang, "download_failed", name=item.name)
+        await ask(update, text, force=False)
         return False
     try:
         info = await asyncio.to_thread(probe, path)

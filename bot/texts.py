@@ -118,6 +118,16 @@ T: dict[str, dict[str, str]] = {
         "en": "I left it out; the rest of your footage is kept. Send another file or /done.",
         "zh": "这个文件没有加入，其余素材都保留。可以继续发送，或发送 /done。",
     },
+    "too_big_unsized": {
+        "en": (
+            "“{name}” is larger than the {limit_mb} MB bots can download. Send a shorter clip, "
+            "let Telegram compress it (send it as a video, not a file), or run the bot with a "
+            "local Bot API server (TELEGRAM_LOCAL_MODE)."
+        ),
+        "zh": "“{name}” 超过了机器人可下载的 {limit_mb} MB。请剪短一些，"
+        "或以视频（而非文件）方式发送让 Telegram 压缩，"
+        "或者使用本地 Bot API 服务器（TELEGRAM_LOCAL_MODE）。",
+    },
     "limit_footage": {
         "en": "That is the maximum of {limit} files per video; I will use the ones I have.",
         "zh": "每个视频最多 {limit} 个素材，我会用已经收到的这些。",

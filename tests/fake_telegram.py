@@ -62,14 +62,18 @@ class FakeTelegram(BotAPIServer):
         media_group_id: str | None = None,
         as_document: bool = False,
         size: int | None = None,
+        size_known: bool = True,
         width: int = 320,
         height: int = 180,
         duration: int = 2,
         reply_to: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """A video (or a video sent as a file) from `path`; `size` overrides the declared size."""
+        """A video (or a video sent as a file) from `path`; `size` overrides the file's size,
+        and with `size_known=False` the message does not say it (getFile still knows)."""
         data = Path(path).read_bytes()
         ref = self.store_file(data, size)
+        if not size_known:
+            del ref["file_size"]
         name = Path(path).name
         content: dict[str, Any] = {}
         if as_document:

@@ -338,3 +338,21 @@ def test_queue_position_shown_and_updated(tmp_path: Path, media: dict[str, Path]
             await server.wait_for("sendVideo", lambda c: c.chat_id == ALICE["id"])
 
     run(scenario())
+
+
+def test_unsized_file_refused_by_telegram_still_explained(
+    tmp_path: Path, media: dict[str, Path]
+) -> None:
+    async def scenario() -> None:
+        async with (
+            fake_server() as server,
+            bot_running(server, settings_for(server, tmp_path / "data"), make_pipeline()),
+        ):
+            await new_video(server, LI, LI["id"], "大文件")
+            # The message says no size: the bot learns it from getFile's refusal.
+            await server.video(LI, LI["id"], media["red"], as_document=True, size=30 * 2**20,
+                               size_known=False)  # fmt: skip
+            told = await server.wait_for("sendMessage", lambda c: "MB" in c.text)
+            assert "20 MB" in told.text and "本地 Bot API" in told.text
+
+    run(scenario())
