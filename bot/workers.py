@@ -102,21 +102,29 @@ class JobRunner:
 
     async def _claim_loop(self) -> None:
         while not self._stopping:
-            claimed = False
-            while len(self._running) < self.settings.workers:
-                job = self.store.claim_next()
-                if job is None:
-                    break
-                claimed = True
-                run = _Running(job, threading.Event())
-                self._running[job.id] = run
-                run.task = asyncio.create_task(self._run(run), name=f"job-{job.id}")
-            if claimed:
-                await self._show_positions()
+            try:
+                await self._claim()
+            except Exception:
+                # A locked or broken database must not end the loop: log it and try again.
+                log.exception("claiming jobs failed")
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 # Also poll now and then: another process may share the store.
                 await asyncio.wait_for(self._wake.wait(), timeout=5.0)
+
+    async def _claim(self) -> None:
+        """Start queued jobs while workers are free; tell the others their new place."""
+        claimed = False
+        while len(self._running) < self.settings.workers:
+            job = self.store.claim_next()
+            if job is None:
+                break
+            claimed = True
+            run = _Running(job, threading.Event())
+            self._running[job.id] = run
+            run.task = asyncio.create_task(self._run(run), name=f"job-{job.id}")
+        if claimed:
+            await self._show_positions()
 
     async def _show_positions(self) -> None:
         """The queue moved: tell each waiting user their new place in it."""
