@@ -284,14 +284,16 @@ def error_text(lang: str, key: str, params: dict[str, Any] | None = None) -> str
 def style_names() -> dict[str, dict[str, str]]:
     """Style id -> {lang: display name}: the script writer's list when it has one, else ours."""
     try:
-        from pipeline.script import STYLES as pipeline_styles  # type: ignore[attr-defined]
+        from pipeline.script import STYLES as pipeline_styles  # type: ignore[attr-defined,unused-ignore]
     except ImportError:
         return STYLES
     out: dict[str, dict[str, str]] = {}
     try:
         for sid, names in dict(pipeline_styles).items():
-            out[str(sid)] = {lang: str(names[lang]) for lang in LANGS}
-    except (KeyError, TypeError, AttributeError):
+            # {lang: name} or an object with one attribute per language
+            get = names.__getitem__ if isinstance(names, dict) else names.__getattribute__
+            out[str(sid)] = {lang: str(get(lang)) for lang in LANGS}
+    except (KeyError, TypeError, AttributeError, ValueError):
         log.warning("pipeline.script.STYLES has an unexpected shape; using the bot's list")
         return STYLES
     return out or STYLES

@@ -347,3 +347,20 @@ def test_storyboard_albums_of_ten_and_single_photo(tmp_path: Path) -> None:
             await server.stop()
 
     run(scenario())
+
+
+def test_style_names_follow_the_script_writer(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    import pipeline.script
+    from bot.texts import style_names
+
+    assert style_names() == STYLES or set(style_names()) >= set(STYLES)
+    monkeypatch.setattr(pipeline.script, "STYLES", {"funny": {"en": "Fun", "zh": "好玩"}},
+                        raising=False)  # fmt: skip
+    assert style_names() == {"funny": {"en": "Fun", "zh": "好玩"}}
+    styles = {"vlog": SimpleNamespace(en="Vlog!", zh="日常!")}
+    monkeypatch.setattr(pipeline.script, "STYLES", styles, raising=False)
+    assert style_names() == {"vlog": {"en": "Vlog!", "zh": "日常!"}}
+    monkeypatch.setattr(pipeline.script, "STYLES", {"x": 3}, raising=False)
+    assert style_names() == STYLES  # an unexpected shape falls back to the bot's list
