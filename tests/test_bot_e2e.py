@@ -187,6 +187,12 @@ def test_group_privacy_mode_two_members(tmp_path: Path, media: dict[str, Path]) 
             assert len(list((tmp_path / "data" / "jobs").glob("*/uploads/*"))) == 2
             if STAND_IN:
                 assert seconds > 1.8  # both files used
+            # A command meant for another bot in the group is left alone.
+            await asyncio.sleep(0.3)
+            mark = len(server.calls)
+            await server.text(BOB, group, "/help@some_other_bot")
+            await asyncio.sleep(0.5)
+            assert not [c for c in server.calls[mark:] if c.method == "sendMessage"]
 
     run(scenario())
 
