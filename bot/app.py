@@ -9,6 +9,7 @@ import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, TypeAlias
+from urllib.parse import urlparse
 
 from telegram import Update
 from telegram.constants import ChatType
@@ -181,33 +182,46 @@ async def on_stop(app: BotApp) -> None:
     svc.store.close()
 
 
+def webhook_options(settings: Settings) -> dict[str, Any]:
+    """How to listen for webhook calls: on the path of REELBOT_WEBHOOK_URL, with the secret."""
+    url = settings.webhook_url or ""
+    return {
+        "listen": settings.webhook_listen,
+        "port": settings.webhook_port,
+        "url_path": urlparse(url).path.strip("/"),
+        "webhook_url": url,
+        "secret_token": settings.webhook_secret,
+        "allowed_updates": Update.ALL_TYPES,
+    }
+
+
 @contextlib.asynccontextmanager
 async def running(app: BotApp, poll_timeout: float = 10) -> AsyncIterator[BotApp]:
-    """Run `app` by long polling inside an async block (what run_polling does, minus signals)."""
+    """Run `app` inside an async block (what run_polling/run_webhook do, minus signals): by
+    webhook when the settings name one, else by long polling."""
+    settings: Settings = app.bot_data["settings"]
     async with app:
         await on_start(app)
-        await app.start()
         assert app.updater is not None
-        await app.updater.start_polling(poll_interval=0.0, timeout=int(poll_timeout))
         try:
+            await app.start()
+            if settings.webhook_url:
+                await app.updater.start_webhook(**webhook_options(settings))
+            else:
+                await app.updater.start_polling(poll_interval=0.0, timeout=int(poll_timeout))
             yield app
         finally:
-            await app.updater.stop()
-            await app.stop()
+            if app.updater.running:
+                await app.updater.stop()
+            if app.running:
+                await app.stop()
             await on_stop(app)
 
 
 def run(settings: Settings, pipeline: Pipeline) -> None:
     """Run until interrupted: long polling, or a webhook when REELBOT_WEBHOOK_URL is set."""
     app = build_application(settings, pipeline)
-    updates = Update.ALL_TYPES
     if settings.webhook_url:
-        app.run_webhook(
-            listen=settings.webhook_listen,
-            port=settings.webhook_port,
-            webhook_url=settings.webhook_url,
-            secret_token=settings.webhook_secret,
-            allowed_updates=updates,
-        )
+        app.run_webhook(**webhook_options(settings))
     else:
-        app.run_polling(allowed_updates=updates)
+        app.run_polling(allowed_updates=Update.ALL_TYPES)

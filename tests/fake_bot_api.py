@@ -159,6 +159,7 @@ class BotAPIServer:
             result: Any = True
             if method not in (
                 "deleteWebhook",
+                "setWebhook",
                 "setMyCommands",
                 "close",
                 "logOut",

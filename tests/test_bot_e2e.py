@@ -271,3 +271,44 @@ def test_one_users_slow_work_does_not_hold_up_another(tmp_path: Path) -> None:
             await server.wait_for("sendMessage", lambda c: "I heard" in c.text, timeout=60)
 
     run(scenario())
+
+
+def test_webhook_mode_with_secret(tmp_path: Path) -> None:
+    import json
+    import socket
+
+    import aiohttp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    update = {"update_id": 77, "message": {
+        "message_id": 5, "date": 0, "chat": {"id": ALICE["id"], "type": "private"},
+        "from": ALICE, "text": "/help", "entities": [{"type": "bot_command", "offset": 0,
+                                                     "length": 5}]}}  # fmt: skip
+
+    async def scenario() -> None:
+        async with fake_server() as server:
+            settings = settings_for(
+                server, tmp_path / "data", webhook_url=f"http://127.0.0.1:{port}/hook/abc",
+                webhook_listen="127.0.0.1", webhook_port=port, webhook_secret="s3cret",
+            )  # fmt: skip
+            async with (
+                bot_running(server, settings, make_pipeline()),
+                aiohttp.ClientSession() as http,
+            ):
+                hook = await server.wait_for("setWebhook")
+                assert hook.params["url"] == f"http://127.0.0.1:{port}/hook/abc"
+                assert hook.params["secret_token"] == "s3cret"
+                url = f"http://127.0.0.1:{port}/hook/abc"
+                body = json.dumps(update)
+                headers = {"Content-Type": "application/json"}
+                async with http.post(url, data=body, headers=headers) as resp:
+                    assert resp.status == 403  # no secret: refused
+                headers["X-Telegram-Bot-Api-Secret-Token"] = "s3cret"
+                async with http.post(url, data=body, headers=headers) as resp:
+                    assert resp.status == 200
+                helped = await server.wait_for("sendMessage", lambda c: "/new" in c.text)
+                assert helped.chat_id == ALICE["id"]
+
+    run(scenario())
