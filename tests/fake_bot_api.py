@@ -80,6 +80,7 @@ class BotAPIServer:
         self._update_ids = itertools.count(1)
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
+        self._closing = False
         self.port = 0
 
     # -- server ------------------------------------------------------------------------------
@@ -97,6 +98,10 @@ class BotAPIServer:
         self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
     async def stop(self) -> None:
+        # Pending long polls answer at once instead of holding the shutdown for their timeout.
+        self._closing = True
+        async with self._changed:
+            self._changed.notify_all()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -203,7 +208,7 @@ class BotAPIServer:
         async with self._changed:
             while True:
                 self.updates = [u for u in self.updates if u["update_id"] >= offset]
-                if self.updates or time.monotonic() >= deadline:
+                if self.updates or self._closing or time.monotonic() >= deadline:
                     return list(self.updates[:100])
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), deadline - time.monotonic())

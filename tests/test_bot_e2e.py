@@ -7,6 +7,7 @@ decoding the uploaded MP4 with PyAV. Nothing here reaches a real network address
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -310,5 +311,39 @@ def test_webhook_mode_with_secret(tmp_path: Path) -> None:
                     assert resp.status == 200
                 helped = await server.wait_for("sendMessage", lambda c: "/new" in c.text)
                 assert helped.chat_id == ALICE["id"]
+
+    run(scenario())
+
+
+def test_reelbot_bot_command_runs_and_never_logs_the_token(tmp_path: Path) -> None:
+    import signal
+    import sys
+
+    from tests.fake_telegram import TOKEN
+
+    async def scenario() -> None:
+        async with fake_server() as server:
+            env = {
+                **os.environ,
+                "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+                "TELEGRAM_BOT_TOKEN": TOKEN,
+                "TELEGRAM_API_BASE_URL": server.base_url,
+                "TELEGRAM_API_BASE_FILE_URL": server.base_file_url,
+                "REELBOT_DATA_DIR": str(tmp_path / "data"),
+            }
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "pipeline.cli", "-v", "bot", cwd=tmp_path, env=env,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            )  # fmt: skip
+            try:
+                await server.wait_for("deleteWebhook", timeout=60)
+                await server.text(ALICE, ALICE["id"], "/help")
+                await server.wait_for("sendMessage", lambda c: "/new" in c.text, timeout=30)
+            finally:
+                proc.send_signal(signal.SIGINT)
+                out, _ = await asyncio.wait_for(proc.communicate(), 30)
+            log = out.decode()
+            assert proc.returncode == 0, log[-2000:]
+            assert "reelbot is up" in log and TOKEN not in log and TOKEN.split(":")[1] not in log
 
     run(scenario())
