@@ -251,7 +251,7 @@ async def submit(update: Update, context: Context) -> int | None:
         style=draft.style or "knowledge",
         language="zh" if draft.video_lang == "zh" else "en",
         seconds=draft.seconds,
-        footage=tuple(Footage(path=p, caption=c, credit=cr) for p, c, cr, _ in draft.footage),
+        footage=tuple(Footage(c.path, c.caption, c.credit) for c in draft.footage),
     )
     job = svc.store.submit(
         Job(

@@ -13,7 +13,7 @@ from telegram.error import TelegramError
 
 from bot.config import MB
 from bot.footage import download, incoming_media
-from bot.services import Context, Draft, ask, services, user_lang
+from bot.services import Clip, Context, Draft, ask, services, user_lang
 from bot.texts import error_text, t
 from pipeline.errors import ReelbotError
 from pipeline.media import probe
@@ -67,7 +67,7 @@ async def take_footage(update: Update, context: Context, draft: Draft, credit: s
         text = t(lang, "limit_seconds", limit=limits.max_footage_seconds, name=item.name)
         await ask(update, text, force=False)
         return False
-    draft.footage.append((path, item.caption, credit, seconds))
+    draft.footage.append(Clip(path, item.caption, credit, seconds))
     if item.media_group_id is None:
         await acknowledge(update, context, draft)
     else:

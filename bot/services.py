@@ -19,6 +19,16 @@ from bot.texts import lang_of
 from bot.workers import JobRunner
 
 
+@dataclass(frozen=True, slots=True)
+class Clip:
+    """One usable file of a draft: where it is, what its sender said about it, and its length."""
+
+    path: str
+    caption: str = ""
+    credit: str = ""
+    seconds: float = 0.0  # 0 for a photo
+
+
 @dataclass
 class Draft:
     """A video being put together: what /new collects before it becomes a queued job.
@@ -35,8 +45,7 @@ class Draft:
     style: str | None = None
     video_lang: str = "en"
     seconds: int = 30
-    # (path, caption, credit, seconds) per usable file, in the order received
-    footage: list[tuple[str, str, str, float]] = field(default_factory=list)
+    footage: list[Clip] = field(default_factory=list)  # in the order received
     pool: bool = False
     prompt_id: int | None = None
     reply_to: int | None = None
@@ -48,7 +57,7 @@ class Draft:
 
     @property
     def total_seconds(self) -> float:
-        return sum(f[3] for f in self.footage)
+        return sum(clip.seconds for clip in self.footage)
 
     def discard(self) -> None:
         """Remove the files collected for a draft that will not become a job."""
