@@ -1,0 +1,112 @@
+"""Low-resolution frames from footage files: the thin reader that feeds the pure scorers.
+
+Frames are scaled down by libswscale inside the decoder call (`to_ndarray(width=...)`), so Python
+never holds a full 1080p frame; every frame is turned upright by the file's rotation flag, so
+crop windows are in the displayed frame, as `MediaInfo.width/height` and `Rect` are.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import av
+import av.error
+import numpy as np
+
+from pipeline.errors import MediaError
+from pipeline.media import MediaInfo
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One decoded frame: its presentation time (source seconds), index, and BGR pixels."""
+
+    index: int
+    time: float
+    bgr: np.ndarray  # H x W x 3 uint8, upright (rotation applied)
+
+
+def scaled_size(info: MediaInfo, width: int) -> tuple[int, int]:
+    """The decode size (stored orientation) whose upright width is about `width`, both even."""
+    disp_w, disp_h = info.width, info.height
+    w = min(width, disp_w)
+    h = max(2, round(disp_h * w / disp_w / 2) * 2)
+    w = max(2, round(w / 2) * 2)
+    # The decoder scales the stored frame, which is turned when the display is rotated.
+    return (h, w) if info.rotation in (90, 270) else (w, h)
+
+
+def upright(img: np.ndarray, rotation: int) -> np.ndarray:
+    """Turn a stored frame into the displayed one; `rotation` as `MediaInfo.rotation`."""
+    if rotation == 0:
+        return img
+    # PyAV reports the display matrix angle counter-clockwise; np.rot90 turns counter-clockwise.
+    return np.ascontiguousarray(np.rot90(img, k=rotation // 90))
+
+
+def iter_frames(info: MediaInfo, width: int) -> Iterator[Frame]:
+    """Every frame of a video or animation, upright, about `width` pixels wide."""
+    sw, sh = scaled_size(info, width)
+    try:
+        container = av.open(info.path, metadata_errors="ignore")
+    except av.error.FFmpegError as exc:
+        raise MediaError(info.path, "corrupt", str(exc)) from exc
+    with container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        index = 0
+        fps = info.fps or 25.0
+        try:
+            for frame in container.decode(stream):
+                t = float(frame.time) if frame.time is not None else index / fps
+                img = frame.to_ndarray(
+                    width=sw, height=sh, format="bgr24", interpolation="FAST_BILINEAR"
+                )
+                yield Frame(index, t, upright(img, info.rotation))
+                index += 1
+        except av.error.FFmpegError as exc:
+            # A truncated phone upload still has usable frames before the damage.
+            if index == 0:
+                raise MediaError(info.path, "corrupt", str(exc)) from exc
+            log.warning("%s: decoding stopped after %d frames: %s", info.path, index, exc)
+
+
+def read_photo(info: MediaInfo, width: int) -> np.ndarray:
+    """A photo, upright (EXIF orientation applied), scaled to about `width` pixels wide, BGR."""
+    from PIL import Image, ImageOps
+
+    try:
+        with Image.open(info.path) as im:
+            im = ImageOps.exif_transpose(im).convert("RGB")
+            w = min(width, im.width)
+            h = max(2, round(im.height * w / im.width))
+            im = im.resize((w, h), Image.Resampling.BILINEAR)
+            rgb = np.asarray(im)
+    except OSError as exc:
+        raise MediaError(info.path, "corrupt", str(exc)) from exc
+    return np.ascontiguousarray(rgb[:, :, ::-1])
+
+
+def frame_at(info: MediaInfo, t: float, width: int) -> np.ndarray:
+    """The displayed frame at source second `t` (nearest decodable), BGR, about `width` wide."""
+    if info.kind == "photo":
+        return read_photo(info, width)
+    sw, sh = scaled_size(info, width)
+    with av.open(info.path, metadata_errors="ignore") as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        tb = stream.time_base
+        if tb is not None and t > 0:
+            container.seek(int(t / float(tb)), stream=stream, backward=True)
+        best: np.ndarray | None = None
+        for frame in container.decode(stream):
+            best = frame.to_ndarray(width=sw, height=sh, format="bgr24")
+            if frame.time is not None and frame.time >= t - 1e-3:
+                break
+    if best is None:
+        raise MediaError(info.path, "corrupt", f"no frame at {t:.2f}s")
+    return upright(best, info.rotation)

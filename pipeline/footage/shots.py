@@ -1,0 +1,131 @@
+"""Shot boundaries: hard cuts by PySceneDetect, gradual transitions by a windowed colour test.
+
+`CutDetector` is fed frames one at a time (it never opens a file), so it is tested on arrays.
+Hard cuts come from PySceneDetect's `ContentDetector` (HSV frame differences). Its per-frame
+test cannot see a dissolve, whose frames each change little; a dissolve shows instead as a
+colour-histogram change over half a second with no single large step, which is what the second
+test looks for. Camera motion over one scene keeps its colour histogram, so pans do not trigger it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from scenedetect import FrameTimecode
+from scenedetect.detectors import ContentDetector
+
+from pipeline.footage.features import colour_hist
+
+
+@dataclass(frozen=True, slots=True)
+class DetectParams:
+    """Knobs of shot detection (part of the analysis cache key)."""
+
+    threshold: float = 27.0  # ContentDetector's default, tuned on its own benchmark
+    min_shot: float = 0.4  # seconds: a cut closer than this to the previous one is a flash
+    gradual_window: float = 0.5  # seconds between the frames compared for gradual transitions
+    gradual_threshold: float = 0.45  # 1 - histogram intersection across the window
+
+
+@dataclass(frozen=True, slots=True)
+class Boundaries:
+    """Frame indices where shots change: hard cuts (first frame of the new shot) and gradual
+    transitions (first and last frame of the blend)."""
+
+    cuts: tuple[int, ...]
+    dissolves: tuple[tuple[int, int], ...]
+
+
+class CutDetector:
+    """Finds shot boundaries in a stream of small BGR frames at a known frame rate."""
+
+    def __init__(self, fps: float, params: DetectParams | None = None) -> None:
+        self.fps = fps if fps > 0 else 25.0
+        self.params = params or DetectParams()
+        self._content = ContentDetector(
+            threshold=self.params.threshold,
+            min_scene_len=max(1, round(self.params.min_shot * self.fps)),
+        )
+        self._cuts: list[int] = []
+        self._hists: list[np.ndarray] = []
+        self._count = 0
+
+    def push(self, index: int, bgr: np.ndarray) -> None:
+        """Feed the next frame (indices must be consecutive)."""
+        tc = FrameTimecode(index, fps=self.fps)
+        for cut in self._content.process_frame(tc, bgr):
+            self._cuts.append(cut.frame_num)
+        # A 64 px thumbnail is plenty for a colour histogram and keeps this cheap per frame.
+        h, w = bgr.shape[:2]
+        small = cv2.resize(bgr, (64, max(1, round(64 * h / w))), interpolation=cv2.INTER_AREA)
+        self._hists.append(colour_hist(small))
+        self._count = index + 1
+
+    def finish(self) -> Boundaries:
+        """All boundaries found, once every frame has been pushed."""
+        end = FrameTimecode(max(self._count - 1, 0), fps=self.fps)
+        for cut in self._content.post_process(end):
+            self._cuts.append(cut.frame_num)
+        cuts = tuple(sorted({c for c in self._cuts if 0 < c < self._count}))
+        return Boundaries(cuts, find_gradual(self._hists, cuts, self.fps, self.params))
+
+
+def find_gradual(
+    hists: list[np.ndarray], cuts: tuple[int, ...], fps: float, params: DetectParams
+) -> tuple[tuple[int, int], ...]:
+    """Gradual transitions: windows over which colours change a lot with no hard cut inside.
+
+    d[i] compares frame i with frame i - W. Across a dissolve of length L it rises over W + L
+    frames and peaks; we take each peak above the threshold, away from hard cuts, and report the
+    blend as the W frames before the peak (where the change happened).
+    """
+    n = len(hists)
+    win = max(2, round(params.gradual_window * fps))
+    if n <= win + 1:
+        return ()
+    arr = np.stack(hists)
+    d = np.zeros(n, dtype=np.float64)
+    d[win:] = 1.0 - np.minimum(arr[win:], arr[:-win]).sum(axis=1)
+    # Frames whose window spans a hard cut see that cut, not a dissolve.
+    near_cut = np.zeros(n, dtype=bool)
+    for c in cuts:
+        near_cut[max(0, c - 2) : min(n, c + win + 2)] = True
+    found: list[tuple[int, int]] = []
+    i = win
+    while i < n:
+        if d[i] < params.gradual_threshold or near_cut[i]:
+            i += 1
+            continue
+        j = i
+        while j + 1 < n and d[j + 1] >= params.gradual_threshold and not near_cut[j + 1]:
+            j += 1
+        peak = i + int(np.argmax(d[i : j + 1]))
+        # A steady step (each frame changing a little, summing to a big change) is a blend;
+        # a pan over varied scenery changes colours too, but then the change keeps going.
+        span = j - i + 1
+        if span <= 3 * win + round(fps):
+            found.append((max(0, peak - win), peak))
+        i = j + 1
+    return tuple(found)
+
+
+def shot_spans(n_frames: int, bounds: Boundaries) -> list[tuple[int, int, str]]:
+    """The stretches between boundaries as (first frame, end frame exclusive, how it begins).
+
+    The frames of a gradual transition belong to no shot: a blend of two scenes is not a moment
+    anyone would choose.
+    """
+    marks: list[tuple[int, int, str]] = [(c, c, "cut") for c in bounds.cuts]
+    marks += [(a, b + 1, "dissolve") for a, b in bounds.dissolves]
+    marks.sort()
+    spans: list[tuple[int, int, str]] = []
+    pos, how = 0, "start"
+    for a, b, kind in marks:
+        if a > pos:
+            spans.append((pos, a, how))
+        pos, how = max(pos, b), kind
+    if pos < n_frames:
+        spans.append((pos, n_frames, how))
+    return spans
