@@ -18,7 +18,7 @@ import numpy as np
 from pipeline.footage.cache import AnalysisCache, cache_key
 from pipeline.footage.faces import FaceDetector, default_detector
 from pipeline.footage.features import HIST_BINS
-from pipeline.footage.model import Analysis, FileAnalysis, Shot
+from pipeline.footage.model import Analysis, FileAnalysis, Shot, rounded
 from pipeline.footage.moments import AnalysisParams, FileResult, analyse_file, combine
 from pipeline.media import MediaInfo
 
@@ -107,7 +107,7 @@ def analyze(
             text = join_text([caption, spoken_between(words, m.shot.start, m.shot.end)])
             shots.append(dataclasses.replace(m.shot, source=i, text=text))
             sigs.append(m.signature)
-    shots = suppress_duplicates(shots, sigs)
+    shots = [rounded(s) for s in suppress_duplicates(shots, sigs)]
     files = tuple(
         FileAnalysis(
             path=info.path,

@@ -49,7 +49,8 @@ class LbpFaceDetector:
     def __init__(self, short_side: int = 192) -> None:
         from skimage import data, feature
 
-        self._cascade: Any = feature.Cascade(data.lbp_frontal_face_cascade_filename())
+        cascade_file: str = data.lbp_frontal_face_cascade_filename()  # type: ignore[no-untyped-call]
+        self._cascade: Any = feature.Cascade(cascade_file)
         self._short = short_side
 
     def detect(self, bgr: np.ndarray) -> list[Box]:

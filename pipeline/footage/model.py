@@ -193,3 +193,8 @@ def shot_from_dict(d: dict[str, Any]) -> Shot:
 def with_source(shot: Shot, source: int, text: str | None = None) -> Shot:
     """The same shot numbered for another media list (cached results are stored per file)."""
     return replace(shot, source=source, text=shot.text if text is None else text)
+
+
+def rounded(shot: Shot) -> Shot:
+    """The shot exactly as its JSON reads back (times, scores and windows rounded)."""
+    return shot_from_dict(shot_to_dict(shot))

@@ -272,7 +272,7 @@ def _video_moment(
 def _interest_map(s: _Sample, other: _Sample | None) -> np.ndarray:
     """Where the eye goes: spectral saliency, boosted where things move."""
     g = ft.grey(s.bgr)
-    sal = ft.spectral_saliency(g)
+    sal: np.ndarray = ft.spectral_saliency(g).astype(np.float64)
     if other is not None and other.bgr.shape == s.bgr.shape:
         diff = cv2.absdiff(g, ft.grey(other.bgr)).astype(np.float32)
         diff = cv2.resize(diff, (sal.shape[1], sal.shape[0]), interpolation=cv2.INTER_AREA)

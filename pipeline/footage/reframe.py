@@ -62,9 +62,8 @@ def frame_shot(
     for aspect in ASPECTS:
         c0 = aim(start_subject, start_salient, src_w, src_h, aspect)
         if photo:
-            start = window(src_w, src_h, aspect, *c0)
-            end = window(src_w, src_h, aspect, *c0, zoom=PHOTO_ZOOM)
-            crops.append(Crop(aspect, start, end))
+            zoomed = window(src_w, src_h, aspect, *c0, zoom=PHOTO_ZOOM)
+            crops.append(Crop(aspect, window(src_w, src_h, aspect, *c0), zoomed))
             continue
         start = window(src_w, src_h, aspect, *c0)
         end: Rect | None = None

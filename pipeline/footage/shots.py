@@ -27,6 +27,9 @@ class DetectParams:
     min_shot: float = 0.4  # seconds: a cut closer than this to the previous one is a flash
     gradual_window: float = 0.5  # seconds between the frames compared for gradual transitions
     gradual_threshold: float = 0.45  # 1 - histogram intersection across the window
+    # A cut's frame change must be this many times its neighbours' (AdaptiveDetector's idea):
+    # in shaky or fast footage every frame changes a lot, and only a real cut stands out.
+    min_ratio: float = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +53,8 @@ class CutDetector:
         )
         self._cuts: list[int] = []
         self._hists: list[np.ndarray] = []
+        self._diffs: list[float] = []  # mean grey change to the previous frame, 0..255
+        self._prev: np.ndarray | None = None
         self._count = 0
 
     def push(self, index: int, bgr: np.ndarray) -> None:
@@ -61,6 +66,11 @@ class CutDetector:
         h, w = bgr.shape[:2]
         small = cv2.resize(bgr, (64, max(1, round(64 * h / w))), interpolation=cv2.INTER_AREA)
         self._hists.append(colour_hist(small))
+        g = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY).astype(np.float32)
+        prev = self._prev
+        same = prev is not None and prev.shape == g.shape
+        self._diffs.append(float(np.abs(g - prev).mean()) if prev is not None and same else 0.0)
+        self._prev = g
         self._count = index + 1
 
     def finish(self) -> Boundaries:
@@ -68,8 +78,23 @@ class CutDetector:
         end = FrameTimecode(max(self._count - 1, 0), fps=self.fps)
         for cut in self._content.post_process(end):
             self._cuts.append(cut.frame_num)
-        cuts = tuple(sorted({c for c in self._cuts if 0 < c < self._count}))
+        found = sorted({c for c in self._cuts if 0 < c < self._count})
+        cuts = tuple(c for c in found if stands_out(self._diffs, c, self.params.min_ratio))
         return Boundaries(cuts, find_gradual(self._hists, cuts, self.fps, self.params))
+
+
+def stands_out(diffs: list[float], c: int, ratio: float, reach: int = 8) -> bool:
+    """Whether the change at frame c (±1) is `ratio` times the typical change around it."""
+    n = len(diffs)
+    if n < 3:
+        return True
+    peak = max(diffs[max(1, c - 1) : min(n, c + 2)], default=0.0)
+    around = diffs[max(1, c - reach) : max(1, c - 1)] + diffs[min(n, c + 2) : min(n, c + reach + 1)]
+    if not around:
+        return True
+    # +1 grey level so that a cut after a frozen stretch (neighbours ~0) is not a 1000x "spike"
+    # from compression noise.
+    return peak >= ratio * (float(np.median(around)) + 1.0)
 
 
 def find_gradual(

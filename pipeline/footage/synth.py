@@ -62,11 +62,12 @@ def load_photo(name: str) -> np.ndarray:
     return np.ascontiguousarray(img[:, :, ::-1])
 
 
-def _view(photo: np.ndarray, size: tuple[int, int], zoom: float, pan: tuple[float, float],
-          jitter: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:  # fmt: skip
-    """The photo seen through an output-aspect window (covering the frame) at zoom and pan."""
+def view_transform(photo_hw: tuple[int, int], size: tuple[int, int], zoom: float,
+                   pan: tuple[float, float], jitter: tuple[float, float] = (0.0, 0.0),
+                   ) -> tuple[float, float, float]:  # fmt: skip
+    """(scale, tx, ty) mapping photo pixels to frame pixels: frame = scale * photo + t."""
     ow, oh = size
-    ph, pw = photo.shape[:2]
+    ph, pw = photo_hw
     base = max(ow / pw, oh / ph) * zoom
     cx = pw / 2 + pan[0] * pw + jitter[0]
     cy = ph / 2 + pan[1] * ph + jitter[1]
@@ -74,8 +75,15 @@ def _view(photo: np.ndarray, size: tuple[int, int], zoom: float, pan: tuple[floa
     half_w, half_h = ow / base / 2, oh / base / 2
     cx = min(max(cx, half_w), pw - half_w)
     cy = min(max(cy, half_h), ph - half_h)
-    m = np.array([[base, 0, ow / 2 - base * cx], [0, base, oh / 2 - base * cy]])
-    return cv2.warpAffine(photo, m, (ow, oh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    return base, ow / 2 - base * cx, oh / 2 - base * cy
+
+
+def _view(photo: np.ndarray, size: tuple[int, int], zoom: float, pan: tuple[float, float],
+          jitter: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:  # fmt: skip
+    """The photo seen through an output-aspect window (covering the frame) at zoom and pan."""
+    scale, tx, ty = view_transform(photo.shape[:2], size, zoom, pan, jitter)
+    m = np.array([[scale, 0, tx], [0, scale, ty]])
+    return cv2.warpAffine(photo, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
 
 
 def scene_frames(scene: Scene, size: tuple[int, int], seed: int = 0) -> Iterator[np.ndarray]:
