@@ -44,9 +44,12 @@ class FaceDetector(Protocol):
 
 
 class LbpFaceDetector:
-    """scikit-image's LBP cascade; frames are brought to ~192 px on the short side first."""
+    """scikit-image's LBP cascade on frames brought to 144 px on the short side.
 
-    def __init__(self, short_side: int = 192) -> None:
+    That finds faces from ~14% of the frame height up: the subjects a vertical crop must keep.
+    """
+
+    def __init__(self, short_side: int = 144) -> None:
         from skimage import data, feature
 
         cascade_file: str = data.lbp_frontal_face_cascade_filename()  # type: ignore[no-untyped-call]
@@ -61,7 +64,7 @@ class LbpFaceDetector:
         found = self._cascade.detect_multi_scale(
             img=small,
             scale_factor=1.2,
-            step_ratio=1,
+            step_ratio=1.2,  # 4x faster than an exhaustive scan, same boxes on our test faces
             min_size=(20, 20),
             max_size=(sh, sh),
             min_neighbor_number=2,

@@ -7,6 +7,7 @@ moment of its own and ranks low, while the steady part ranks high.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import math
 import time
@@ -37,6 +38,7 @@ class AnalysisParams:
     max_moment: float = 6.0
     min_shot: float = 1.0  # shorter stretches (flashes, leftovers) are not offered
     photo_seconds: float = 3.0
+    fast_decode: bool = True  # skip deblocking and non-reference frames (see frames.iter_frames)
     detect: DetectParams = field(default_factory=DetectParams)
 
 
@@ -86,25 +88,30 @@ def analyse_file(
         return FileResult((moment,), (), (), time.perf_counter() - t0)
     fps = info.fps or 25.0
     detector = CutDetector(fps, params.detect)
-    step = max(1, round(fps / params.sample_fps))
     samples: list[_Sample] = []
     prev_grey: np.ndarray | None = None
     n = 0
+    indices: list[int] = []
     times: list[float] = []
-    for fr in iter_frames(info, params.width):
+    next_sample = 0.0
+    for fr in iter_frames(info, params.width, fast=params.fast_decode):
         detector.push(fr.index, fr.bgr)
+        indices.append(fr.index)
         times.append(fr.time)
-        if fr.index % step == 0:
+        if fr.time >= next_sample - 1e-6:
             stats, prev_grey = ft.measure(fr.bgr, fr.time, prev_grey)
             samples.append(_Sample(stats, fr.bgr))
+            next_sample = (math.floor(fr.time * params.sample_fps + 1e-6) + 1) / params.sample_fps
         n = fr.index + 1
-        if progress is not None and info.duration > 0 and n % 30 == 0:
+        if progress is not None and info.duration > 0 and len(times) % 30 == 0:
             progress(min(0.99, fr.time / info.duration))
     bounds = detector.finish()
     end_time = times[-1] + 1.0 / fps if times else info.duration
 
     def at(i: int) -> float:
-        return times[i] if i < len(times) else end_time
+        """Time of frame i: that of the first decoded frame at or after it (exact for cuts)."""
+        k = bisect.bisect_left(indices, i)
+        return times[k] if k < len(times) else end_time
 
     moments: list[Moment] = []
     for a, b, how in shot_spans(n, bounds):

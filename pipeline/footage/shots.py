@@ -52,6 +52,7 @@ class CutDetector:
             min_scene_len=max(1, round(self.params.min_shot * self.fps)),
         )
         self._cuts: list[int] = []
+        self._indices: list[int] = []  # frame numbers pushed (gaps when the decoder skips)
         self._hists: list[np.ndarray] = []
         self._diffs: list[float] = []  # mean grey change to the previous frame, 0..255
         self._prev: np.ndarray | None = None
@@ -71,6 +72,7 @@ class CutDetector:
         same = prev is not None and prev.shape == g.shape
         self._diffs.append(float(np.abs(g - prev).mean()) if prev is not None and same else 0.0)
         self._prev = g
+        self._indices.append(index)
         self._count = index + 1
 
     def finish(self) -> Boundaries:
@@ -79,8 +81,16 @@ class CutDetector:
         for cut in self._content.post_process(end):
             self._cuts.append(cut.frame_num)
         found = sorted({c for c in self._cuts if 0 < c < self._count})
-        cuts = tuple(c for c in found if stands_out(self._diffs, c, self.params.min_ratio))
-        return Boundaries(cuts, find_gradual(self._hists, cuts, self.fps, self.params))
+        pos = {index: k for k, index in enumerate(self._indices)}
+        cuts = tuple(
+            c for c in found if stands_out(self._diffs, pos.get(c, 0), self.params.min_ratio)
+        )
+        # The gradual test works on positions in the pushed sequence, at its effective rate.
+        n = len(self._indices)
+        rate = self.fps * n / max(self._count, 1)
+        blends = find_gradual(self._hists, tuple(pos.get(c, 0) for c in cuts), rate, self.params)
+        dissolves = tuple((self._indices[a], self._indices[b]) for a, b in blends)
+        return Boundaries(cuts, dissolves)
 
 
 def stands_out(diffs: list[float], c: int, ratio: float, reach: int = 8) -> bool:
@@ -89,12 +99,13 @@ def stands_out(diffs: list[float], c: int, ratio: float, reach: int = 8) -> bool
     if n < 3:
         return True
     peak = max(diffs[max(1, c - 1) : min(n, c + 2)], default=0.0)
-    around = diffs[max(1, c - reach) : max(1, c - 1)] + diffs[min(n, c + 2) : min(n, c + reach + 1)]
-    if not around:
-        return True
+    before = diffs[max(1, c - reach) : max(1, c - 1)]
+    after = diffs[min(n, c + 2) : min(n, c + reach + 1)]
+    # The busier side counts: the end of a dissolve is a step after steady change, not a cut.
     # +1 grey level so that a cut after a frozen stretch (neighbours ~0) is not a 1000x "spike"
     # from compression noise.
-    return peak >= ratio * (float(np.median(around)) + 1.0)
+    typical = max((float(np.median(side)) for side in (before, after) if side), default=0.0)
+    return peak >= ratio * (typical + 1.0)
 
 
 def find_gradual(
