@@ -285,7 +285,7 @@ def _interest_map(s: _Sample, other: _Sample | None) -> np.ndarray:
         diff = cv2.resize(diff, (sal.shape[1], sal.shape[0]), interpolation=cv2.INTER_AREA)
         top = float(diff.max())
         if top > 8.0:  # below that it is sensor noise, not movement
-            sal = sal + diff / top
+            sal = (sal + diff / top).astype(np.float64)
     # Only the strongest part counts, so a busy background does not drag the centre to the middle.
     return np.where(sal >= np.quantile(sal, 0.9), sal, 0.0)
 

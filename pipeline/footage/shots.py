@@ -83,7 +83,9 @@ class CutDetector:
         found = sorted({c for c in self._cuts if 0 < c < self._count})
         pos = {index: k for k, index in enumerate(self._indices)}
         cuts = tuple(
-            c for c in found if stands_out(self._diffs, pos.get(c, 0), self.params.min_ratio)
+            c
+            for c in found
+            if stands_out(self._diffs, self._hists, pos.get(c, 0), self.params.min_ratio)
         )
         # The gradual test works on positions in the pushed sequence, at its effective rate.
         n = len(self._indices)
@@ -93,8 +95,14 @@ class CutDetector:
         return Boundaries(cuts, dissolves)
 
 
-def stands_out(diffs: list[float], c: int, ratio: float, reach: int = 8) -> bool:
-    """Whether the change at frame c (±1) is `ratio` times the typical change around it."""
+def stands_out(
+    diffs: list[float], hists: list[np.ndarray], c: int, ratio: float, reach: int = 8
+) -> bool:
+    """Whether the change at position c (±1) is a cut, judged against the change around it.
+
+    It must be `ratio` times the typical change on the busier side; or, when one side is busy
+    (a cut into a shaky take), `ratio` times the quieter side with the colours changing at once.
+    """
     n = len(diffs)
     if n < 3:
         return True
@@ -104,8 +112,16 @@ def stands_out(diffs: list[float], c: int, ratio: float, reach: int = 8) -> bool
     # The busier side counts: the end of a dissolve is a step after steady change, not a cut.
     # +1 grey level so that a cut after a frozen stretch (neighbours ~0) is not a 1000x "spike"
     # from compression noise.
-    typical = max((float(np.median(side)) for side in (before, after) if side), default=0.0)
-    return peak >= ratio * (typical + 1.0)
+    medians = [float(np.median(side)) for side in (before, after) if side]
+    if not medians or peak >= ratio * (max(medians) + 1.0):
+        return True
+    if peak < ratio * (min(medians) + 1.0):
+        return False
+    colour_step = max(
+        1.0 - float(np.minimum(hists[k - 1], hists[k]).sum())
+        for k in range(max(1, c - 1), min(n, c + 2))
+    )
+    return colour_step >= 0.5
 
 
 def find_gradual(
