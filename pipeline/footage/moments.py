@@ -281,8 +281,8 @@ def _interest_map(s: _Sample, other: _Sample | None) -> np.ndarray:
     g = ft.grey(s.bgr)
     sal: np.ndarray = ft.spectral_saliency(g).astype(np.float64)
     if other is not None and other.bgr.shape == s.bgr.shape:
-        diff = cv2.absdiff(g, ft.grey(other.bgr)).astype(np.float32)
-        diff = cv2.resize(diff, (sal.shape[1], sal.shape[0]), interpolation=cv2.INTER_AREA)
+        change = cv2.absdiff(g, ft.grey(other.bgr)).astype(np.float32)
+        diff = cv2.resize(change, (sal.shape[1], sal.shape[0]), interpolation=cv2.INTER_AREA)
         top = float(diff.max())
         if top > 8.0:  # below that it is sensor noise, not movement
             sal = (sal + diff / top).astype(np.float64)

@@ -60,11 +60,14 @@ def pick_moments(
     if not usable:
         raise SummaryError("no usable moment in the footage for a summary")
     k = max(1, min(len(usable), round(seconds / SECONDS_PER_MOMENT)))
-    labels = kmeans(looks[usable], k, seed)
-    best: dict[int, int] = {}
-    for idx, lab in zip(usable, labels, strict=True):
-        if lab not in best or shots[idx].score > shots[best[lab]].score:
-            best[int(lab)] = idx
+    while True:
+        best = _best_per_cluster(shots, usable, kmeans(looks[usable], k, seed))
+        room = sum(math.inf if shots[i].kind == "photo" else shots[i].duration
+                   for i in best.values())  # fmt: skip
+        # Short moments may not fill the reel: then more, finer clusters give more moments.
+        if room >= seconds or k >= len(usable):
+            break
+        k += 1
     chosen = sorted(best.items(), key=lambda kv: (shots[kv[1]].source, shots[kv[1]].start))
     lengths = _share(seconds, [shots[i].duration if shots[i].kind != "photo" else math.inf
                                for _, i in chosen])  # fmt: skip
@@ -78,6 +81,17 @@ def pick_moments(
         start = min(max(s.keyframe_time - d / 2, s.start), s.end - d)
         picks.append(SummaryPick(i, lab, round(start, 4), round(start + d, 4)))
     return picks
+
+
+def _best_per_cluster(
+    shots: Sequence[Shot], usable: list[int], labels: np.ndarray
+) -> dict[int, int]:
+    best: dict[int, int] = {}
+    for idx, lab in zip(usable, labels, strict=True):
+        key = int(lab)
+        if key not in best or shots[idx].score > shots[best[key]].score:
+            best[key] = idx
+    return best
 
 
 def _share(total: float, caps: list[float]) -> list[float]:
