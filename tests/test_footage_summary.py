@@ -61,7 +61,7 @@ def test_one_best_moment_per_cluster_in_story_order() -> None:
 
 
 def test_summary_plan_is_valid_and_uses_vertical_crops() -> None:
-    plan, picks = summary_plan(SHOTS, MEDIA, _looks(GROUPS), 9.0, size=(720, 1280), music=None)
+    plan, _ = summary_plan(SHOTS, MEDIA, _looks(GROUPS), 9.0, size=(720, 1280), music=None)
     again = EditPlan.from_dict(plan.to_dict())  # validates ranges and references
     assert again.duration == pytest.approx(9.0)
     assert [seg.source for seg in plan.segments] == [0, 0, 1]
