@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 import tempfile
 import time
 from dataclasses import dataclass
@@ -18,6 +19,11 @@ from pipeline.footage.synth import bench_scenes, match_cuts, write_clip
 from pipeline.media import probe
 
 log = logging.getLogger(__name__)
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,9 +46,11 @@ def run_bench(
         truth = write_clip(path, bench_scenes(seconds, fps), size, fps)
         gen = time.perf_counter() - t0
         info = probe(path)
+        cpu0 = _cpu_seconds()
         t0 = time.perf_counter()
         analysis = analyze([info], use_cache=False)
         took = time.perf_counter() - t0
+        cpu = _cpu_seconds() - cpu0
     f = analysis.files[0]
     found = [round(t * fps) for t in f.cuts]
     tp, _fp = match_cuts(found, truth.cuts, tolerance=2)
@@ -57,6 +65,10 @@ def run_bench(
         "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "generate_seconds": round(gen, 2),
         "analyze_seconds": round(took, 2),
+        # CPU time of all threads, and the machine's load: wall time on a shared machine is
+        # noisy, and these show how much of it was this analysis.
+        "analyze_cpu_seconds": round(cpu, 2),
+        "load_average_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
         "true_cuts": list(truth.cuts),
         "found_cuts": found,
         "true_dissolves": [list(d) for d in truth.dissolves],

@@ -8,6 +8,7 @@ crop windows are in the displayed frame, as `MediaInfo.width/height` and `Rect` 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -23,11 +24,17 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Frame:
-    """One decoded frame: its presentation time (source seconds), index, and BGR pixels."""
+    """One decoded frame: index, presentation time (source seconds) and upright BGR pixels.
+
+    `bgr` is the small picture every frame gets (for shot detection); `detail` is a larger one,
+    only on the frames picked for measuring (`sample_fps`), because scaling costs in proportion
+    to the output size and most frames only need the small one.
+    """
 
     index: int
     time: float
     bgr: np.ndarray  # H x W x 3 uint8, upright (rotation applied)
+    detail: np.ndarray | None = None
 
 
 def scaled_size(info: MediaInfo, width: int) -> tuple[int, int]:
@@ -48,7 +55,13 @@ def upright(img: np.ndarray, rotation: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(img, k=rotation // 90))
 
 
-def iter_frames(info: MediaInfo, width: int, fast: bool = False) -> Iterator[Frame]:
+def iter_frames(
+    info: MediaInfo,
+    width: int,
+    fast: bool = False,
+    sample_fps: float = 0.0,
+    detail_width: int = 0,
+) -> Iterator[Frame]:
     """The frames of a video or animation, upright, about `width` pixels wide.
 
     `fast` asks the decoder to skip what analysis does not need: the deblocking filter (its
@@ -57,6 +70,8 @@ def iter_frames(info: MediaInfo, width: int, fast: bool = False) -> Iterator[Fra
     phone video without B-frames loses nothing. `Frame.index` stays the true frame number.
     """
     sw, sh = scaled_size(info, width)
+    dw, dh = scaled_size(info, detail_width) if detail_width else (0, 0)
+    next_sample = 0.0
     try:
         container = av.open(info.path, metadata_errors="ignore")
     except av.error.FFmpegError as exc:
@@ -80,7 +95,15 @@ def iter_frames(info: MediaInfo, width: int, fast: bool = False) -> Iterator[Fra
                 img = frame.to_ndarray(
                     width=sw, height=sh, format="bgr24", interpolation="FAST_BILINEAR"
                 )
-                yield Frame(index, t - start, upright(img, info.rotation))
+                rel = t - start
+                detail = None
+                if sample_fps > 0 and dw and rel >= next_sample - 1e-6:
+                    big = frame.to_ndarray(
+                        width=dw, height=dh, format="bgr24", interpolation="FAST_BILINEAR"
+                    )
+                    detail = upright(big, info.rotation)
+                    next_sample = (math.floor(rel * sample_fps + 1e-6) + 1) / sample_fps
+                yield Frame(index, rel, upright(img, info.rotation), detail)
                 index += 1
         except av.error.FFmpegError as exc:
             # A truncated phone upload still has usable frames before the damage.

@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 class AnalysisParams:
     """Everything that changes the result of analysing one file (part of the cache key)."""
 
-    width: int = 256  # analysis frame width, pixels
+    width: int = 256  # width of the sampled frames that are measured, pixels
+    detect_width: int = 128  # width of every frame for shot detection
     sample_fps: float = 5.0  # frames measured per second for features
     min_moment: float = 2.0
     max_moment: float = 6.0
@@ -93,15 +94,20 @@ def analyse_file(
     n = 0
     indices: list[int] = []
     times: list[float] = []
-    next_sample = 0.0
-    for fr in iter_frames(info, params.width, fast=params.fast_decode):
+    frames = iter_frames(
+        info,
+        params.detect_width,
+        fast=params.fast_decode,
+        sample_fps=params.sample_fps,
+        detail_width=params.width,
+    )
+    for fr in frames:
         detector.push(fr.index, fr.bgr)
         indices.append(fr.index)
         times.append(fr.time)
-        if fr.time >= next_sample - 1e-6:
-            stats, prev_grey = ft.measure(fr.bgr, fr.time, prev_grey)
-            samples.append(_Sample(stats, fr.bgr))
-            next_sample = (math.floor(fr.time * params.sample_fps + 1e-6) + 1) / params.sample_fps
+        if fr.detail is not None:
+            stats, prev_grey = ft.measure(fr.detail, fr.time, prev_grey)
+            samples.append(_Sample(stats, fr.detail))
         n = fr.index + 1
         if progress is not None and info.duration > 0 and len(times) % 30 == 0:
             progress(min(0.99, fr.time / info.duration))
