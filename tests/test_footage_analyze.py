@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from dataclasses import dataclass
@@ -260,3 +261,28 @@ def test_cli_analyze_bad_file_is_a_clear_error(
     assert main(["analyze", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "notes.mp4" in err and "Traceback" not in err
+
+
+def test_changed_parameters_miss_the_cache_and_progress_reaches_one(footage: Footage) -> None:
+    from pipeline.footage.moments import AnalysisParams
+
+    seen: list[float] = []
+    result = analyze(
+        [footage.portrait],
+        cache_dir=footage.cache,
+        params=AnalysisParams(sample_fps=4.0),
+        progress=seen.append,
+    )
+    assert not result.files[0].from_cache
+    assert seen and seen[-1] == 1.0
+    assert all(b >= a for a, b in itertools.pairwise(seen))
+
+
+def test_frame_at_returns_the_scene_at_that_time(footage: Footage) -> None:
+    from pipeline.footage.frames import frame_at
+
+    # Scene 3 is the blacked-out rocket; scene 1 the coffee photo.
+    dark = frame_at(footage.clip, (footage.starts[3] + 30) / FPS, 160)
+    bright = frame_at(footage.clip, (footage.starts[1] + 30) / FPS, 160)
+    assert dark.shape == (90, 160, 3)
+    assert dark.mean() < 15 < bright.mean()

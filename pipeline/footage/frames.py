@@ -84,12 +84,10 @@ def iter_frames(
             stream.codec_context.options = {"skip_loop_filter": "all"}
         index = 0
         fps = info.fps or 25.0
-        start = None
+        start = _origin(stream)
         try:
             for frame in container.decode(stream):
-                t = float(frame.time) if frame.time is not None else index / fps
-                if start is None:
-                    start = t
+                t = float(frame.time) if frame.time is not None else start + index / fps
                 if fast and frame.time is not None:
                     index = max(index, round((t - start) * fps))
                 img = frame.to_ndarray(
@@ -128,6 +126,14 @@ def read_photo(info: MediaInfo, width: int) -> np.ndarray:
     return np.ascontiguousarray(rgb[:, :, ::-1])
 
 
+def _origin(stream: av.VideoStream) -> float:
+    """The stream's start time: source seconds (as ffmpeg's -ss and the plan use them) count
+    from here, not from timestamp zero (MPEG-TS and some phone files start later)."""
+    if stream.start_time is not None and stream.time_base is not None:
+        return float(stream.start_time * stream.time_base)
+    return 0.0
+
+
 def frame_at(info: MediaInfo, t: float, width: int) -> np.ndarray:
     """The displayed frame at source second `t` (nearest decodable), BGR, about `width` wide."""
     if info.kind == "photo":
@@ -137,12 +143,13 @@ def frame_at(info: MediaInfo, t: float, width: int) -> np.ndarray:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         tb = stream.time_base
+        at = t + _origin(stream)
         if tb is not None and t > 0:
-            container.seek(int(t / float(tb)), stream=stream, backward=True)
+            container.seek(int(at / float(tb)), stream=stream, backward=True)
         best: np.ndarray | None = None
         for frame in container.decode(stream):
             best = frame.to_ndarray(width=sw, height=sh, format="bgr24")
-            if frame.time is not None and frame.time >= t - 1e-3:
+            if frame.time is not None and frame.time >= at - 1e-3:
                 break
     if best is None:
         raise MediaError(info.path, "corrupt", f"no frame at {t:.2f}s")
