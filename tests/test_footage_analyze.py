@@ -286,3 +286,13 @@ def test_frame_at_returns_the_scene_at_that_time(footage: Footage) -> None:
     bright = frame_at(footage.clip, (footage.starts[1] + 30) / FPS, 160)
     assert dark.shape == (90, 160, 3)
     assert dark.mean() < 15 < bright.mean()
+
+
+def test_short_gif_still_gives_a_shot(tmp_path: Path) -> None:
+    from pipeline.samples import animated_gif
+
+    gif = probe(animated_gif(str(tmp_path / "a.gif"), [(200, 30, 30), (30, 200, 30)], 0.6))
+    result = analyze([gif], use_cache=False)
+    assert len(result.shots) == 1
+    shot = result.shots[0]
+    assert shot.kind == "animation" and 0 <= shot.start < shot.end <= gif.duration + 0.05

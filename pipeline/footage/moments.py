@@ -120,13 +120,25 @@ def analyse_file(
         return times[k] if k < len(times) else end_time
 
     moments: list[Moment] = []
-    for a, b, how in shot_spans(n, bounds):
+    spans = shot_spans(n, bounds)
+    if spans and all(at(b) - at(a) < params.min_shot for a, b, _ in spans):
+        # A short clip or a quick GIF is still something the user sent: offer its longest part
+        # (as a whole) rather than silently dropping the file.
+        spans = [max(spans, key=lambda s: at(s[1]) - at(s[0]))]
+        min_len = 0.0
+    else:
+        min_len = params.min_shot
+    for a, b, how in spans:
         start, end = at(a), at(b)
-        if end - start < params.min_shot:
+        if end - start < min_len:
             continue
         inside = [s for s in samples if start <= s.stats.time < end]
         if not inside:
-            continue
+            # Shorter than the sampling step: measure the sample nearest to its start instead.
+            near = min(samples, key=lambda s: abs(s.stats.time - start), default=None)
+            if near is None or min_len > 0:
+                continue
+            inside = [near]
         for k, (i, j) in enumerate(split_points(inside, params)):
             piece = inside[i:j]
             p_start = start if i == 0 else piece[0].stats.time
