@@ -296,3 +296,24 @@ def test_short_gif_still_gives_a_shot(tmp_path: Path) -> None:
     assert len(result.shots) == 1
     shot = result.shots[0]
     assert shot.kind == "animation" and 0 <= shot.start < shot.end <= gif.duration + 0.05
+
+
+def test_same_footage_sent_twice_is_a_duplicate_and_a_cache_hit(
+    footage: Footage, analysis: Analysis, tmp_path: Path
+) -> None:
+    import shutil
+
+    copy = tmp_path / "again.mp4"  # a new path, as each Telegram download gets
+    shutil.copy(footage.clip.path, copy)
+    result = analyze([footage.clip, probe(copy)], cache_dir=footage.cache)
+    assert [f.from_cache for f in result.files] == [True, True]  # keyed on content, not path
+    first = [s for s in result.shots if s.source == 0]
+    second = [s for s in result.shots if s.source == 1]
+    assert len(first) == len(second)
+    good = [(a, b) for a, b in zip(first, second, strict=True) if max(a.score, b.score) > 0.3]
+    assert good
+    for a, b in good:
+        # One of each pair keeps its score, the other is marked as its duplicate.
+        assert min(a.parts.duplicate, b.parts.duplicate) == 0.0
+        assert max(a.parts.duplicate, b.parts.duplicate) > 0.5
+        assert min(a.score, b.score) < max(a.score, b.score)
