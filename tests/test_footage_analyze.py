@@ -317,3 +317,27 @@ def test_same_footage_sent_twice_is_a_duplicate_and_a_cache_hit(
         assert min(a.parts.duplicate, b.parts.duplicate) == 0.0
         assert max(a.parts.duplicate, b.parts.duplicate) > 0.5
         assert min(a.score, b.score) < max(a.score, b.score)
+
+
+def test_cancel_stops_analysis(footage: Footage) -> None:
+    import threading
+
+    from pipeline.errors import Cancelled
+
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(Cancelled):
+        analyze([footage.clip], use_cache=False, cancel=stop)
+
+
+def test_failed_transcription_keeps_the_footage(footage: Footage) -> None:
+    from dataclasses import replace
+
+    from pipeline.errors import ReelbotError
+
+    def broken(path: str) -> _Transcript:
+        raise ReelbotError("speech model missing")
+
+    info = replace(footage.portrait, has_audio=True)
+    result = analyze([info], ["海边"], transcriber=broken, cache_dir=footage.cache)
+    assert result.shots and result.shots[0].text == "海边"

@@ -10,11 +10,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import threading
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import numpy as np
 
+from pipeline.errors import ReelbotError
 from pipeline.footage.cache import AnalysisCache, cache_key
 from pipeline.footage.faces import FaceDetector, default_detector
 from pipeline.footage.features import HIST_BINS
@@ -61,11 +63,13 @@ def analyze(
     use_cache: bool = True,
     params: AnalysisParams | None = None,
     faces: FaceDetector | None = None,
+    cancel: threading.Event | None = None,
 ) -> Analysis:
     """Find, score and frame the usable moments of every file; `captions[i]` goes with media[i].
 
     `transcriber(path)` (e.g. `pipeline.speech.Transcriber().transcribe`) is called for videos
-    with sound, and the words spoken inside each shot are added to its text.
+    with sound, and the words spoken inside each shot are added to its text. Setting `cancel`
+    stops the work within a few frames and raises `Cancelled`.
     """
     params = params or AnalysisParams()
     detector = faces or default_detector()
@@ -84,7 +88,7 @@ def analyze(
         result = cache.get(key) if cache is not None and key is not None else None
         hit = result is not None
         if result is None:
-            result = analyse_file(info, params, detector, sub)
+            result = analyse_file(info, params, detector, sub, cancel)
             if cache is not None and key is not None:
                 cache.put(key, result)
         log.info(
@@ -127,7 +131,12 @@ def analyze(
 def _words(info: MediaInfo, transcriber: Transcriber | None) -> list[SpokenWordLike]:
     if transcriber is None or info.kind != "video" or not info.has_audio:
         return []
-    return list(transcriber(info.path).words)
+    try:
+        return list(transcriber(info.path).words)
+    except ReelbotError as exc:
+        # Speech only adds text; a file whose sound cannot be transcribed is still footage.
+        log.warning("no transcript for %s: %s", info.path, exc.message)
+        return []
 
 
 def spoken_between(words: Sequence[SpokenWordLike], start: float, end: float) -> str:

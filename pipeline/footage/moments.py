@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from pipeline.errors import Cancelled
 from pipeline.footage import features as ft
 from pipeline.footage.faces import FaceDetector, subject_box
 from pipeline.footage.frames import iter_frames, read_photo
@@ -81,6 +83,7 @@ def analyse_file(
     params: AnalysisParams,
     faces: FaceDetector,
     progress: Progress | None = None,
+    cancel: threading.Event | None = None,
 ) -> FileResult:
     """Decode once at low resolution, find shots, split and score moments, frame them."""
     t0 = time.perf_counter()
@@ -109,8 +112,11 @@ def analyse_file(
             stats, prev_grey = ft.measure(fr.detail, fr.time, prev_grey)
             samples.append(_Sample(stats, fr.detail))
         n = fr.index + 1
-        if progress is not None and info.duration > 0 and len(times) % 30 == 0:
-            progress(min(0.99, fr.time / info.duration))
+        if len(times) % 30 == 0:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("footage analysis cancelled")
+            if progress is not None and info.duration > 0:
+                progress(min(0.99, fr.time / info.duration))
     bounds = detector.finish()
     end_time = times[-1] + 1.0 / fps if times else info.duration
 
