@@ -168,7 +168,9 @@ def test_second_analysis_hits_the_cache(footage: Footage, analysis: Analysis) ->
     assert again.shots == analysis.shots
 
 
-def test_analysis_json_round_trip(analysis: Analysis) -> None:
+def test_analysis_json_round_trip(analysis: Analysis, tmp_path: Path) -> None:
+    analysis.save(tmp_path / "shots.json")
+    assert Analysis.load(tmp_path / "shots.json") == analysis
     text = analysis.to_json()
     assert "宇航员" in text  # Chinese kept readable, not \\u-escaped
     assert Analysis.from_json(text) == analysis

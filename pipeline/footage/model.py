@@ -7,6 +7,7 @@ analysis cache. Inside the frozen classes everything is a tuple, so shots hash a
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -136,6 +137,18 @@ class Analysis:
     @staticmethod
     def from_json(text: str) -> Analysis:
         return Analysis.from_dict(json.loads(text))
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write shots.json atomically (a crash never leaves half a file for the next run)."""
+        tmp = f"{os.fspath(path)}.tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(self.to_json())
+        os.replace(tmp, path)
+
+    @staticmethod
+    def load(path: str | os.PathLike[str]) -> Analysis:
+        with open(path, encoding="utf-8") as fh:
+            return Analysis.from_json(fh.read())
 
 
 def _rect(d: dict[str, float]) -> Rect:
