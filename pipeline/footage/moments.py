@@ -63,10 +63,25 @@ class FileResult:
     seconds: float
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _Sample:
+    """A measured frame. Its pixels are kept as a JPEG (~10 KB instead of ~110 KB): a moment
+    only looks at a few of its samples again, and a long video must not fill the memory."""
+
     stats: ft.FrameStats
-    bgr: np.ndarray
+    jpeg: bytes
+
+    @staticmethod
+    def of(stats: ft.FrameStats, bgr: np.ndarray) -> _Sample:
+        ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 92])
+        if not ok:  # pragma: no cover - OpenCV encodes any uint8 BGR image
+            raise ValueError("JPEG encoding of a sample failed")
+        return _Sample(stats, buf.tobytes())
+
+    @property
+    def bgr(self) -> np.ndarray:
+        img = cv2.imdecode(np.frombuffer(self.jpeg, np.uint8), cv2.IMREAD_COLOR)
+        return np.asarray(img)
 
 
 Progress = Callable[[float], None]
@@ -110,7 +125,7 @@ def analyse_file(
         times.append(fr.time)
         if fr.detail is not None:
             stats, prev_grey = ft.measure(fr.detail, fr.time, prev_grey)
-            samples.append(_Sample(stats, fr.detail))
+            samples.append(_Sample.of(stats, fr.detail))
         n = fr.index + 1
         if len(times) % 30 == 0:
             if cancel is not None and cancel.is_set():
@@ -265,7 +280,8 @@ def _video_moment(
         key=lambda k: sharp[k] * expo[k] * (1.0 - 0.3 * abs(piece[k].stats.time - mid) / span),
     )
     key = piece[pick]
-    boxes = faces.detect(key.bgr)
+    key_bgr = key.bgr
+    boxes = faces.detect(key_bgr)
     subject = subject_box(boxes)
     parts = ScoreParts(
         sharpness=0.5 * sharp[pick] + 0.5 * float(np.median(sharp)),
@@ -276,11 +292,13 @@ def _video_moment(
         faces=face_score(subject.area if subject else 0.0, len(boxes)),
         duplicate=0.0,
     )
-    sal0 = ft.salient_centre(_interest_map(piece[0], piece[1] if len(piece) > 1 else None))
-    last = piece[-1]
-    sal1 = ft.salient_centre(_interest_map(last, piece[-2] if len(piece) > 1 else None))
+    first, last = piece[0].bgr, piece[-1].bgr
+    second = piece[1].bgr if len(piece) > 1 else None
+    before_last = piece[-2].bgr if len(piece) > 1 else None
+    sal0 = ft.salient_centre(_interest_map(first, second))
+    sal1 = ft.salient_centre(_interest_map(last, before_last))
     start_subject = subject
-    end_subject = subject_box(faces.detect(last.bgr)) if subject is not None else None
+    end_subject = subject_box(faces.detect(last)) if subject is not None else None
     crops: tuple[Crop, ...] = frame_shot(
         info.width, info.height, start_subject, sal0, end_subject, sal1
     )
@@ -297,15 +315,15 @@ def _video_moment(
         kind="animation" if info.kind == "animation" else "video",
         cut_in=cut_in,  # type: ignore[arg-type]
     )
-    return Moment(shot, signature(key.bgr))
+    return Moment(shot, signature(key_bgr))
 
 
-def _interest_map(s: _Sample, other: _Sample | None) -> np.ndarray:
-    """Where the eye goes: spectral saliency, boosted where things move."""
-    g = ft.grey(s.bgr)
+def _interest_map(bgr: np.ndarray, other: np.ndarray | None) -> np.ndarray:
+    """Where the eye goes: spectral saliency, boosted where things move (against `other`)."""
+    g = ft.grey(bgr)
     sal: np.ndarray = ft.spectral_saliency(g).astype(np.float64)
-    if other is not None and other.bgr.shape == s.bgr.shape:
-        change = cv2.absdiff(g, ft.grey(other.bgr)).astype(np.float32)
+    if other is not None and other.shape == bgr.shape:
+        change = cv2.absdiff(g, ft.grey(other)).astype(np.float32)
         diff = cv2.resize(change, (sal.shape[1], sal.shape[0]), interpolation=cv2.INTER_AREA)
         top = float(diff.max())
         if top > 8.0:  # below that it is sensor noise, not movement
@@ -328,7 +346,7 @@ def _photo_moment(info: MediaInfo, params: AnalysisParams, faces: FaceDetector) 
         faces=face_score(subject.area if subject else 0.0, len(boxes)),
         duplicate=0.0,
     )
-    sal = ft.salient_centre(_interest_map(_Sample(stats, bgr), None))
+    sal = ft.salient_centre(_interest_map(bgr, None))
     h, w = bgr.shape[:2]
     shot = Shot(
         source=-1,
