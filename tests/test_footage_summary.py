@@ -60,6 +60,15 @@ def test_one_best_moment_per_cluster_in_story_order() -> None:
         assert s.start <= p.start < p.end <= s.end
 
 
+def test_a_dull_look_is_left_out_when_good_footage_fills_the_reel() -> None:
+    shots = [*SHOTS, _shot(1, 14.0, 18.0, 0.2)]  # a fourth look, but a poor moment
+    looks = _looks([*GROUPS, 3])
+    picks = pick_moments(shots, looks, seconds=12.0)
+    assert 6 not in [p.shot for p in picks]
+    assert len({GROUPS[p.shot] for p in picks}) == len(picks)  # still one per look
+    assert sum(p.end - p.start for p in picks) == pytest.approx(12.0)
+
+
 def test_summary_plan_is_valid_and_uses_vertical_crops() -> None:
     plan, _ = summary_plan(SHOTS, MEDIA, _looks(GROUPS), 9.0, size=(720, 1280), music=None)
     again = EditPlan.from_dict(plan.to_dict())  # validates ranges and references

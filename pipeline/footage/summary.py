@@ -22,6 +22,7 @@ from pipeline.plan import AudioTrack, EditPlan, OutputSpec, Segment
 log = logging.getLogger(__name__)
 
 SECONDS_PER_MOMENT = 3.0
+WEAK_CLUSTER = 0.5  # of the best cluster's score
 MIN_SEGMENT = 1.0
 
 
@@ -61,7 +62,11 @@ def pick_moments(
         raise SummaryError("no usable moment in the footage for a summary")
     k = max(1, min(len(usable), round(seconds / SECONDS_PER_MOMENT)))
     while True:
-        best = _best_per_cluster(shots, usable, kmeans(looks[usable], k, seed))
+        every = _best_per_cluster(shots, usable, kmeans(looks[usable], k, seed))
+        # A look whose best moment is poor next to the others' is left out (its time goes to
+        # the rest, or to another cluster below): variety must not force a dull shot in.
+        floor = WEAK_CLUSTER * max(shots[i].score for i in every.values())
+        best = {lab: i for lab, i in every.items() if shots[i].score >= floor}
         room = sum(math.inf if shots[i].kind == "photo" else shots[i].duration
                    for i in best.values())  # fmt: skip
         # Short moments may not fill the reel: then more, finer clusters give more moments.
