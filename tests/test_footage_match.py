@@ -91,3 +91,10 @@ def test_embedder_adds_meaning_beyond_shared_characters() -> None:
 def test_assign_needs_shots() -> None:
     with pytest.raises(ValueError):
         assign_shots(["x"], [])
+
+
+def test_a_line_naming_a_used_shot_gets_fresh_footage_first() -> None:
+    shots = [shot(0, 0, 0.9, "the beach"), shot(1, 0, 0.8), shot(2, 0, 0.7)]
+    picks = assign_shots(["the beach at dawn", "the beach at dusk", "bye"], shots)
+    assert picks[0] == 0
+    assert len(set(picks)) == 3

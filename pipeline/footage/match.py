@@ -160,9 +160,10 @@ def assign_shots(
     picks: list[int] = []
     last = -1
     for i in range(len(lines)):
-        if sim[i].max() >= NO_MATCH:
+        fresh = [j for j in range(len(shots)) if not used[j] and sim[i, j] >= NO_MATCH]
+        good_left = any(not used[j] and quality[j] >= threshold for j in range(len(shots)))
+        if fresh or (sim[i].max() >= NO_MATCH and not good_left):
             value = sim[i] + QUALITY_WEIGHT * quality
-            fresh = [j for j in range(len(shots)) if not used[j] and sim[i, j] >= NO_MATCH]
             pool = fresh or [j for j in range(len(shots)) if sim[i, j] >= NO_MATCH]
             pick = max(pool, key=lambda j: (value[j] - 0.01 * used[j], -position[j]))
         else:
