@@ -343,3 +343,26 @@ def test_failed_transcription_keeps_the_footage(footage: Footage) -> None:
     info = replace(footage.portrait, has_audio=True)
     result = analyze([info], ["海边"], transcriber=broken, cache_dir=footage.cache)
     assert result.shots and result.shots[0].text == "海边"
+
+
+def test_window_pans_after_a_moving_face(tmp_path: Path) -> None:
+    # A camera panning across the astronaut: her face moves from right to left in the frame.
+    pan0, pan1 = (-0.15, -0.25), (0.15, -0.25)
+    clip = tmp_path / "pan.mp4"
+    write_clip(str(clip), [Scene("astronaut", 60, 1.6, 1.6, pan0, pan1)], SIZE, FPS)
+    result = analyze([probe(clip)], use_cache=False)
+    (shot,) = result.shots  # fmt: skip
+    start, end = shot.crop("9:16"), shot.crop_end("9:16")
+    assert end is not None and end.x < start.x - 0.1
+    # Where the face is at the first and last measured samples (0 s and ~1.8 s).
+    face0 = _face_in_frame_at(1.6, pan0, pan1, 0.0)
+    face1 = _face_in_frame_at(1.6, pan0, pan1, 1.8 / (59 / FPS))
+    assert contains(start, face0, slack=0.03), (start, face0)
+    assert contains(end, face1, slack=0.03), (end, face1)
+
+
+def _face_in_frame_at(
+    zoom: float, pan0: tuple[float, float], pan1: tuple[float, float], t: float
+) -> Box:
+    pan = (pan0[0] + (pan1[0] - pan0[0]) * t, pan0[1] + (pan1[1] - pan0[1]) * t)
+    return _face_in_frame(zoom, pan)

@@ -297,8 +297,12 @@ def _video_moment(
     before_last = piece[-2].bgr if len(piece) > 1 else None
     sal0 = ft.salient_centre(_interest_map(first, second))
     sal1 = ft.salient_centre(_interest_map(last, before_last))
-    start_subject = subject
-    end_subject = subject_box(faces.detect(last)) if subject is not None else None
+    # The window follows a face: where it is when the moment starts and when it ends. The
+    # keyframe's face stands in when a face is not found again at either end.
+    start_subject = end_subject = subject
+    if subject is not None:
+        start_subject = subject_box(faces.detect(first)) or subject
+        end_subject = subject_box(faces.detect(last)) or subject
     crops: tuple[Crop, ...] = frame_shot(
         info.width, info.height, start_subject, sal0, end_subject, sal1
     )
