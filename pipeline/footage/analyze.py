@@ -84,7 +84,7 @@ def analyze(
             if progress is not None:
                 progress(min(1.0, base + frac * weight))
 
-        key = cache_key(info.path, params, type(detector).__name__) if cache else None
+        key = cache_key(info.path, params, detector.name) if cache else None
         result = cache.get(key) if cache is not None and key is not None else None
         hit = result is not None
         if result is None:

@@ -40,6 +40,11 @@ class Box:
 
 
 class FaceDetector(Protocol):
+    """Finds faces in a BGR frame; `name` identifies it (and its model) in the cache key."""
+
+    @property
+    def name(self) -> str: ...
+
     def detect(self, bgr: np.ndarray) -> list[Box]: ...
 
 
@@ -55,6 +60,10 @@ class LbpFaceDetector:
         cascade_file: str = data.lbp_frontal_face_cascade_filename()  # type: ignore[no-untyped-call]
         self._cascade: Any = feature.Cascade(cascade_file)
         self._short = short_side
+
+    @property
+    def name(self) -> str:
+        return f"lbp-frontal-{self._short}"
 
     def detect(self, bgr: np.ndarray) -> list[Box]:
         h, w = bgr.shape[:2]
@@ -80,6 +89,10 @@ class YuNetDetector:
         self._model = model_path
         self._score = score
         self._net: Any = None
+
+    @property
+    def name(self) -> str:
+        return f"yunet:{os.path.basename(self._model)}:{self._score}"
 
     def detect(self, bgr: np.ndarray) -> list[Box]:
         h, w = bgr.shape[:2]
