@@ -105,6 +105,15 @@ class YuNetDetector:
         return [Box(f[0] / w, f[1] / h, f[2] / w, f[3] / h) for f in faces]
 
 
+class NoFaceDetector:
+    """Used when no detector can load: crops then follow saliency and motion only."""
+
+    name = "none"
+
+    def detect(self, bgr: np.ndarray) -> list[Box]:
+        return []
+
+
 def _drop_nested(boxes: list[Box]) -> list[Box]:
     """Cascades report one face at several scales and some small false hits inside it."""
     boxes = sorted(boxes, key=lambda b: -b.area)
@@ -124,7 +133,11 @@ def default_detector() -> FaceDetector:
     if model:
         log.info("face detection: YuNet from %s", model)
         return YuNetDetector(model)
-    return LbpFaceDetector()
+    try:
+        return LbpFaceDetector()
+    except ImportError:
+        log.warning("scikit-image is not installed: no face detection, crops follow saliency")
+        return NoFaceDetector()
 
 
 def subject_box(faces: list[Box]) -> Box | None:
