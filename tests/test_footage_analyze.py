@@ -312,6 +312,7 @@ def test_same_footage_sent_twice_is_a_duplicate_and_a_cache_hit(
     first = [s for s in result.shots if s.source == 0]
     second = [s for s in result.shots if s.source == 1]
     assert len(first) == len(second)
+    assert {s.path for s in second} == {str(copy)}
     good = [(a, b) for a, b in zip(first, second, strict=True) if max(a.score, b.score) > 0.3]
     assert good
     for a, b in good:

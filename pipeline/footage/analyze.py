@@ -109,7 +109,8 @@ def analyze(
         words = _words(media[i], transcriber)
         for m in result.moments:
             text = join_text([caption, spoken_between(words, m.shot.start, m.shot.end)])
-            shots.append(dataclasses.replace(m.shot, source=i, text=text))
+            # The path too: a cached result may come from the same content under another name.
+            shots.append(dataclasses.replace(m.shot, source=i, path=media[i].path, text=text))
             sigs.append(m.signature)
     shots = [rounded(s) for s in suppress_duplicates(shots, sigs)]
     files = tuple(
