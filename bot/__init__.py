@@ -1,0 +1,1 @@
+"""The Telegram assistant: a thin python-telegram-bot adapter around `pipeline`."""

@@ -256,7 +256,7 @@ def validate_plan(plan: EditPlan) -> None:
         if seg.end - seg.start < 1.0 / out.fps:
             raise PlanError(f"{where}.end", "segment is shorter than one frame")
         src = plan.sources[seg.source]
-        if src.kind != "photo" and seg.end > src.duration + 0.05:
+        if src.kind == "video" and seg.end > src.duration + 0.05:
             raise PlanError(
                 f"{where}.end", f"{seg.end:.3f}s is past the source's end ({src.duration:.3f}s)"
             )
@@ -315,7 +315,9 @@ def output_size(spec: str) -> tuple[int, int]:
     return w, h
 
 
-def cover_rect(src_w: int, src_h: int, out_w: int, out_h: int, cx: float = 0.5, cy: float = 0.5) -> Rect:
+def cover_rect(
+    src_w: int, src_h: int, out_w: int, out_h: int, cx: float = 0.5, cy: float = 0.5
+) -> Rect:
     """The largest window of the output's aspect inside the source, centred near (cx, cy)."""
     want = out_w / out_h
     have = src_w / src_h

@@ -2,15 +2,37 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import Any
+
+import pydantic
+
+from pipeline.errors import ReelbotError
+
+
+class ScriptError(ReelbotError):
+    """A script (JSON, a request, or a model's answer) is invalid; `field` says where."""
+
+    key = "script_invalid"
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"invalid script: {field}: {problem}", field=field, problem=problem)
+        self.field = field
+        self.problem = problem
 
 
 @dataclass(frozen=True, slots=True)
 class ScriptLine:
-    """One sentence to narrate, with an optional hint of what the picture should show."""
+    """One sentence to narrate, with an optional hint of what the picture should show.
+
+    `role` names the part of the style's structure the line plays (context, point, payoff...),
+    so the edit planner can, say, hold the payoff on the strongest shot.
+    """
 
     text: str
     visual: str = ""
+    role: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +49,70 @@ class Script:
     target_seconds: float
     estimated_seconds: float
     writer: str
+    hook_visual: str = ""
+    cta_visual: str = ""
+    seed: int = 0
+    # Why the configured model did not write this script (empty when it did, or none was set).
+    fallback_reason: str = ""
 
     def spoken(self) -> tuple[str, ...]:
         """Every narrated sentence in order: the hook, each line, the call to action."""
         return (self.hook, *(line.text for line in self.lines), self.cta)
+
+    def visuals(self) -> tuple[str, ...]:
+        """The visual hint for each spoken sentence, aligned with `spoken()`."""
+        return (self.hook_visual, *(line.visual for line in self.lines), self.cta_visual)
+
+    # --- JSON ---------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = _ADAPTER.dump_python(self, mode="json")
+        return data
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, indent=indent)
+
+    @staticmethod
+    def from_dict(data: Any) -> Script:
+        """Build and validate a script; a bad one raises `ScriptError` naming the field."""
+        try:
+            script = _ADAPTER.validate_python(data, strict=False)
+        except pydantic.ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in err["loc"])
+            raise ScriptError(where.replace(".[", "[") or "script", err["msg"]) from exc
+        validate_script(script)
+        return script
+
+    @staticmethod
+    def from_json(text: str) -> Script:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ScriptError("script", f"not JSON: {exc.msg} at line {exc.lineno}") from exc
+        return Script.from_dict(data)
+
+
+_ADAPTER: pydantic.TypeAdapter[Script] = pydantic.TypeAdapter(Script)
+
+
+def validate_script(script: Script) -> None:
+    """Check what types cannot: non-empty sentences, a known language, sane durations."""
+    if script.language not in ("zh", "en"):
+        raise ScriptError("language", f"must be 'zh' or 'en', not {script.language!r}")
+    if not script.title.strip():
+        raise ScriptError("title", "must not be empty")
+    if not script.hook.strip():
+        raise ScriptError("hook", "must not be empty")
+    if not script.cta.strip():
+        raise ScriptError("cta", "must not be empty")
+    for i, line in enumerate(script.lines):
+        if not line.text.strip():
+            raise ScriptError(f"lines[{i}].text", "must not be empty")
+    for i, tag in enumerate(script.hashtags):
+        if not tag.startswith("#") or len(tag) < 2 or any(c.isspace() for c in tag):
+            raise ScriptError(f"hashtags[{i}]", "must be '#' followed by text without spaces")
+    if not 0 < script.target_seconds <= 600:
+        raise ScriptError("target_seconds", "must be in (0, 600]")
+    if not 0 <= script.estimated_seconds <= 3600:
+        raise ScriptError("estimated_seconds", "must be in [0, 3600]")

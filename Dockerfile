@@ -1,0 +1,33 @@
+# reelbot: the Telegram assistant, as the README's set-up builds it (slim Python, Debian fonts and
+# espeak-ng, CPU torch pinned, then the package), run as a non-root user with /data as a volume.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    REELBOT_DATA_DIR=/data
+
+# Chinese fonts for burned-in captions; espeak-ng is the offline voice for Chinese and others.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends fonts-noto-cjk espeak-ng \
+    && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /app
+# The CPU wheel first and pinned: an unpinned torch pulls gigabytes of CUDA packages.
+RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+
+COPY pyproject.toml README.md ./
+COPY pipeline ./pipeline
+COPY prompts ./prompts
+COPY bot ./bot
+RUN pip install .
+
+RUN useradd --create-home --uid 10001 reelbot \
+    && mkdir -p /data \
+    && chown reelbot:reelbot /data
+USER reelbot
+VOLUME ["/data"]
+
+# Configuration comes from the environment (TELEGRAM_BOT_TOKEN etc., see docs/bot.md), e.g.
+#   docker run -e TELEGRAM_BOT_TOKEN=... -v reelbot-data:/data reelbot
+CMD ["reelbot", "bot"]

@@ -1,0 +1,227 @@
+"""Assembling the bot: the Application with its handlers, rate limiter, persistence and job
+runner, and running it by long polling or webhook."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, TypeAlias
+from urllib.parse import urlparse
+
+from telegram import Update
+from telegram.constants import ChatType
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    ApplicationHandlerStop,
+    CallbackQueryHandler,
+    CommandHandler,
+    MessageHandler,
+    PersistenceInput,
+    PicklePersistence,
+    TypeHandler,
+    filters,
+)
+
+from bot import conversation as conv
+from bot import media_in, review
+from bot.config import Settings
+from bot.jobs import JobStore
+from bot.pipeline_api import Pipeline
+from bot.services import Context, Services, ask, services, user_lang
+from bot.texts import LANGS, error_text, t
+from bot.updates import PerUserUpdateProcessor
+from bot.workers import JobRunner
+from pipeline.errors import ReelbotError
+
+log = logging.getLogger(__name__)
+
+BotApp: TypeAlias = "Application[Any, Any, Any, Any, Any, Any]"
+
+
+async def gate(update: Update, context: Context) -> None:
+    """Let only REELBOT_ALLOWED_IDS through (when set); everyone else is told once and stopped."""
+    settings = services(context).settings
+    user, chat = update.effective_user, update.effective_chat
+    if settings.allowed(user.id if user else None, chat.id if chat else None):
+        return
+    if chat is not None and chat.type == ChatType.PRIVATE and update.message is not None:
+        await update.message.reply_text(t(user_lang(update, context), "not_allowed"))
+    raise ApplicationHandlerStop
+
+
+async def help_cmd(update: Update, context: Context) -> None:
+    """/start and /help: what the bot does and its commands, in the user's language."""
+    await ask(update, t(user_lang(update, context), "help"), force=False)
+
+
+async def lang_cmd(update: Update, context: Context) -> None:
+    """/lang: switch the bot's language between English and Chinese."""
+    if context.user_data is None:
+        return
+    now = user_lang(update, context)
+    new = LANGS[(LANGS.index(now) + 1) % len(LANGS)] if now in LANGS else "en"
+    context.user_data["lang"] = new
+    await ask(update, t(new, "lang_set"), force=False)
+
+
+async def stray_button(update: Update, context: Context) -> None:
+    """A conversation button pressed by someone else, or after its conversation ended."""
+    query = update.callback_query
+    if query is None or not query.data:
+        return
+    lang = user_lang(update, context)
+    owner = query.data.split("|")[1] if query.data.startswith("c|") else ""
+    mine = owner == str(query.from_user.id)
+    await query.answer(t(lang, "stale" if mine else "not_yours"))
+
+
+async def on_error(update: object, context: Context) -> None:
+    """Log the failure with its details; the user gets a short message by key, no traceback."""
+    err = context.error
+    log.error("handling an update failed", exc_info=err)
+    if not isinstance(update, Update) or update.effective_chat is None:
+        return
+    key = err.key if isinstance(err, ReelbotError) else "internal"
+    params = err.params if isinstance(err, ReelbotError) else {}
+    with contextlib.suppress(Exception):
+        text = error_text(user_lang(update, context), key, params)
+        await context.bot.send_message(update.effective_chat.id, text)
+
+
+def build_application(settings: Settings, pipeline: Pipeline) -> BotApp:
+    """The Application, wired: handlers, AIORateLimiter with retries, persistent conversations."""
+    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    builder = (
+        ApplicationBuilder()
+        .token(settings.token)
+        .rate_limiter(AIORateLimiter(group_max_rate=settings.group_rate, max_retries=3))
+        .persistence(
+            PicklePersistence(
+                filepath=Path(settings.data_dir) / "conversations.pickle",
+                store_data=PersistenceInput(
+                    bot_data=False, chat_data=False, user_data=True, callback_data=False
+                ),
+                update_interval=5,
+            )
+        )
+        .local_mode(settings.local_mode)
+        .concurrent_updates(PerUserUpdateProcessor())
+        .post_init(on_start)
+        .post_stop(on_stop)
+        .read_timeout(30)
+        .write_timeout(120)
+    )
+    if settings.base_url:
+        builder = builder.base_url(settings.base_url)
+    if settings.base_file_url:
+        builder = builder.base_file_url(settings.base_file_url)
+    app: BotApp = builder.build()
+    app.bot_data["settings"] = settings
+    app.bot_data["pipeline"] = pipeline
+    add_handlers(app)
+    return app
+
+
+def add_handlers(app: BotApp) -> None:
+    """The handlers in the order they are tried: access gate, conversation, then the rest."""
+    app.add_handler(TypeHandler(Update, gate), group=-1)
+    # Group 0: the conversation first; what it does not take falls to the handlers after it.
+    app.add_handler(conv.build_conversation())
+    app.add_handler(CommandHandler(["start", "help"], help_cmd))
+    app.add_handler(CommandHandler("lang", lang_cmd))
+    app.add_handler(CommandHandler("cancel", conv.cancel))
+    app.add_handler(CallbackQueryHandler(review.storyboard_button, pattern=r"^sb:"))
+    app.add_handler(CallbackQueryHandler(stray_button))
+    app.add_handler(MessageHandler(filters.REPLY & conv.MEDIA, media_in.pooled_footage))
+    app.add_handler(MessageHandler(filters.ChatType.PRIVATE & conv.MEDIA, review.idle))
+    app.add_handler(MessageHandler(conv.TEXT, review.edited_script))
+    app.add_error_handler(on_error)
+
+
+async def on_start(app: BotApp) -> None:
+    """After initialize: open the job store, resume unfinished jobs, clean old job folders."""
+    settings: Settings = app.bot_data["settings"]
+    store = JobStore(str(Path(settings.data_dir) / "jobs.sqlite3"))
+    runner = JobRunner(app.bot, store, app.bot_data["pipeline"], settings)
+    app.bot_data["services"] = Services(settings, store, runner, app.bot_data["pipeline"])
+    store.cleanup(
+        str(Path(settings.data_dir) / "jobs"), settings.keep_days, settings.keep_total_mb * 2**20
+    )
+    await runner.start()
+    app.bot_data["housekeeping"] = asyncio.create_task(housekeeping(app), name="housekeeping")
+    log.info("reelbot is up as @%s", app.bot.username)
+
+
+async def housekeeping(app: BotApp, every: float = 3600.0) -> None:
+    """Remove old job folders now and then, not only at start."""
+    while True:
+        await asyncio.sleep(every)
+        svc: Services = app.bot_data["services"]
+        settings = svc.settings
+        try:
+            svc.store.cleanup(str(Path(settings.data_dir) / "jobs"), settings.keep_days,
+                              settings.keep_total_mb * 2**20)  # fmt: skip
+        except OSError:
+            log.exception("cleaning old job folders failed")
+
+
+async def on_stop(app: BotApp) -> None:
+    """After the updater stops: interrupt running jobs (they resume next start), close the store."""
+    task: asyncio.Task[None] | None = app.bot_data.pop("housekeeping", None)
+    if task is not None:
+        task.cancel()
+    svc: Services | None = app.bot_data.get("services")
+    if svc is None:
+        return
+    await svc.runner.stop()
+    svc.store.close()
+
+
+def webhook_options(settings: Settings) -> dict[str, Any]:
+    """How to listen for webhook calls: on the path of REELBOT_WEBHOOK_URL, with the secret."""
+    url = settings.webhook_url or ""
+    return {
+        "listen": settings.webhook_listen,
+        "port": settings.webhook_port,
+        "url_path": urlparse(url).path.strip("/"),
+        "webhook_url": url,
+        "secret_token": settings.webhook_secret,
+        "allowed_updates": Update.ALL_TYPES,
+    }
+
+
+@contextlib.asynccontextmanager
+async def running(app: BotApp, poll_timeout: float = 10) -> AsyncIterator[BotApp]:
+    """Run `app` inside an async block (what run_polling/run_webhook do, minus signals): by
+    webhook when the settings name one, else by long polling."""
+    settings: Settings = app.bot_data["settings"]
+    async with app:
+        await on_start(app)
+        assert app.updater is not None
+        try:
+            await app.start()
+            if settings.webhook_url:
+                await app.updater.start_webhook(**webhook_options(settings))
+            else:
+                await app.updater.start_polling(poll_interval=0.0, timeout=int(poll_timeout))
+            yield app
+        finally:
+            if app.updater.running:
+                await app.updater.stop()
+            if app.running:
+                await app.stop()
+            await on_stop(app)
+
+
+def run(settings: Settings, pipeline: Pipeline) -> None:
+    """Run until interrupted: long polling, or a webhook when REELBOT_WEBHOOK_URL is set."""
+    app = build_application(settings, pipeline)
+    if settings.webhook_url:
+        app.run_webhook(**webhook_options(settings))
+    else:
+        app.run_polling(allowed_updates=Update.ALL_TYPES)

@@ -1,0 +1,149 @@
+"""Bot settings: read once at startup from the environment (and a `.env` file) into Settings."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.errors import ReelbotError
+
+MB = 1024 * 1024
+
+
+class ConfigError(ReelbotError):
+    """A setting is missing or malformed; `name` is the environment variable."""
+
+    key = "config_invalid"
+
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(f"{name}: {problem}", name=name, problem=problem)
+        self.name = name
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the bot is configured with. The token is kept out of repr so it never logs."""
+
+    token: str
+    data_dir: str
+    base_url: str | None = None
+    base_file_url: str | None = None
+    local_mode: bool = False
+    allowed_ids: frozenset[int] = frozenset()
+    workers: int = 1
+    max_footage: int = 20
+    max_footage_seconds: float = 600.0
+    jobs_per_hour: int = 6
+    keep_days: float = 7.0
+    keep_total_mb: int = 5000
+    webhook_url: str | None = None
+    webhook_listen: str = "0.0.0.0"
+    webhook_port: int = 8443
+    webhook_secret: str | None = None
+    max_upload_mb: float | None = None  # a lower cap than the Bot API's upload limit
+    album_wait: float = 1.5  # seconds of quiet that close a media group into one batch
+    status_interval: float = 3.0  # at most one edit of the status message per this many seconds
+    group_rate: int = 20  # messages per minute the bot allows itself in one group (Bot API FAQ)
+
+    def __repr__(self) -> str:
+        return f"Settings(data_dir={self.data_dir!r}, local_mode={self.local_mode}, ...)"
+
+    __str__ = __repr__
+
+    @property
+    def download_limit(self) -> int:
+        """Largest file the Bot API lets a bot download (getFile): 20 MB, 2000 MB locally."""
+        return 2000 * MB if self.local_mode else 20 * MB
+
+    @property
+    def upload_limit(self) -> int:
+        """Largest file a bot may send: 50 MB, 2000 MB through a local Bot API server."""
+        api = 2000 * MB if self.local_mode else 50 * MB
+        if self.max_upload_mb is None:
+            return api
+        return min(api, int(self.max_upload_mb * MB))
+
+    def allowed(self, *ids: int | None) -> bool:
+        """Whether any of these user/chat ids may use the bot (an empty list allows everyone)."""
+        return not self.allowed_ids or any(i in self.allowed_ids for i in ids if i is not None)
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int = 0) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(name, f"not a whole number: {raw!r}") from None
+    if value < low:
+        raise ConfigError(name, f"must be at least {low}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(name, f"not a number: {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(name, "must be positive")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise ConfigError(name, f"expected true/false, got {raw!r}")
+
+
+def _ids(env: Mapping[str, str], name: str) -> frozenset[int]:
+    out = set()
+    for part in env.get(name, "").replace(";", ",").replace(" ", ",").split(","):
+        if part:
+            try:
+                out.add(int(part))
+            except ValueError:
+                raise ConfigError(name, f"not a user or chat id: {part!r}") from None
+    return frozenset(out)
+
+
+def load_settings(env: Mapping[str, str] | None = None, dotenv: str | None = ".env") -> Settings:
+    """Settings from `env` (default: os.environ after loading `dotenv`, which never overrides)."""
+    if env is None:
+        if dotenv:
+            from dotenv import load_dotenv
+
+            load_dotenv(dotenv, override=False)
+        env = os.environ
+    token = env.get("TELEGRAM_BOT_TOKEN", "").strip()
+    if not token:
+        raise ConfigError("TELEGRAM_BOT_TOKEN", "not set (get one from @BotFather)")
+    data_dir = env.get("REELBOT_DATA_DIR", "").strip() or str(Path("~/.reelbot").expanduser())
+    return Settings(
+        token=token,
+        data_dir=str(Path(data_dir).expanduser().resolve()),
+        base_url=env.get("TELEGRAM_API_BASE_URL", "").strip() or None,
+        base_file_url=env.get("TELEGRAM_API_BASE_FILE_URL", "").strip() or None,
+        local_mode=_bool(env, "TELEGRAM_LOCAL_MODE"),
+        allowed_ids=_ids(env, "REELBOT_ALLOWED_IDS"),
+        workers=_int(env, "REELBOT_WORKERS", 1, low=1),
+        max_footage=_int(env, "REELBOT_MAX_FOOTAGE", 20, low=1),
+        max_footage_seconds=_float(env, "REELBOT_MAX_FOOTAGE_SECONDS", 600.0),
+        jobs_per_hour=_int(env, "REELBOT_JOBS_PER_HOUR", 6, low=1),
+        keep_days=_float(env, "REELBOT_KEEP_DAYS", 7.0),
+        keep_total_mb=_int(env, "REELBOT_KEEP_TOTAL_MB", 5000, low=1),
+        webhook_url=env.get("REELBOT_WEBHOOK_URL", "").strip() or None,
+        webhook_listen=env.get("REELBOT_WEBHOOK_LISTEN", "").strip() or "0.0.0.0",
+        webhook_port=_int(env, "REELBOT_WEBHOOK_PORT", 8443, low=1),
+        webhook_secret=env.get("REELBOT_WEBHOOK_SECRET", "").strip() or None,
+        max_upload_mb=_float(env, "REELBOT_MAX_UPLOAD_MB", 0.0) or None,
+    )

@@ -1,0 +1,290 @@
+"""The durable job queue: one SQLite table of jobs, so queued and running work survives a restart.
+
+A job is one user's video. It moves through steps run by the worker pool (`prepare`, `revise`,
+`render`) and waits for the user between them (`review`, `editing`). Only the event loop thread
+touches the store; workers report back through the loop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import shutil
+import sqlite3
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline.brief import Brief, Footage
+from pipeline.plan import OutputSpec
+from pipeline.script.model import Script, ScriptLine
+
+log = logging.getLogger(__name__)
+
+QUEUED, RUNNING, REVIEW, EDITING = "queued", "running", "review", "editing"
+DONE, FAILED, CANCELLED = "done", "failed", "cancelled"
+ACTIVE = (QUEUED, RUNNING)  # one of these per user at most
+OPEN = (QUEUED, RUNNING, REVIEW, EDITING)  # the job still belongs to a live conversation
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    chat_id INTEGER NOT NULL,
+    user_id INTEGER NOT NULL,
+    lang TEXT NOT NULL,
+    step TEXT NOT NULL,
+    status TEXT NOT NULL,
+    brief TEXT NOT NULL,
+    script TEXT,
+    another INTEGER NOT NULL DEFAULT 0,
+    job_dir TEXT NOT NULL,
+    status_msg INTEGER,
+    reply_to INTEGER,
+    error TEXT,
+    resumed INTEGER NOT NULL DEFAULT 0,
+    created REAL NOT NULL,
+    queued_at REAL NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, queued_at);
+CREATE INDEX IF NOT EXISTS jobs_user ON jobs (user_id, created);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One row of the queue."""
+
+    id: str
+    chat_id: int
+    user_id: int
+    lang: str
+    step: str  # prepare | revise | render
+    status: str
+    brief: Brief
+    job_dir: str
+    script: Script | None = None
+    another: bool = False
+    status_msg: int | None = None
+    reply_to: int | None = None
+    error: str | None = None
+    resumed: bool = False
+    created: float = 0.0
+
+
+def new_job_id() -> str:
+    """A fresh job id, also the name of the job's folder."""
+    return time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:8]
+
+
+def brief_to_json(brief: Brief) -> str:
+    return json.dumps(dataclasses.asdict(brief), ensure_ascii=False)
+
+
+def brief_from_json(text: str) -> Brief:
+    d = json.loads(text)
+    d["footage"] = tuple(Footage(**f) for f in d.get("footage", ()))
+    d["output"] = OutputSpec(**d["output"]) if d.get("output") else OutputSpec()
+    return Brief(**d)
+
+
+def script_to_json(script: Script) -> str:
+    return json.dumps(dataclasses.asdict(script), ensure_ascii=False)
+
+
+def script_from_json(text: str) -> Script:
+    d: dict[str, Any] = json.loads(text)
+    d["lines"] = tuple(ScriptLine(**line) for line in d.get("lines", ()))
+    d["hashtags"] = tuple(d.get("hashtags", ()))
+    return Script(**d)
+
+
+class JobStore:
+    """SQLite-backed jobs: submit, claim in order, move between states, recover after a crash."""
+
+    def __init__(self, path: str) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: autocommit; claims use an explicit IMMEDIATE transaction.
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _row(self, row: sqlite3.Row | None) -> Job | None:
+        if row is None:
+            return None
+        return Job(
+            id=row["id"],
+            chat_id=row["chat_id"],
+            user_id=row["user_id"],
+            lang=row["lang"],
+            step=row["step"],
+            status=row["status"],
+            brief=brief_from_json(row["brief"]),
+            job_dir=row["job_dir"],
+            script=script_from_json(row["script"]) if row["script"] else None,
+            another=bool(row["another"]),
+            status_msg=row["status_msg"],
+            reply_to=row["reply_to"],
+            error=row["error"],
+            resumed=bool(row["resumed"]),
+            created=row["created"],
+        )
+
+    def submit(self, job: Job) -> Job:
+        """Store a new job as queued (step prepare)."""
+        now = time.time()
+        self._db.execute(
+            "INSERT INTO jobs (id, chat_id, user_id, lang, step, status, brief, job_dir,"
+            " reply_to, created, queued_at, updated) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (job.id, job.chat_id, job.user_id, job.lang, job.step, QUEUED,
+             brief_to_json(job.brief), job.job_dir, job.reply_to, now, now, now),
+        )  # fmt: skip
+        got = self.get(job.id)
+        assert got is not None
+        return got
+
+    def get(self, job_id: str) -> Job | None:
+        return self._row(self._db.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone())
+
+    def claim_next(self) -> Job | None:
+        """The oldest queued job, marked running; None when the queue is empty."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            row = self._db.execute(
+                "SELECT id FROM jobs WHERE status=? ORDER BY queued_at LIMIT 1", (QUEUED,)
+            ).fetchone()
+            if row is not None:
+                self._db.execute(
+                    "UPDATE jobs SET status=?, updated=? WHERE id=?",
+                    (RUNNING, time.time(), row["id"]),
+                )
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return None if row is None else self.get(row["id"])
+
+    def requeue(
+        self, job_id: str, step: str, script: Script | None = None, another: bool = False
+    ) -> None:
+        """Send a job waiting for the user back to the queue for its next step."""
+        now = time.time()
+        self._db.execute(
+            "UPDATE jobs SET status=?, step=?, script=COALESCE(?, script), another=?,"
+            " queued_at=?, updated=?, error=NULL WHERE id=?",
+            (QUEUED, step, script_to_json(script) if script else None, int(another), now, now,
+             job_id),
+        )  # fmt: skip
+
+    def set_status(self, job_id: str, status: str, error: str | None = None) -> None:
+        self._db.execute(
+            "UPDATE jobs SET status=?, error=?, updated=? WHERE id=?",
+            (status, error, time.time(), job_id),
+        )
+
+    def set_script(self, job_id: str, script: Script) -> None:
+        self._db.execute(
+            "UPDATE jobs SET script=?, updated=? WHERE id=?",
+            (script_to_json(script), time.time(), job_id),
+        )
+
+    def set_status_msg(self, job_id: str, message_id: int | None) -> None:
+        self._db.execute("UPDATE jobs SET status_msg=? WHERE id=?", (message_id, job_id))
+
+    def position(self, job_id: str) -> int:
+        """How many jobs will run before this one (running jobs included)."""
+        row = self._db.execute("SELECT queued_at FROM jobs WHERE id=?", (job_id,)).fetchone()
+        if row is None:
+            return 0
+        ahead = self._db.execute(
+            "SELECT COUNT(*) FROM jobs WHERE id<>? AND (status=? OR (status=? AND queued_at<?))",
+            (job_id, RUNNING, QUEUED, row["queued_at"]),
+        ).fetchone()
+        return int(ahead[0])
+
+    def queued(self) -> list[Job]:
+        """Jobs waiting for a worker, in the order they will run."""
+        rows = self._db.execute(
+            "SELECT * FROM jobs WHERE status=? ORDER BY queued_at", (QUEUED,)
+        ).fetchall()
+        return [j for j in (self._row(r) for r in rows) if j is not None]
+
+    def latest_for(self, user_id: int, chat_id: int, statuses: tuple[str, ...]) -> Job | None:
+        """The user's newest job in this chat with one of `statuses`."""
+        marks = ",".join("?" * len(statuses))
+        row = self._db.execute(
+            f"SELECT * FROM jobs WHERE user_id=? AND chat_id=? AND status IN ({marks})"
+            " ORDER BY created DESC LIMIT 1",
+            (user_id, chat_id, *statuses),
+        ).fetchone()
+        return self._row(row)
+
+    def active_for(self, user_id: int) -> Job | None:
+        """The user's queued or running job, in any chat."""
+        row = self._db.execute(
+            "SELECT * FROM jobs WHERE user_id=? AND status IN (?,?) LIMIT 1",
+            (user_id, *ACTIVE),
+        ).fetchone()
+        return self._row(row)
+
+    def count_since(self, user_id: int, since: float) -> int:
+        """Jobs the user started since `since` (epoch seconds): the per-hour limit."""
+        row = self._db.execute(
+            "SELECT COUNT(*) FROM jobs WHERE user_id=? AND created>=?", (user_id, since)
+        ).fetchone()
+        return int(row[0])
+
+    def recover(self) -> list[Job]:
+        """After a restart: jobs that were running go back to the queue, marked resumed."""
+        rows = self._db.execute("SELECT id FROM jobs WHERE status=?", (RUNNING,)).fetchall()
+        for row in rows:
+            self._db.execute(
+                "UPDATE jobs SET status=?, resumed=1, updated=? WHERE id=?",
+                (QUEUED, time.time(), row["id"]),
+            )
+        return self.queued()
+
+    def cleanup(self, jobs_root: str, keep_days: float, keep_total_bytes: int) -> list[str]:
+        """Remove finished jobs' folders older than `keep_days`, then oldest first over the size.
+
+        Folders of open jobs are never removed; folders with no row (a conversation that was
+        abandoned) count as finished.
+        """
+        cutoff = time.time() - keep_days * 86400
+        # A storyboard nobody answered for that long is given up.
+        self._db.execute(
+            "UPDATE jobs SET status=?, updated=? WHERE status IN (?,?) AND updated<?",
+            (CANCELLED, time.time(), REVIEW, EDITING, cutoff),
+        )
+        root = Path(jobs_root)
+        if not root.is_dir():
+            return []
+        open_ids = {
+            r["id"]
+            for r in self._db.execute(
+                f"SELECT id FROM jobs WHERE status IN ({','.join('?' * len(OPEN))})", OPEN
+            )
+        }
+        folders = []
+        for d in root.iterdir():
+            if d.is_dir() and d.name not in open_ids:
+                size = sum(f.stat().st_size for f in d.rglob("*") if f.is_file())
+                folders.append((d.stat().st_mtime, size, d))
+        total = sum(size for _, size, _ in folders)
+        removed = []
+        recent = time.time() - 3600  # a folder touched this hour may be a draft being filled
+        for mtime, size, d in sorted(folders, key=lambda f: f[0]):
+            if mtime < cutoff or (total > keep_total_bytes and mtime < recent):
+                shutil.rmtree(d, ignore_errors=True)
+                total -= size
+                removed.append(d.name)
+        if removed:
+            log.info("removed %d old job folders", len(removed))
+        return removed

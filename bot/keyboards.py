@@ -1,0 +1,56 @@
+"""The inline keyboards of the conversation. Every button carries its owner's id, so in a group
+only the member who started the conversation can press it."""
+
+from __future__ import annotations
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+
+from bot.services import Draft
+from bot.texts import LENGTHS, style_names, t
+
+
+def button(text: str, owner: int, action: str, value: str = "") -> InlineKeyboardButton:
+    return InlineKeyboardButton(text, callback_data=f"c|{owner}|{action}|{value}")
+
+
+async def owned_query(update: Update, lang: str) -> tuple[str, str] | None:
+    """(action, value) of a button press by its owner; others get a short notice and None."""
+    query = update.callback_query
+    if query is None or not query.data:
+        return None
+    _, owner, action, value = query.data.split("|", 3)
+    if query.from_user.id != int(owner):
+        await query.answer(t(lang, "not_yours"))
+        return None
+    await query.answer()
+    return action, value
+
+
+def style_keyboard(lang: str, owner: int) -> InlineKeyboardMarkup:
+    names = style_names()
+    buttons = [button(n.get(lang, sid), owner, "style", sid) for sid, n in names.items()]
+    return InlineKeyboardMarkup([buttons[i : i + 2] for i in range(0, len(buttons), 2)])
+
+
+def options_keyboard(draft: Draft, owner: int) -> InlineKeyboardMarkup:
+    def mark(on: bool, text: str) -> str:
+        return f"✓ {text}" if on else text
+
+    langs = [
+        button(mark(draft.video_lang == code, name), owner, "lang", code)
+        for code, name in (("zh", "中文"), ("en", "English"))
+    ]
+    lengths = [button(mark(draft.seconds == n, f"{n} s"), owner, "len", str(n)) for n in LENGTHS]
+    nxt = [button(t(draft_lang(draft), "btn_next"), owner, "next")]
+    return InlineKeyboardMarkup([langs, lengths, nxt])
+
+
+def draft_lang(draft: Draft) -> str:
+    return "zh" if draft.video_lang == "zh" else "en"
+
+
+def footage_keyboard(lang: str, owner: int, group: bool) -> InlineKeyboardMarkup:
+    row = [button(t(lang, "btn_done"), owner, "done")]
+    if group:
+        row.append(button(t(lang, "btn_pool_on"), owner, "pool"))
+    return InlineKeyboardMarkup([row])

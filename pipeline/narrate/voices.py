@@ -1,0 +1,112 @@
+"""Which voice speaks: edge-tts neural voices by language and style, and offline fallbacks."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from pipeline.narrate.model import NarrationError
+
+Gender = Literal["female", "male"]
+
+
+@dataclass(frozen=True, slots=True)
+class Voice:
+    """An edge-tts neural voice and what it suits."""
+
+    name: str
+    language: str  # "zh" | "en"
+    gender: Gender
+    character: str  # what it sounds like, for help texts
+
+
+VOICES: tuple[Voice, ...] = (
+    Voice("zh-CN-XiaoxiaoNeural", "zh", "female", "warm, clear"),
+    Voice("zh-CN-XiaoyiNeural", "zh", "female", "lively, young"),
+    Voice("zh-CN-YunxiNeural", "zh", "male", "lively, storyteller"),
+    Voice("zh-CN-YunjianNeural", "zh", "male", "energetic, sports"),
+    Voice("zh-CN-YunyangNeural", "zh", "male", "professional, news"),
+    Voice("en-US-JennyNeural", "en", "female", "friendly, considerate"),
+    Voice("en-US-AriaNeural", "en", "female", "confident, news"),
+    Voice("en-US-AvaNeural", "en", "female", "expressive, caring"),
+    Voice("en-US-GuyNeural", "en", "male", "passionate"),
+    Voice("en-US-AndrewNeural", "en", "male", "warm, confident"),
+    Voice("en-US-ChristopherNeural", "en", "male", "reliable, authority"),
+)
+
+# Style (as the script writer names it) -> preferred voice per language. Unknown styles get the
+# first entry of their language; "female"/"male" may be given as the style to pick by gender.
+STYLE_VOICES: dict[str, dict[str, str]] = {
+    "knowledge": {"zh": "zh-CN-YunxiNeural", "en": "en-US-AndrewNeural"},
+    "tutorial": {"zh": "zh-CN-XiaoxiaoNeural", "en": "en-US-JennyNeural"},
+    "story": {"zh": "zh-CN-YunxiNeural", "en": "en-US-AvaNeural"},
+    "vlog": {"zh": "zh-CN-XiaoyiNeural", "en": "en-US-JennyNeural"},
+    "funny": {"zh": "zh-CN-XiaoyiNeural", "en": "en-US-GuyNeural"},
+    "promo": {"zh": "zh-CN-YunjianNeural", "en": "en-US-GuyNeural"},
+    "sports": {"zh": "zh-CN-YunjianNeural", "en": "en-US-GuyNeural"},
+    "motivation": {"zh": "zh-CN-YunjianNeural", "en": "en-US-ChristopherNeural"},
+    "news": {"zh": "zh-CN-YunyangNeural", "en": "en-US-AriaNeural"},
+    "review": {"zh": "zh-CN-XiaoxiaoNeural", "en": "en-US-AriaNeural"},
+    "female": {"zh": "zh-CN-XiaoxiaoNeural", "en": "en-US-JennyNeural"},
+    "male": {"zh": "zh-CN-YunxiNeural", "en": "en-US-AndrewNeural"},
+}
+
+_EDGE_NAME = re.compile(r"^[a-z]{2,3}-[A-Z][A-Za-z]+-[A-Za-z]+Neural$")
+
+
+def voice_info(name: str) -> Voice | None:
+    """The table entry for an edge-tts voice name, if it is one we know."""
+    return next((v for v in VOICES if v.name == name), None)
+
+
+def pick_voice(language: str, style: str | None = None, voice: str | None = None) -> str:
+    """The edge-tts voice for a language and style, or the user's own choice when valid.
+
+    Any well-formed edge-tts voice name is accepted (the service has hundreds); a name that
+    cannot be one raises `NarrationError` instead of failing later at the service.
+    """
+    if voice:
+        if not _EDGE_NAME.match(voice):
+            raise NarrationError(
+                f"{voice!r} is not an edge-tts voice name (like zh-CN-XiaoxiaoNeural)",
+                key="narration_option",
+                voice=voice,
+            )
+        return voice
+    if language not in ("zh", "en"):
+        raise NarrationError(
+            f"no voices for language {language!r}", key="narration_option", language=language
+        )
+    key = (style or "").strip().lower()
+    if key in STYLE_VOICES:
+        return STYLE_VOICES[key][language]
+    return next(v.name for v in VOICES if v.language == language)
+
+
+def voice_gender(name: str) -> Gender:
+    """Female or male, for picking a matching offline voice; unknown names count as female."""
+    info = voice_info(name)
+    return info.gender if info else "female"
+
+
+def edge_percent(value: str, what: str) -> float:
+    """Parse edge-tts's '+10%' rate into a fraction (0.10); bad values raise NarrationError."""
+    m = re.fullmatch(r"([+-])(\d{1,3})%", value)
+    if not m:
+        raise NarrationError(
+            f"{what} must look like +10% or -5%, not {value!r}", key="narration_option", value=value
+        )
+    frac = int(m.group(2)) / 100
+    return frac if m.group(1) == "+" else -frac
+
+
+def edge_hz(value: str) -> int:
+    """Parse edge-tts's '+2Hz' pitch; bad values raise NarrationError."""
+    m = re.fullmatch(r"([+-])(\d{1,3})Hz", value)
+    if not m:
+        raise NarrationError(
+            f"pitch must look like +5Hz or -3Hz, not {value!r}", key="narration_option", value=value
+        )
+    hz = int(m.group(2))
+    return hz if m.group(1) == "+" else -hz

@@ -1,0 +1,152 @@
+"""Turning a language model's answer into a valid `Script`, or a `ScriptError` saying what is
+wrong with it (which is what the repair request tells the model)."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from pipeline.script.length import estimate_seconds
+from pipeline.script.model import Script, ScriptError, ScriptLine
+from pipeline.script.request import ScriptRequest
+from pipeline.script.styles import STYLES
+from pipeline.script.text import CJK, clean, foreign_words
+
+_THINK = re.compile(r"<(think|thinking|reasoning)>.*?</\1>", re.DOTALL | re.IGNORECASE)
+_OPEN_THINK = re.compile(r"^.*</(think|thinking|reasoning)>", re.DOTALL | re.IGNORECASE)
+_FENCE = re.compile(r"```(?:json|JSON)?")
+_FIELD_CHARS = {"title": 90, "hook": 200, "cta": 200, "text": 300, "visual": 200}
+# A model that says this much of its own instructions is echoing them, not writing a script.
+_ECHO_CHARS = {"zh": 12, "en": 28}
+_MAX_RATIO = 1.3
+# The hook has to land in the first three seconds; a sentence this long cannot.
+_HOOK_SECONDS = 6.0
+_MIN_RATIO = 0.6
+
+
+def strip_thinking(text: str) -> str:
+    """Drop <think>...</think> blocks, and everything before a closing tag left unopened."""
+    text = _THINK.sub("", text)
+    text = _OPEN_THINK.sub("", text)
+    if re.search(r"<(think|thinking|reasoning)>", text, re.IGNORECASE):
+        # Thinking that never closed (cut by the token limit) holds no answer.
+        raise ScriptError("answer", "the answer is an unfinished thinking block")
+    return text
+
+
+def extract_json(text: str) -> dict[str, Any]:
+    """The first complete JSON object in `text`, ignoring code fences and prose around it."""
+    text = _FENCE.sub("", strip_thinking(text))
+    decoder = json.JSONDecoder()
+    saw_brace = False
+    for match in re.finditer(r"\{", text):
+        saw_brace = True
+        try:
+            obj, _ = decoder.raw_decode(text, match.start())
+        except json.JSONDecodeError:
+            continue
+        if isinstance(obj, dict) and ("hook" in obj or "lines" in obj or "title" in obj):
+            return obj
+    if saw_brace:
+        raise ScriptError("json", "the JSON object is incomplete or malformed (truncated?)")
+    raise ScriptError("json", "the answer contains no JSON object")
+
+
+def _echoes(text: str, prompt: str, language: str) -> bool:
+    """Whether `text` repeats a stretch of the system prompt."""
+    size = _ECHO_CHARS[language]
+    flat = re.sub(r"\s+", " ", text.lower())
+    source = re.sub(r"\s+", " ", prompt.lower())
+    return any(flat[i : i + size] in source for i in range(0, max(0, len(flat) - size) + 1, 4))
+
+
+def _field(obj: dict[str, Any], name: str) -> str:
+    value = obj.get(name)
+    if not isinstance(value, str) or not value.strip():
+        raise ScriptError(name, "missing or not a non-empty string")
+    return clean(value, _FIELD_CHARS[name])
+
+
+def _check_language(text: str, where: str, language: str, user_text: str) -> None:
+    if language == "zh" and not CJK.search(text):
+        raise ScriptError(where, "is not written in Chinese")
+    foreign = foreign_words(text, language, allowed=user_text)
+    if foreign:
+        lang = "Chinese" if language == "zh" else "English"
+        raise ScriptError(where, f"is not all in {lang} (found {' '.join(foreign[:5])!r})")
+
+
+def script_from_answer(
+    answer: str, request: ScriptRequest, system_prompt: str, writer: str
+) -> Script:
+    """Validate a model's answer for a normalised `request`; raises `ScriptError`."""
+    obj = extract_json(answer)
+    lang = request.language
+    user_text = " ".join((request.topic, request.notes, *request.footage_text))
+    title, hook, cta = _field(obj, "title"), _field(obj, "hook"), _field(obj, "cta")
+    for name, value in (("title", title), ("hook", hook), ("cta", cta)):
+        if _echoes(value, system_prompt, lang):
+            raise ScriptError(name, "repeats the instructions instead of writing the script")
+        _check_language(value, name, lang, user_text)
+    if estimate_seconds(hook, lang) > _HOOK_SECONDS:
+        size = "12 Chinese characters" if lang == "zh" else "10 words"
+        raise ScriptError("hook", f"too long to land in the first seconds: keep it under {size}")
+    raw_lines = obj.get("lines")
+    if not isinstance(raw_lines, list) or not raw_lines:
+        raise ScriptError("lines", "missing or not a non-empty list")
+    lines: list[ScriptLine] = []
+    for i, item in enumerate(raw_lines):
+        if isinstance(item, str):
+            item = {"text": item}
+        if not isinstance(item, dict):
+            raise ScriptError(f"lines[{i}]", "must be an object with text and visual")
+        text = _field(item, "text")
+        visual = clean(str(item.get("visual") or ""), _FIELD_CHARS["visual"])
+        if _echoes(text, system_prompt, lang):
+            continue  # a line that recites the instructions is dropped, not narrated
+        _check_language(text, f"lines[{i}].text", lang, user_text)
+        lines.append(ScriptLine(text, visual, "body"))
+    if not lines:
+        raise ScriptError("lines", "no usable line")
+    lines[-1] = ScriptLine(lines[-1].text, lines[-1].visual, "payoff")
+    target = request.target_seconds
+
+    def total() -> float:
+        return sum(estimate_seconds(s, lang) for s in (hook, *(ln.text for ln in lines), cta))
+
+    # Too long by a little: drop body lines before the payoff rather than ask again.
+    while total() > _MAX_RATIO * target and len(lines) > 2:
+        del lines[-2]
+    seconds = total()
+    if seconds > _MAX_RATIO * target:
+        raise ScriptError("lines", f"too long: about {seconds:.0f} s for a {target:.0f} s video")
+    if seconds < _MIN_RATIO * target:
+        raise ScriptError("lines", f"too short: about {seconds:.0f} s for a {target:.0f} s video")
+    return Script(
+        title=title,
+        hook=hook,
+        lines=tuple(lines),
+        cta=cta,
+        hashtags=_hashtags(obj.get("hashtags"), request),
+        language=lang,
+        style=request.style,
+        target_seconds=round(target, 2),
+        estimated_seconds=round(seconds, 2),
+        writer=writer,
+        seed=request.seed,
+    )
+
+
+def _hashtags(raw: Any, request: ScriptRequest) -> tuple[str, ...]:
+    """The model's hashtags cleaned up ('#' added, spaces removed), or the style's own."""
+    if isinstance(raw, str):
+        raw = raw.split()
+    tags: list[str] = []
+    for item in raw if isinstance(raw, list) else []:
+        tag = re.sub(r"[^\w]", "", str(item))
+        if tag and len(tag) <= 30 and not foreign_words(tag, request.language, request.topic):
+            tags.append("#" + tag)
+    if not tags:
+        tags = list(STYLES[request.style].hashtags[request.language])
+    return tuple(dict.fromkeys(tags))[:8]

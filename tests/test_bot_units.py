@@ -1,0 +1,366 @@
+"""The bot's pieces without Telegram: settings, texts, request and script parsing, captions,
+the SQLite job store, and fitting a video under the upload limit (decoded to check)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import av
+import pytest
+
+from bot.config import MB, ConfigError, load_settings
+from bot.delivery import caption_for, split_text, tg_len, trim
+from bot.fit import TooLarge, fit_video, target_video_kbps
+from bot.footage import parse_request, safe_name
+from bot.jobs import CANCELLED, DONE, QUEUED, RUNNING, Job, JobStore, new_job_id
+from bot.review import parse_script
+from bot.texts import STYLES, T, error_text, lang_of, t
+from pipeline import samples
+from pipeline.brief import Brief, Footage
+from pipeline.script.model import Script, ScriptLine
+
+
+def script(title: str = "Cats", tags: tuple[str, ...] = ("#cat", "#box")) -> Script:
+    return Script(title=title, hook="Hook", lines=(ScriptLine("one", "a cat"),), cta="Follow",
+                  hashtags=tags, language="en", style="funny", target_seconds=30,
+                  estimated_seconds=10, writer="test")  # fmt: skip
+
+
+# -- settings --------------------------------------------------------------------------------
+
+
+def test_settings_from_env(tmp_path: Path) -> None:
+    env = {
+        "TELEGRAM_BOT_TOKEN": "42:secret-token",
+        "REELBOT_DATA_DIR": str(tmp_path),
+        "REELBOT_ALLOWED_IDS": "1, 2;-100",
+        "TELEGRAM_LOCAL_MODE": "true",
+        "REELBOT_WORKERS": "2",
+        "TELEGRAM_API_BASE_URL": "http://127.0.0.1:8081/bot",
+    }
+    s = load_settings(env)
+    assert s.allowed_ids == {1, 2, -100} and s.workers == 2
+    assert s.download_limit == s.upload_limit == 2000 * MB
+    assert s.base_url == "http://127.0.0.1:8081/bot"
+    assert "secret" not in repr(s) and "secret" not in str(s)
+    assert s.allowed(5, -100) and not s.allowed(5, 6)
+    plain = load_settings({"TELEGRAM_BOT_TOKEN": "x", "REELBOT_DATA_DIR": str(tmp_path)})
+    assert plain.download_limit == 20 * MB and plain.upload_limit == 50 * MB
+    assert plain.allowed(123) and plain.workers == 1
+
+
+@pytest.mark.parametrize(
+    ("env", "name"),
+    [
+        ({}, "TELEGRAM_BOT_TOKEN"),
+        ({"TELEGRAM_BOT_TOKEN": "x", "REELBOT_WORKERS": "two"}, "REELBOT_WORKERS"),
+        ({"TELEGRAM_BOT_TOKEN": "x", "REELBOT_WORKERS": "0"}, "REELBOT_WORKERS"),
+        ({"TELEGRAM_BOT_TOKEN": "x", "REELBOT_ALLOWED_IDS": "bob"}, "REELBOT_ALLOWED_IDS"),
+        ({"TELEGRAM_BOT_TOKEN": "x", "TELEGRAM_LOCAL_MODE": "maybe"}, "TELEGRAM_LOCAL_MODE"),
+    ],
+)
+def test_settings_errors_name_the_variable(env: dict[str, str], name: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(env)
+    assert err.value.params["name"] == name and err.value.key == "config_invalid"
+
+
+# -- texts -----------------------------------------------------------------------------------
+
+
+def test_every_text_in_both_languages() -> None:
+    for key, entry in T.items():
+        assert entry.get("en") and entry.get("zh"), key
+    for names in STYLES.values():
+        assert names["en"] and names["zh"]
+    assert lang_of("zh-hans") == lang_of("zh-TW") == "zh"
+    assert lang_of("de") == lang_of(None) == "en"
+    assert t("fr", "cancelled") == T["cancelled"]["en"]
+
+
+def test_errors_by_key_never_raw() -> None:
+    assert "damaged" in error_text("en", "media_corrupt", {"name": "a.mp4"})
+    assert "已损坏" in error_text("zh", "media_corrupt", {"name": "a.mp4"})
+    generic = T["error_generic"]["zh"]
+    assert error_text("zh", "some_new_key", {"x": 1}) == generic
+    # a message whose parameters are missing falls back to the generic one, never a KeyError
+    assert error_text("en", "media_corrupt", {}) == T["error_generic"]["en"]
+
+
+# -- parsing ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "topic", "style", "seconds"),
+    [
+        ("Make a 30-second funny video about my cat.", "my cat", "funny", 30),
+        ("make a one minute vlog about my trip to Kyoto", "my trip to Kyoto", "vlog", 60),
+        ("帮我做一个15秒的搞笑视频，讲我的猫", "我的猫", "funny", 15),
+        ("做一个关于咖啡的产品视频", "咖啡的产品视频", "product", None),
+        ("the history of tea", "the history of tea", None, None),
+    ],
+)
+def test_parse_request(text: str, topic: str, style: str | None, seconds: int | None) -> None:
+    req = parse_request(text)
+    assert (req.topic, req.style, req.seconds) == (topic, style, seconds)
+
+
+def test_parse_script_keeps_what_is_not_given() -> None:
+    old = script()
+    new = parse_script("标题：新标题\n开场\n第一句\n第二句\n关注我", old)
+    assert new is not None
+    assert (new.title, new.hook, new.cta) == ("新标题", "开场", "关注我")
+    assert [line.text for line in new.lines] == ["第一句", "第二句"]
+    assert new.lines[0].visual == "a cat" and new.hashtags == old.hashtags
+    assert parse_script("only one line\n#tag", old) is None
+
+
+def test_safe_name() -> None:
+    assert safe_name("../../etc/passwd") == "passwd"
+    assert safe_name("my clip (1).mp4") == "my_clip_1_.mp4"
+    assert safe_name("猫.mp4") == "猫.mp4"
+
+
+# -- captions and long texts -----------------------------------------------------------------
+
+
+def test_caption_drops_hashtags_before_cutting_title() -> None:
+    tags = tuple(f"#tag{i}" for i in range(300))
+    cap = caption_for(script("A short title", tags))
+    assert tg_len(cap) <= 1024 and cap.startswith("A short title\n\n#tag0 ")
+    assert not cap.endswith("…")
+    long_title = "😀" * 700  # 1400 UTF-16 units
+    cap = caption_for(script(long_title), credits=("@bob",))
+    assert tg_len(cap) <= 1024 and cap.endswith("@bob") and "…" in cap
+
+
+def test_trim_and_split() -> None:
+    assert trim("abc", 10) == "abc"
+    assert tg_len(trim("😀" * 20, 9)) <= 9
+    parts = split_text("\n".join(["x" * 3000] * 3))
+    assert len(parts) == 3 and all(tg_len(p) <= 4096 for p in parts)
+    parts = split_text("y" * 9000)
+    assert "".join(parts) == "y" * 9000 and all(tg_len(p) <= 4096 for p in parts)
+
+
+# -- job store -------------------------------------------------------------------------------
+
+
+def job(store: JobStore, user: int, root: Path) -> Job:
+    jid = new_job_id()
+    return store.submit(Job(
+        id=jid, chat_id=user, user_id=user, lang="zh", step="prepare", status=QUEUED,
+        brief=Brief("猫", footage=(Footage("/x.mp4", "盒子", "@bob"),)), job_dir=str(root / jid),
+    ))  # fmt: skip
+
+
+def test_store_queue_order_positions_and_recovery(tmp_path: Path) -> None:
+    db = str(tmp_path / "jobs.sqlite3")
+    store = JobStore(db)
+    a, b, c = (job(store, u, tmp_path) for u in (1, 2, 3))
+    assert a.brief.footage[0].credit == "@bob" and a.brief.topic == "猫"
+    assert [store.position(j.id) for j in (a, b, c)] == [0, 1, 2]
+    claimed = store.claim_next()
+    assert claimed is not None and claimed.id == a.id and claimed.status == RUNNING
+    assert store.position(b.id) == 1  # the running one is still ahead
+    assert store.active_for(1) is not None and store.active_for(9) is None
+    assert store.count_since(1, time.time() - 3600) == 1
+    store.set_script(a.id, script())
+    store.close()
+    # A restart: the running job is queued again, marked resumed, first in line.
+    store = JobStore(db)
+    recovered = store.recover()
+    assert [j.id for j in recovered] == [a.id, b.id, c.id]
+    assert recovered[0].resumed and not recovered[1].resumed
+    assert recovered[0].script == script()
+    store.set_status(b.id, CANCELLED)
+    assert store.claim_next().id == a.id  # type: ignore[union-attr]
+    assert store.claim_next().id == c.id  # type: ignore[union-attr]
+    assert store.claim_next() is None
+
+
+def test_cleanup_by_age_and_size(tmp_path: Path) -> None:
+    store = JobStore(str(tmp_path / "jobs.sqlite3"))
+    root = tmp_path / "jobs"
+    live = job(store, 1, root)
+    old_done = job(store, 2, root)
+    store.set_status(old_done.id, DONE)
+    for j in (live, old_done):
+        Path(j.job_dir).mkdir(parents=True)
+        (Path(j.job_dir) / "out.mp4").write_bytes(b"x" * 1000)
+    stale = root / "abandoned-draft"
+    stale.mkdir()
+    (stale / "a.mp4").write_bytes(b"y" * 5000)
+    two_hours = time.time() - 7200
+    os.utime(stale, (two_hours, two_hours))
+    week = time.time() - 8 * 86400
+    os.utime(old_done.job_dir, (week, week))
+    removed = store.cleanup(str(root), keep_days=7, keep_total_bytes=10**9)
+    assert removed == [old_done.id]
+    removed = store.cleanup(str(root), keep_days=7, keep_total_bytes=2000)
+    assert removed == ["abandoned-draft"]
+    assert Path(live.job_dir).is_dir()  # an open job's folder is never removed
+
+
+# -- fitting the upload limit ----------------------------------------------------------------
+
+
+def test_fit_video_reencodes_under_limit(tmp_path: Path) -> None:
+    src = samples.pattern_clip(str(tmp_path / "big.mp4"), 2.0, size=(320, 180), crf=8, noise=30)
+    size = os.path.getsize(src)
+    assert fit_video(src, 2.0, size + 1) == src  # fits: untouched
+    limit = size // 3
+    out = fit_video(src, 2.0, limit)
+    assert out != src and os.path.getsize(out) <= limit
+    with av.open(out) as c:
+        frames = sum(1 for _ in c.decode(video=0))
+        assert c.streams.video[0].codec_context.name == "h264"
+    assert frames == 60
+    with pytest.raises(TooLarge) as err:
+        fit_video(src, 2.0, 10_000)
+    assert err.value.key == "too_big_result"
+
+
+def test_target_bitrate_from_duration() -> None:
+    kbps = target_video_kbps(60.0, 50 * MB)
+    total_bits = (kbps + 96) * 1000 * 60
+    assert 0.85 * 50 * MB * 8 < total_bits <= 50 * MB * 8
+    assert target_video_kbps(120.0, 50 * MB) < kbps
+
+
+def test_harness_refuses_real_network() -> None:
+    import socket
+
+    from tests.bot_harness import loopback_only
+
+    with loopback_only(), socket.socket() as s, pytest.raises(AssertionError, match="reach"):
+        s.connect(("149.154.167.220", 443))  # api.telegram.org
+
+
+def test_cli_registers_bot_without_importing_telegram(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, pipeline.cli as c; p = c.build_parser(); "
+        "a = p.parse_args(['bot']); print(a.command, 'telegram' in sys.modules)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         check=True, cwd=tmp_path)  # fmt: skip
+    assert out.stdout.split() == ["bot", "False"]
+    env.pop("TELEGRAM_BOT_TOKEN", None)
+    done = subprocess.run([sys.executable, "-m", "pipeline.cli", "bot"], capture_output=True,
+                          text=True, env=env, cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 2 and "TELEGRAM_BOT_TOKEN" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_status_reporter_ignores_not_modified_and_throttles() -> None:
+    import asyncio
+
+    from telegram import Bot
+
+    from bot.delivery import StatusReporter
+    from tests.bot_harness import run
+    from tests.fake_telegram import TOKEN, FakeTelegram
+
+    async def scenario() -> None:
+        server = FakeTelegram()
+        await server.start()
+        try:
+            bot = Bot(TOKEN, base_url=server.base_url, base_file_url=server.base_file_url)
+            async with bot:
+                first = await bot.send_message(42, "⏳ Starting…")
+                j = Job(id="j1", chat_id=42, user_id=42, lang="en", step="render",
+                        status=RUNNING, brief=Brief("t"), job_dir="/tmp/none",
+                        status_msg=first.message_id)  # fmt: skip
+                reporter = StatusReporter(bot, j, interval=0.4)
+                await reporter.show("⏳ Starting…", force=True)  # same text: 400, ignored
+                assert server.sent("editMessageText")[-1].result is None  # it was refused
+                for i in range(20):
+                    reporter.update("render", i / 20)
+                    await reporter.show(reporter.text())
+                    await asyncio.sleep(0.05)
+                await reporter.finish("done")
+                edits = [c for c in server.sent("editMessageText") if c.result is not None]
+                assert 2 <= len(edits) <= 5 and edits[-1].text == "done"
+                assert len(server.sent("sendMessage")) == 1  # never fell back to a new message
+        finally:
+            await server.stop()
+
+    run(scenario())
+
+
+def test_token_redacted_from_logs() -> None:
+    import logging
+
+    from bot.cli import RedactToken
+
+    url = "https://a/bot42:SECRET/getMe"
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "GET %s", (url,), None)
+    RedactToken("42:SECRET").filter(record)
+    assert record.getMessage() == "GET https://a/bot<token>/getMe"
+
+
+def test_storyboard_albums_of_ten_and_single_photo(tmp_path: Path) -> None:
+    from dataclasses import dataclass
+
+    from telegram import Bot
+
+    from bot.delivery import send_storyboard
+    from tests.bot_harness import run
+    from tests.fake_telegram import TOKEN, FakeTelegram
+
+    jpg = samples.photo(str(tmp_path / "k.jpg"), (10, 20, 30), (64, 64))
+
+    @dataclass(frozen=True)
+    class Board:
+        job_dir: str
+        script: Script
+        frames: tuple[tuple[str, str], ...]
+        warnings: tuple[str, ...]
+
+    async def scenario() -> None:
+        server = FakeTelegram()
+        await server.start()
+        try:
+            bot = Bot(TOKEN, base_url=server.base_url, base_file_url=server.base_file_url)
+            async with bot:
+                j = Job(id="j2", chat_id=7, user_id=7, lang="zh", step="prepare", status=RUNNING,
+                        brief=Brief("t"), job_dir=str(tmp_path))  # fmt: skip
+                frames = tuple((f"第{i}句" + "长" * 1100, jpg) for i in range(12))
+                await send_storyboard(bot, j, Board(str(tmp_path), script(), frames, ("注意",)))
+                albums = server.sent("sendMediaGroup")
+                assert [len(a.params["media"]) for a in albums] == [10, 2]
+                assert all(len(m["caption"]) <= 1024 for a in albums for m in a.params["media"])
+                one = Board(str(tmp_path), script(), (("只有一句", jpg),), ())
+                await send_storyboard(bot, j, one)
+                photo = server.sent("sendPhoto")[-1]
+                assert photo.params["caption"] == "只有一句" and photo.upload("photo")
+                texts = [c.text for c in server.sent("sendMessage")]
+                assert any("注意" in x for x in texts)
+                assert sum("sb:render:j2" in str(c.params) for c in server.sent("sendMessage")) == 2
+        finally:
+            await server.stop()
+
+    run(scenario())
+
+
+def test_style_names_follow_the_script_writer(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    import pipeline.script
+    from bot.texts import style_names
+
+    assert style_names() == STYLES or set(style_names()) >= set(STYLES)
+    monkeypatch.setattr(pipeline.script, "STYLES", {"funny": {"en": "Fun", "zh": "好玩"}},
+                        raising=False)  # fmt: skip
+    assert style_names() == {"funny": {"en": "Fun", "zh": "好玩"}}
+    styles = {"vlog": SimpleNamespace(en="Vlog!", zh="日常!")}
+    monkeypatch.setattr(pipeline.script, "STYLES", styles, raising=False)
+    assert style_names() == {"vlog": {"en": "Vlog!", "zh": "日常!"}}
+    monkeypatch.setattr(pipeline.script, "STYLES", {"x": 3}, raising=False)
+    assert style_names() == STYLES  # an unexpected shape falls back to the bot's list

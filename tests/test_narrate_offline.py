@@ -1,0 +1,187 @@
+"""Offline voices: espeak-ng with its own word events, piper timed by whisper, typed errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from narrate_helpers import check_narration, decode, rms
+
+from pipeline.cli import main
+from pipeline.narrate import align
+from pipeline.narrate.align import is_cjk, normalise, split_units
+from pipeline.narrate.model import Narration, NarrationError
+from pipeline.narrate.narrator import Narrator
+from pipeline.narrate.offline import PiperEngine
+
+ZH = ["为什么咖啡要现磨？", "因为香气，几分钟就散了。", "关注我，学更多。"]
+EN = ["Coffee tastes better fresh.", "Grind your beans right before brewing.", "Follow for more!"]
+
+
+def test_espeak_chinese_is_timed_per_word(tmp_path: Path) -> None:
+    n = Narrator(offline=True).narrate(ZH, "zh", tmp_path)
+    assert (n.engine, n.timing, n.fallback_reason) == (
+        "espeak-ng", "engine", "offline mode was requested",
+    )  # fmt: skip
+    assert n.fallback_code == "offline"
+    samples = check_narration(n, ZH)
+    assert [w.text for w in n.words] == [u for s in ZH for u in split_units(s)]
+    assert max(len(normalise(w.text)) for w in n.words) <= 4  # words, never a whole line
+    for w in n.words:  # and each is voiced where it is said to be
+        assert rms(samples, 48000, w.start, w.end) > 0.02, w
+
+
+def test_without_jieba_chinese_is_timed_per_character(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(align, "zh_word_starts", lambda text: None)
+    n = Narrator(offline=True).narrate(ZH, "zh", tmp_path)
+    check_narration(n, ZH)
+    hanzi = [c for s in ZH for c in s if is_cjk(c)]
+    assert [w.text[0] for w in n.words] == hanzi  # one timed unit per character, in order
+
+
+def test_espeak_english_words_and_rate(tmp_path: Path) -> None:
+    slow = Narrator(offline=True, prefer_piper=False).narrate(EN, "en", tmp_path / "a")
+    fast = Narrator(offline=True, prefer_piper=False).narrate(EN, "en", tmp_path / "b", rate="+50%")
+    check_narration(slow, EN)
+    check_narration(fast, EN)
+    assert [w.text for w in slow.words] == " ".join(EN).split()
+    assert fast.duration < 0.85 * slow.duration
+
+
+def test_piper_english_is_timed_by_whisper(tmp_path: Path) -> None:
+    pytest.importorskip("piper")
+    n = Narrator(offline=True).narrate(EN, "en", tmp_path)
+    assert (n.engine, n.voice, n.timing) == ("piper", "en_US-joe-medium", "whisper")
+    check_narration(n, EN)
+    # Each sentence's first word starts at its onset and its last word ends near its end.
+    for i, (start, end) in enumerate(n.line_spans):
+        words = n.line_words(i)
+        assert words[0].start - start < 0.3
+        assert end - words[-1].end < 0.4
+        durations = [w.end - w.start for w in words]
+        assert min(durations) > 0.03  # no word squeezed to nothing by a misalignment
+
+
+def test_without_piper_english_falls_back_to_espeak(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(PiperEngine, "_voice", None)
+    monkeypatch.setitem(sys.modules, "piper", None)  # import piper -> ImportError
+    n = Narrator(offline=True).narrate(EN[:1], "en", tmp_path)
+    assert n.engine == "espeak-ng"
+    check_narration(n, EN[:1])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match", "key"),
+    [
+        ({"sentences": []}, "nothing to narrate", "narration_empty"),
+        ({"sentences": ["ok", "  "]}, "sentence 2 has no words", "narration_empty"),
+        ({"sentences": ["好。", "……🔥"]}, "sentence 2 has no words", "narration_empty"),
+        ({"rate": "fast"}, "rate must look like", "narration_option"),
+        ({"pitch": "+5"}, "pitch must look like", "narration_option"),
+        ({"voice": "Xiaoxiao"}, "not an edge-tts voice", "narration_option"),
+    ],
+)
+def test_bad_requests_raise_narration_errors(
+    tmp_path: Path, kwargs: dict[str, object], match: str, key: str
+) -> None:
+    args: dict[str, object] = {"sentences": ["你好。"], "language": "zh", "out_dir": tmp_path}
+    args.update(kwargs)
+    with pytest.raises(NarrationError, match=match) as err:
+        Narrator(edge_endpoint="ws://127.0.0.1:9/x?a=b").narrate(**args)  # type: ignore[arg-type]
+    assert err.value.key == key
+    assert not list(tmp_path.iterdir())  # nothing was written
+
+
+def test_cli_prints_engine_voice_and_timings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "voice.wav"
+    code = main(["narrate", "--lang", "zh", "--offline", "-o", str(out), "你好，世界。", "再见！"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["engine"] == "espeak-ng"
+    assert report["audio"] == str(out)
+    samples, rate, _ = decode(str(out))
+    assert abs(len(samples) / rate - report["duration"]) < 0.01
+    assert "".join(w[0] for w in report["words"]) == "你好，世界。再见！"
+    assert all(w[1] < w[2] for w in report["words"])
+    assert len(report["line_spans"]) == 2
+    assert [c["text"] for c in report["captions"]] == ["你好，世界", "再见！"]
+
+
+def test_cli_reports_bad_input_without_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["narrate", "--lang", "en", "--offline", "--rate", "x", "-o",
+                 str(tmp_path / "o.wav"), "Hi."])  # fmt: skip
+    assert code == 2
+    assert "rate must look like" in capsys.readouterr().err
+
+
+def test_narration_round_trips_through_json(tmp_path: Path) -> None:
+    n = Narrator(offline=True).narrate(ZH[:2], "zh", tmp_path)
+    n.save(tmp_path / "words.json")
+    assert Narration.load(tmp_path / "words.json") == n
+    (tmp_path / "bad.json").write_text('{"engine": "edge-tts"}', encoding="utf-8")
+    with pytest.raises(NarrationError, match="malformed"):
+        Narration.load(tmp_path / "bad.json")
+
+
+def test_without_a_whisper_model_piper_times_are_estimated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("piper")
+    from pipeline.narrate import narrator as narrator_mod
+    from pipeline.speech import SpeechModelError
+
+    def no_model() -> None:
+        raise SpeechModelError("no model")
+
+    monkeypatch.setattr(narrator_mod, "default_transcriber", no_model)
+    n = Narrator(offline=True).narrate(EN[:2], "en", tmp_path)
+    assert (n.engine, n.timing) == ("piper", "estimated")
+    check_narration(n, EN[:2])
+
+
+def test_cli_lists_voices(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["voices", "--lang", "zh", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["gender"] for r in rows} == {"female", "male"}
+    assert all(r["voice"].startswith("zh-CN-") for r in rows)
+    assert any("knowledge" in r["styles"] for r in rows)
+
+
+def test_word_times_agree_with_whisper_on_the_written_audio(tmp_path: Path) -> None:
+    # End to end through trimming, pauses and resampling: the times in the Narration must be
+    # where an independent listener (whisper) hears the words in the final WAV.
+    from pipeline.narrate.align import normalise
+    from pipeline.speech import default_transcriber
+
+    n = Narrator(offline=True, prefer_piper=False).narrate(EN, "en", tmp_path)
+    heard = default_transcriber().transcribe(
+        n.audio_path, language="en", vad=False, retry_temperatures=False
+    )
+    ours = {normalise(w.text): w.start for w in n.words}
+    theirs = [w for w in heard.words if normalise(w.text) in ours]
+    assert len(theirs) >= 0.6 * len(n.words)  # whisper base mishears some robotic words
+    errors = sorted(abs(w.start - ours[normalise(w.text)]) for w in theirs)
+    assert errors[int(0.9 * (len(errors) - 1))] < 0.2, errors
+
+
+def test_a_script_is_narrated_hook_lines_cta(tmp_path: Path) -> None:
+    from pipeline.script.model import Script, ScriptLine
+
+    script = Script(
+        title="咖啡", hook=ZH[0], lines=(ScriptLine(ZH[1]),), cta=ZH[2], hashtags=("#咖啡",),
+        language="zh", style="knowledge", target_seconds=10, estimated_seconds=8, writer="test",
+    )  # fmt: skip
+    n = Narrator(offline=True).narrate_script(script, tmp_path)
+    assert n.sentences == script.spoken()
+    check_narration(n, ZH)
+    assert n.voice == "cmn-latn-pinyin"  # knowledge -> Yunxi, a male voice -> espeak's male
