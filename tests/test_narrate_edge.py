@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from edge_tts_standin import EdgeStandIn
-from narrate_helpers import check_narration, decode, rms
+from tests.edge_tts_standin import EdgeStandIn
+from tests.narrate_helpers import check_narration, decode, rms
 
 from pipeline.narrate.edge import EdgeEngine
 from pipeline.narrate.narrator import Narrator

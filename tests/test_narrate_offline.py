@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from narrate_helpers import check_narration, decode, rms
+from tests.narrate_helpers import check_narration, decode, rms
 
 from pipeline.cli import main
 from pipeline.narrate import align
