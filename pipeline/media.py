@@ -17,6 +17,9 @@ log = logging.getLogger(__name__)
 
 MediaKind = Literal["video", "photo", "animation"]
 
+# A video shorter than this has nothing to cut a shot from (a frame or two).
+MIN_VIDEO_SECONDS = 0.1
+
 # Demuxers that read a single still image (ffmpeg names them "<codec>_pipe" or "image2").
 _IMAGE_FORMATS = ("image2", "_pipe", "png", "webp")
 
@@ -69,6 +72,8 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo:
 
 def _probe_open(path: str, size: int, container: av.container.InputContainer) -> MediaInfo:
     has_audio = bool(container.streams.audio)
+    if not container.streams:
+        raise MediaError(path, "empty", "the file holds no video or sound")
     if not container.streams.video:
         raise MediaError(path, "audio_only" if has_audio else "not_media")
     stream = container.streams.video[0]
@@ -103,8 +108,8 @@ def _probe_open(path: str, size: int, container: av.container.InputContainer) ->
         )
 
     duration = _duration(container, stream)
-    if duration <= 0.0:
-        raise MediaError(path, "zero_duration")
+    if duration < MIN_VIDEO_SECONDS:
+        raise MediaError(path, "zero_duration", f"{duration:.3f}s of video")
     rate = stream.average_rate or stream.guessed_rate or Fraction(0)
     fps = float(rate)
     if not 0.0 < fps <= 240.0:

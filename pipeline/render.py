@@ -41,6 +41,10 @@ SCALE_FLAGS = "bicubic"
 # uncompressed frames and a file within 2% of plain veryfast (README, "Renderer speed").
 X264_PARAMS = "me=dia:subme=1"
 
+# Every frame leaves its segment as BT.709 limited range, what players assume for HD H.264:
+# photos (JPEG, full-range BT.601) and clips would otherwise mix ranges in one stream.
+COLOUR = "out_color_matrix=bt709:out_range=tv"
+
 
 @dataclass(frozen=True, slots=True)
 class RenderResult:
@@ -136,10 +140,10 @@ def _motion_filters(seg: Segment, src: MediaInfo, out: OutputSpec, n: int) -> tu
     for i, (fx, fy) in enumerate(((0, 0), (1, 0), (0, 1), (1, 1))):
         (x0, y0), (x1, y1) = corner(a, fx, fy), corner(b, fx, fy)
         coords.append(f"x{i}='{lerp(x0, x1)}':y{i}='{lerp(y0, y1)}'")
-    before = f"crop={uw}:{uh}:{ux}:{uy},scale={sw}:{sh}:flags=bicubic"
+    before = f"crop={uw}:{uh}:{ux}:{uy},scale={sw}:{sh}:flags=bicubic:{COLOUR}"
     after = f"perspective={':'.join(coords)}:interpolation=linear:sense=source:eval=frame"
     if (sw, sh) != (out.width, out.height):
-        after += f",scale={out.width}:{out.height}:flags={SCALE_FLAGS}"
+        after += f",scale={out.width}:{out.height}:flags={SCALE_FLAGS}:{COLOUR}"
     return before, after
 
 
@@ -156,7 +160,7 @@ def _segment_input(seg: Segment, src: MediaInfo, n: int, fps: float) -> list[str
 
 def _segment_chain(k: int, seg: Segment, src: MediaInfo, out: OutputSpec, n: int) -> str:
     """The filter chain turning input k into exactly n output frames of the output's size."""
-    size = f"scale={out.width}:{out.height}:flags={SCALE_FLAGS}"
+    size = f"scale={out.width}:{out.height}:flags={SCALE_FLAGS}:{COLOUR}"
     tail = f"setsar=1,format=yuv420p,setpts=PTS-STARTPTS[v{k}]"
     if src.kind == "photo":
         loop = f"loop=loop={n - 1}:size=1:start=0,setpts=N/({out.fps}*TB)"
@@ -348,7 +352,9 @@ def _video_codec_args(out: OutputSpec, encoder: str) -> list[str]:
         return ["-c:v", "h264_nvenc", "-preset", "p5", "-tune", "hq", "-rc", "vbr",
                 "-cq", str(out.crf), "-b:v", "0", "-g", gop, "-pix_fmt", "yuv420p"]  # fmt: skip
     return ["-c:v", "libx264", "-preset", out.preset, "-crf", str(out.crf), "-g", gop,
-            "-x264-params", X264_PARAMS, "-pix_fmt", "yuv420p", "-profile:v", "high"]  # fmt: skip
+            "-x264-params", X264_PARAMS, "-pix_fmt", "yuv420p", "-profile:v", "high",
+            "-color_range", "tv", "-colorspace", "bt709", "-color_primaries", "bt709",
+            "-color_trc", "bt709"]  # fmt: skip
 
 
 def build_command(

@@ -85,15 +85,20 @@ def test_zero_duration_video(tmp_path: Path) -> None:
 
     from pipeline.ffmpeg import ffmpeg_exe
 
-    path = tmp_path / "zero.mp4"
-    # A video stream with no frames at all.
-    subprocess.run(
-        [ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "color=red:s=64x64:d=1",
-         "-frames:v", "0", "-c:v", "libx264", str(path)], check=True,
-    )  # fmt: skip
+    def make(name: str, frames: int) -> Path:
+        path = tmp_path / name
+        subprocess.run(
+            [ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "color=red:s=64x64:r=30",
+             "-frames:v", str(frames), "-c:v", "libx264", str(path)], check=True,
+        )  # fmt: skip
+        return path
+
     with pytest.raises(MediaError) as err:
-        probe(path)
-    assert err.value.reason in ("zero_duration", "corrupt")
+        probe(make("one.mp4", 1))  # a single frame: 33 ms, nothing to cut a shot from
+    assert err.value.reason == "zero_duration"
+    with pytest.raises(MediaError) as err:
+        probe(make("none.mp4", 0))  # a container with no stream at all
+    assert err.value.reason == "empty"
 
 
 def test_probe_command_json(media_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:

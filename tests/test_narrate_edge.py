@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.edge_tts_standin import EdgeStandIn
-from tests.narrate_helpers import check_narration, decode, rms
 
 from pipeline.narrate.edge import EdgeEngine
 from pipeline.narrate.narrator import Narrator
+from tests.edge_tts_standin import EdgeStandIn
+from tests.narrate_helpers import check_narration, decode, rms
 
 ZH = ["今天我们聊聊咖啡。", "一杯好咖啡，需要新鲜的豆子！"]
 EN = ["Fresh beans make better coffee.", "Grind them right before you brew."]

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.narrate_helpers import check_narration, decode, rms
 
 from pipeline.cli import main
 from pipeline.narrate import align
@@ -15,6 +14,7 @@ from pipeline.narrate.align import is_cjk, normalise, split_units
 from pipeline.narrate.model import Narration, NarrationError
 from pipeline.narrate.narrator import Narrator
 from pipeline.narrate.offline import PiperEngine
+from tests.narrate_helpers import check_narration, decode, rms
 
 ZH = ["为什么咖啡要现磨？", "因为香气，几分钟就散了。", "关注我，学更多。"]
 EN = ["Coffee tastes better fresh.", "Grind your beans right before brewing.", "Follow for more!"]

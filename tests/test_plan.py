@@ -116,7 +116,8 @@ def test_duration_and_sizes(plan: EditPlan) -> None:
 
 
 @pytest.mark.parametrize(
-    ("src", "out"), [((1920, 1080), (1080, 1920)), ((1080, 1920), (1920, 1080)), ((640, 480), (1080, 1080))]
+    ("src", "out"),
+    [((1920, 1080), (1080, 1920)), ((1080, 1920), (1920, 1080)), ((640, 480), (1080, 1080))],
 )
 def test_cover_rect_has_output_aspect(src: tuple[int, int], out: tuple[int, int]) -> None:
     r = cover_rect(*src, *out)

@@ -188,6 +188,7 @@ def test_music_is_ducked_under_speech(media_dir: Path, tmp_path: Path) -> None:
     rate = 48000
     # Music alone before the narration starts at 1 s; music under speech after it.
     alone = pcm[int(0.2 * rate) : int(0.9 * rate)]
+
     # Loudness of the 220 Hz music: isolate it with a narrow FFT band.
     def band(x: np.ndarray) -> float:
         spec = np.abs(np.fft.rfft(x * np.hanning(len(x))))
@@ -262,6 +263,7 @@ def test_karaoke_highlights_the_spoken_word(media_dir: Path, tmp_path: Path) -> 
         audio=(),
     )
     render(plan, tmp_path / "k.mp4")
+
     def yellow_columns(t: float) -> np.ndarray:
         area = _caption_area(frame_at(tmp_path / "k.mp4", t))
         yellow = (area[..., 0] > 200) & (area[..., 1] > 170) & (area[..., 2] < 90)
