@@ -9,7 +9,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 # Chinese fonts for burned-in captions; espeak-ng is the offline voice for Chinese and others.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends fonts-noto-cjk espeak-ng \
+    && apt-get install -y --no-install-recommends fonts-noto-cjk espeak-ng libespeak-ng1 fontconfig \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app
@@ -20,7 +20,9 @@ COPY pyproject.toml README.md ./
 COPY pipeline ./pipeline
 COPY prompts ./prompts
 COPY bot ./bot
-RUN pip install .
+# The piper voice (GPL-3.0) is an optional extra, as in scripts/setup.sh; --build-arg EXTRAS= drops it.
+ARG EXTRAS=piper
+RUN pip install ".${EXTRAS:+[$EXTRAS]}"
 
 RUN useradd --create-home --uid 10001 reelbot \
     && mkdir -p /data \
@@ -28,6 +30,6 @@ RUN useradd --create-home --uid 10001 reelbot \
 USER reelbot
 VOLUME ["/data"]
 
-# Configuration comes from the environment (TELEGRAM_BOT_TOKEN etc., see docs/bot.md), e.g.
+# Configuration comes from the environment (TELEGRAM_BOT_TOKEN etc., see README.md), e.g.
 #   docker run -e TELEGRAM_BOT_TOKEN=... -v reelbot-data:/data reelbot
 CMD ["reelbot", "bot"]

@@ -12,6 +12,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.bot_harness import (
     ALICE,
     BOB,
@@ -229,6 +231,7 @@ class BrokenTranscriber(FootagePipeline):
         raise RuntimeError("secret internal detail")
 
 
+@pytest.mark.logs_errors
 def test_unexpected_failure_gets_short_message(tmp_path: Path) -> None:
     ogg = spoken_ogg(tmp_path / "v.ogg", "hello")
 

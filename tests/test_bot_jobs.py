@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from tests.bot_harness import (
     ALICE,
     LI,
@@ -221,6 +223,7 @@ def test_edit_script_and_another_version(tmp_path: Path, media: dict[str, Path])
     run(scenario())
 
 
+@pytest.mark.logs_errors
 def test_delivery_failure_gives_short_message(tmp_path: Path, media: dict[str, Path]) -> None:
     async def scenario() -> None:
         async with (
