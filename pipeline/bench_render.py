@@ -180,14 +180,15 @@ def _child(variant: str, plan_path: str, out: str) -> None:
         run_moviepy(plan, out)
     elif variant == "reelbot-nullenc":
         # The same pass with the encoder swapped for a null sink: decode + filter cost alone.
+        from pipeline.audiomix import mix_audio
         from pipeline.ffmpeg import run_ffmpeg
-        from pipeline.render import _mix_audio, build_command
+        from pipeline.render import build_command
 
         with tempfile.TemporaryDirectory() as tmp:
             ass = os.path.join(tmp, "c.ass")
             with open(ass, "w", encoding="utf-8") as fh:
                 fh.write(build_ass(plan))
-            audio = _mix_audio(plan, tmp, None)
+            audio = mix_audio(plan, tmp, None)
             args = build_command(plan, ass, audio, out, "libx264")
             i = args.index("-map")
             run_ffmpeg([*args[:i], "-map", "[vout]", "-map", "[aout]", "-f", "null", "-"])

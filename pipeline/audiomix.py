@@ -1,0 +1,167 @@
+"""The sound of a plan, mixed and measured before the picture is rendered.
+
+Narration, music (looped, ducked under the narration by a sidechain compressor) and any source
+sound are mixed into one WAV of the video's length, and its loudness is measured in the same
+short audio-only ffmpeg run, so the render pass can normalise *linearly* to the platforms'
+-14 LUFS / -1 dBTP (single-pass loudnorm is dynamic and misses the target by a few LU on short
+speech).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import subprocess
+import threading
+from dataclasses import dataclass
+
+from pipeline.errors import Cancelled, RenderError
+from pipeline.ffmpeg import ffmpeg_exe
+from pipeline.plan import EditPlan
+
+# --- audio -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Loudness:
+    """What ffmpeg's loudnorm measured (its first pass), fed to the second."""
+
+    i: float
+    tp: float
+    lra: float
+    thresh: float
+    offset: float
+
+
+def mix_audio(
+    plan: EditPlan, tmp: str, cancel: threading.Event | None
+) -> tuple[str, Loudness] | None:
+    """Mix every sound of the plan into one WAV of the video's length and measure its loudness."""
+    total = plan.duration
+    inputs: list[str] = []
+    chains: list[str] = []
+    labels: list[str] = []
+    narration = [t for t in plan.audio if t.role == "narration"]
+    music = [t for t in plan.audio if t.role == "music"]
+    k = 0
+    narr_label = None
+    for tr in narration:
+        inputs += ["-i", tr.path]
+        chains.append(
+            f"[{k}:a]aresample=48000,aformat=channel_layouts=stereo,"
+            f"volume={tr.gain_db}dB,adelay={int(tr.start * 1000)}:all=1[narr]"
+        )
+        narr_label = "narr"
+        k += 1
+    for m, tr in enumerate(music):
+        if tr.loop:
+            inputs += ["-stream_loop", "-1"]
+        inputs += ["-i", tr.path]
+        chains.append(
+            f"[{k}:a]aresample=48000,aformat=channel_layouts=stereo,volume={tr.gain_db}dB,"
+            f"adelay={int(tr.start * 1000)}:all=1,atrim=end={total:.3f}[mus{m}]"
+        )
+        k += 1
+    t = 0.0
+    for seg in plan.segments:
+        src = plan.sources[seg.source]
+        if seg.volume > 0 and src.has_audio and src.kind == "video":
+            inputs += ["-ss", f"{seg.start:.3f}", "-t", f"{seg.duration:.3f}", "-i", src.path]
+            chains.append(
+                f"[{k}:a]aresample=48000,aformat=channel_layouts=stereo,volume={seg.volume},"
+                f"asetpts=PTS-STARTPTS,adelay={int(t * 1000)}:all=1[src{k}]"
+            )
+            labels.append(f"[src{k}]")
+            k += 1
+        t += seg.duration
+    if k == 0:
+        return None
+    if narr_label is not None and music:
+        # The narration feeds the music's compressor (ducking) and the mix itself.
+        n_duck = sum(1 for tr in music if tr.duck)
+        chains.append(f"[narr]asplit={n_duck + 1}[narr_mix]" + "".join(
+            f"[narr_sc{m}]" for m in range(n_duck)))  # fmt: skip
+        labels.append("[narr_mix]")
+        d = 0
+        for m, tr in enumerate(music):
+            if tr.duck:
+                chains.append(
+                    f"[mus{m}][narr_sc{d}]sidechaincompress=threshold=0.02:ratio=12:"
+                    f"attack=15:release=400:makeup=1[duck{m}]"
+                )
+                labels.append(f"[duck{m}]")
+                d += 1
+            else:
+                labels.append(f"[mus{m}]")
+    else:
+        if narr_label is not None:
+            labels.append("[narr]")
+        labels += [f"[mus{m}]" for m in range(len(music))]
+    mix = (
+        f"{''.join(labels)}amix=inputs={len(labels)}:normalize=0:duration=longest,"
+        if len(labels) > 1
+        else f"{labels[0]}anull,"
+    )
+    chains.append(
+        f"{mix}apad=whole_dur={total:.3f},atrim=end={total:.3f},asplit[mixout][meas];"
+        f"[meas]loudnorm=I={plan.output.loudness_lufs}:TP={plan.output.true_peak_db}:"
+        f"LRA=11:print_format=json[measured]"
+    )
+    wav = os.path.join(tmp, "mix.wav")
+    args = [*inputs, "-filter_complex", ";".join(chains),
+            "-map", "[mixout]", "-c:a", "pcm_f32le", wav,
+            "-map", "[measured]", "-f", "null", "-"]  # fmt: skip
+    log_lines: list[str] = []
+    _run_capturing(args, total, cancel, log_lines)
+    stats = _parse_loudnorm(log_lines)
+    return wav, stats
+
+
+def _run_capturing(
+    args: list[str], total: float, cancel: threading.Event | None, sink: list[str]
+) -> None:
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", "-loglevel", "info", *args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            encoding="utf-8", errors="replace")  # fmt: skip
+    try:
+        while True:
+            try:
+                _, err = proc.communicate(timeout=0.25)
+                break
+            except subprocess.TimeoutExpired:
+                if cancel is not None and cancel.is_set():
+                    proc.kill()
+                    proc.wait()
+                    raise Cancelled("audio mix cancelled") from None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    sink.extend(err.splitlines())
+    if proc.returncode != 0:
+        raise RenderError("audio mix failed", "\n".join(sink[-30:]), proc.returncode)
+
+
+def _parse_loudnorm(lines: list[str]) -> Loudness:
+    text = "\n".join(lines)
+    match = re.search(r"\{[^{}]*\"input_i\"[^{}]*\}", text)
+    if not match:
+        raise RenderError("loudness measurement missing", "\n".join(lines[-30:]))
+    data = json.loads(match.group(0))
+
+    def num(key: str, default: float) -> float:
+        try:
+            v = float(data[key])
+        except (KeyError, ValueError):
+            return default
+        return v if math.isfinite(v) else default
+
+    return Loudness(
+        i=num("input_i", -70.0),
+        tp=num("input_tp", -70.0),
+        lra=num("input_lra", 0.0),
+        thresh=num("input_thresh", -70.0),
+        offset=num("target_offset", 0.0),
+    )
