@@ -1,0 +1,122 @@
+"""The contact sheet: every shot's keyframe in a grid with its time, score and 9:16 window.
+
+It is the picture a user looks at to see what the bot saw, so labels are drawn with a CJK font
+(file names and captions are often Chinese) and the chosen vertical crop is outlined.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import shutil
+import subprocess
+from collections.abc import Sequence
+
+from PIL import Image, ImageDraw, ImageFont
+
+from pipeline.footage.frames import frame_at
+from pipeline.footage.model import Analysis
+from pipeline.media import MediaInfo
+
+log = logging.getLogger(__name__)
+
+_KNOWN_FONTS = (
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+    "/usr/share/fonts/noto-cjk/NotoSansCJK-Regular.ttc",
+    "/usr/share/fonts/truetype/noto/NotoSansCJK-Regular.ttc",
+    "/System/Library/Fonts/PingFang.ttc",
+    "C:/Windows/Fonts/msyh.ttc",
+)
+
+Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
+
+
+@functools.cache
+def cjk_font_path() -> str | None:
+    """A font file that has Chinese glyphs: fontconfig's choice, else a known path, else None."""
+    if shutil.which("fc-match"):
+        try:
+            done = subprocess.run(
+                ["fc-match", "-f", "%{file}", "sans-serif:lang=zh-cn"],
+                capture_output=True,
+                text=True,
+                timeout=5,
+                check=False,
+            )
+            if done.returncode == 0 and done.stdout and os.path.exists(done.stdout):
+                return done.stdout
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+    return next((p for p in _KNOWN_FONTS if os.path.exists(p)), None)
+
+
+def _font(size: int) -> Font:
+    path = cjk_font_path()
+    if path:
+        try:
+            return ImageFont.truetype(path, size)
+        except OSError:
+            pass
+    log.warning("no CJK font found; contact sheet labels use Pillow's default font")
+    return ImageFont.load_default()
+
+
+def contact_sheet(
+    analysis: Analysis,
+    media: Sequence[MediaInfo],
+    out_path: str,
+    *,
+    columns: int = 4,
+    thumb_width: int = 320,
+) -> str:
+    """Draw the sheet as a JPEG at `out_path` and return the path."""
+    shots = analysis.shots
+    rows = max(1, -(-len(shots) // columns))
+    thumb_h = thumb_width * 9 // 16
+    label_h = 58
+    cell_w, cell_h = thumb_width + 8, thumb_h + label_h + 8
+    sheet = Image.new("RGB", (columns * cell_w, rows * cell_h), (24, 24, 24))
+    draw = ImageDraw.Draw(sheet)
+    font = _font(15)
+    small = _font(13)
+    for k, shot in enumerate(shots):
+        x0 = (k % columns) * cell_w + 4
+        y0 = (k // columns) * cell_h + 4
+        info = media[shot.source]
+        try:
+            bgr = frame_at(info, shot.keyframe_time, thumb_width)
+            img = Image.fromarray(bgr[:, :, ::-1].copy())
+        except Exception as exc:  # a sheet with one grey cell beats no sheet at all
+            log.warning("no keyframe for %s at %.2fs: %s", info.path, shot.keyframe_time, exc)
+            img = Image.new("RGB", (thumb_width, thumb_h), (80, 80, 80))
+        img.thumbnail((thumb_width, thumb_h))
+        ox = x0 + (thumb_width - img.width) // 2
+        oy = y0 + (thumb_h - img.height) // 2
+        sheet.paste(img, (ox, oy))
+        r = shot.crop("9:16")
+        draw.rectangle(
+            (ox + r.x * img.width, oy + r.y * img.height,
+             ox + (r.x + r.w) * img.width - 1, oy + (r.y + r.h) * img.height - 1),
+            outline=(255, 212, 0), width=2,
+        )  # fmt: skip
+        colour = (120, 220, 120) if shot.score >= 0.6 else (230, 190, 90)
+        if shot.score < 0.3:
+            colour = (230, 100, 100)
+        name = os.path.basename(shot.path)
+        when = "photo" if shot.kind == "photo" else f"{shot.start:.1f}-{shot.end:.1f}s"
+        draw.text((x0, y0 + thumb_h + 2), f"#{k} {when}  score {shot.score:.2f}", colour, font)
+        detail = name if not shot.text else f"{name} · {shot.text}"
+        draw.text((x0, y0 + thumb_h + 22), _fit(draw, detail, small, thumb_width), "white", small)
+        if shot.faces:
+            draw.text((x0, y0 + thumb_h + 40), f"faces {shot.faces}", (180, 180, 255), small)
+    sheet.save(out_path, "JPEG", quality=88)
+    return out_path
+
+
+def _fit(draw: ImageDraw.ImageDraw, text: str, font: Font, width: int) -> str:
+    if draw.textlength(text, font=font) <= width:
+        return text
+    while text and draw.textlength(text + "…", font=font) > width:
+        text = text[:-1]
+    return text + "…"
