@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import pytest
@@ -103,7 +104,7 @@ def test_cuts_sit_in_the_pauses_and_tile_the_timeline(name: str) -> None:
     assert abs(edges[-1] - (narr.duration + TAIL)) <= 1 / FPS + 1e-9
     # Every sentence boundary is a cut, at the middle of the pause (within one frame).
     sp = narr.line_spans
-    for (_, a_end), (b_start, _) in zip(sp, sp[1:], strict=False):
+    for (_, a_end), (b_start, _) in itertools.pairwise(sp):
         mid = (a_end + b_start) / 2
         assert min(abs(e - mid) for e in edges) <= 1 / FPS + 1e-9
     # Extra cuts (a sentence outlasting its shot) never fall inside a pause's neighbourhood of
@@ -151,7 +152,7 @@ def test_short_footage_fills_with_other_moments_and_crops() -> None:
     assert plan.duration == pytest.approx(narr.duration + TAIL, abs=1 / FPS)
     windows = [(s.start, s.end, s.crop) for s in plan.segments]
     assert len(windows) >= 4  # 8 s of narration from 2 s of footage
-    for a, b in zip(windows, windows[1:], strict=False):
+    for a, b in itertools.pairwise(windows):
         assert a != b  # a re-used shot comes back at another moment or another crop
     assert any(s.crop.w < 0.32 - 1e-6 for s in plan.segments)  # tighter crop on re-use
 
@@ -172,7 +173,7 @@ def test_pans_are_kept_and_music_is_ducked() -> None:
     shots = [shot(0, 0, 5, 0.8, pan=True), shot(0, 5, 10, 0.5)]
     plan, _ = plan_for(shots, sources, [1.0, 1.0], music="m.mp3")
     assert plan.segments[0].crop_end is not None
-    music = [a for a in plan.audio if a.role == "music"][0]
+    music = next(a for a in plan.audio if a.role == "music")
     assert music.loop and music.duck and -20 <= music.gain_db <= -12
     assert [a.role for a in plan.audio] == ["narration", "music"]
 
