@@ -152,6 +152,8 @@ def _analysis(
         transcriber=_footage_transcriber,
         progress=lambda f: job.report("analyze", 0.05 + 0.9 * f),
         cancel=job.cancel,
+        # REELBOT_ANALYSIS_CACHE=0 turns off the cross-job cache (benchmarks, disk limits).
+        use_cache=os.environ.get("REELBOT_ANALYSIS_CACHE", "1") != "0",
     )
     if not analysis.shots:
         raise MediaError(media[0].path, "corrupt", "no usable moment in the footage")

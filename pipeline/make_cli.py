@@ -159,7 +159,7 @@ def register(sub: Any) -> None:
     p.add_argument("--topic", help="what the video is about")
     p.add_argument("--footage", nargs="+", metavar="FILE", help="videos and photos")
     p.add_argument("--caption", action="append", metavar="TEXT",
-                   help="what a footage file shows (once per --footage file, in order)")  # fmt: skip
+                   help="what a footage file shows (once per --footage, in order)")  # fmt: skip
     p.add_argument(
         "--style", default="knowledge", help="knowledge, product, vlog, funny or motivational"
     )
@@ -199,4 +199,5 @@ def register_bench(sub: Any) -> None:
 def _bench(args: argparse.Namespace) -> int:
     from pipeline.bench_make import bench
 
-    return bench(args.seconds, args.keep, not args.no_whisper)
+    result: int = bench(args.seconds, args.keep, not args.no_whisper)
+    return result
