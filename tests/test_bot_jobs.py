@@ -95,7 +95,10 @@ def test_restart_during_render_resumes_and_delivers(tmp_path: Path, media: dict[
             assert ffmpeg_running_in(data / "jobs") == []
             assert server.sent("sendVideo") == []
             mark = len(server.calls)
-            async with bot_running(server, settings_for(server, data), make_pipeline()):
+            # The job folder was made by the stand-in: the bot that resumes it runs the same one.
+            async with bot_running(
+                server, settings_for(server, data), make_pipeline(stand_in=True)
+            ):
                 await server.wait_for("sendMessage", lambda c: "restarted" in c.text, since=mark)
                 video = await server.wait_for("sendVideo", since=mark, timeout=40)
                 seconds = check_video(video)
