@@ -36,7 +36,7 @@ def shown_at(cue: CaptionCue, fps: float) -> float:
 
 
 def bench(seconds: int = 30, keep: str | None = None, whisper: bool = True) -> int:
-    from pipeline import make
+    from pipeline import make, make_stages
     from pipeline.bench_render import make_inputs
     from pipeline.narrate.model import Narration
     from pipeline.render import render
@@ -56,7 +56,7 @@ def bench(seconds: int = 30, keep: str | None = None, whisper: bool = True) -> i
         output=OutputSpec(width=1080, height=1920),
     )
     t0 = time.perf_counter()
-    make._narrator().narrate(["Warming up."], "en", os.path.join(work, "warm"))
+    make_stages.narrator().narrate(["Warming up."], "en", os.path.join(work, "warm"))
     print(f"voice: offline (edge-tts is unreachable here); models loaded in "
           f"{time.perf_counter() - t0:.1f}s, not counted", flush=True)  # fmt: skip
 

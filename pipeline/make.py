@@ -10,29 +10,30 @@ key_NN.jpg (storyboard keyframes), captions.ass, out.mp4, cover.jpg and stages.j
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import os
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pipeline import jobdir
 from pipeline.brief import Brief
-from pipeline.errors import Cancelled, MediaError
-from pipeline.footage import Analysis, analyze
 from pipeline.jobdir import StageLog, digest, file_hash, load_json, save_json
-from pipeline.media import MediaInfo, probe
+from pipeline.make_stages import (
+    Job,
+    ProgressFn,
+    analysis_stage,
+    check_media,
+    media_stage,
+    narration_stage,
+    plan_stage,
+    save_script,
+    script_stage,
+)
 from pipeline.plan import EditPlan
 from pipeline.script.model import Script
 
 log = logging.getLogger(__name__)
-
-ProgressFn = Callable[[str, float], None]
-LENGTH_TOLERANCE = 0.15  # narration this far off the target asks the writer for a refit
-CAPTION_PRESET = "bold"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,312 +61,31 @@ class MakeResult:
     warnings: tuple[str, ...]
 
 
-class _Job:
-    """One run over a job folder: the stage log, progress, cancel and collected warnings."""
-
-    def __init__(self, job_dir: str, progress: ProgressFn | None, cancel: threading.Event | None):
-        self.dir = Path(job_dir)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.log = StageLog(self.dir)
-        self.log.data["warnings"] = []  # collected afresh: reused stages re-add theirs
-        self.progress = progress
-        self.cancel = cancel
-
-    def report(self, stage: str, fraction: float) -> None:
-        if self.cancel is not None and self.cancel.is_set():
-            raise Cancelled()
-        if self.progress is not None:
-            self.progress(stage, min(max(fraction, 0.0), 1.0))
-
-    def path(self, name: str) -> str:
-        return str(self.dir / name)
-
-    @property
-    def warnings(self) -> list[str]:
-        found: list[str] = self.log.data.get("warnings", [])
-        return found
-
-    def warn(self, text: str) -> None:
-        if text not in self.warnings:
-            self.log.data["warnings"] = [*self.warnings, text]
-            log.warning("%s: %s", self.dir.name, text)
-
-
-# --- stages ------------------------------------------------------------------------------------
-
-
-def _media(job: _Job, brief: Brief) -> tuple[tuple[MediaInfo, ...], tuple[str, ...], str]:
-    """Probe the footage; unusable files are skipped with a warning naming them."""
-    fingerprints = []
-    for f in brief.footage:
-        try:
-            fingerprints.append(file_hash(f.path))
-        except OSError:
-            fingerprints.append("missing")
-    key = digest("media", [(f.path, f.caption) for f in brief.footage], fingerprints)
-    if job.log.fresh("media", key):
-        data = load_json(job.dir / "media.json")
-        job.log.reused("media")
-        return _media_from(data), tuple(data["captions"]), key
-    job.report("analyze", 0.0)
-    media, captions, skipped = [], [], []
-    for f in brief.footage:
-        try:
-            media.append(probe(f.path))
-            captions.append(f.caption)
-        except MediaError as exc:
-            skipped.append({"path": f.path, "reason": exc.reason, "message": exc.message})
-    data = {
-        "media": [dataclasses.asdict(m) for m in media],
-        "captions": captions,
-        "skipped": skipped,
-    }
-    save_json(job.dir / "media.json", data)
-    job.log.record("media", key, ["media.json"], ran=True)
-    return _media_from(data), tuple(captions), key
-
-
-def _media_from(data: dict[str, Any]) -> tuple[MediaInfo, ...]:
-    return tuple(MediaInfo(**m) for m in data["media"])
-
-
-def _check_media(job: _Job, brief: Brief, media: tuple[MediaInfo, ...]) -> None:
-    data = load_json(job.dir / "media.json")
-    for s in data.get("skipped", []):
-        job.warn(f"{os.path.basename(s['path'])} skipped: {s['reason'].replace('_', ' ')}")
-    if not media:
-        first = data["skipped"][0] if data.get("skipped") else None
-        path = first["path"] if first else (brief.footage[0].path if brief.footage else "")
-        raise MediaError(path, first["reason"] if first else "missing", "no usable footage")
-
-
-def _analysis(
-    job: _Job, media: tuple[MediaInfo, ...], captions: tuple[str, ...], mkey: str
-) -> tuple[Analysis, str]:
-    key = digest("analysis", mkey)
-    if job.log.fresh("analysis", key):
-        job.log.reused("analysis")
-        return Analysis.load(job.dir / "shots.json"), key
-    analysis = analyze(
-        media,
-        captions,
-        transcriber=_footage_transcriber,
-        progress=lambda f: job.report("analyze", 0.05 + 0.9 * f),
-        cancel=job.cancel,
-        # REELBOT_ANALYSIS_CACHE=0 turns off the cross-job cache (benchmarks, disk limits).
-        use_cache=os.environ.get("REELBOT_ANALYSIS_CACHE", "1") != "0",
-    )
-    if not analysis.shots:
-        raise MediaError(media[0].path, "corrupt", "no usable moment in the footage")
-    analysis.save(job.dir / "shots.json")
-    from pipeline.footage.contact import contact_sheet
-
-    contact_sheet(analysis, media, job.path("contact_sheet.jpg"), thumb_width=240)
-    job.log.record("analysis", key, ["shots.json"], ran=True)
-    job.report("analyze", 1.0)
-    return analysis, key
-
-
-def _footage_transcriber(path: str) -> Any:
-    """Speech inside the footage, with the process-wide whisper model (loaded on first use)."""
-    from pipeline.speech import default_transcriber
-
-    return default_transcriber().transcribe(path)
-
-
-def _script_request(brief: Brief, analysis: Analysis) -> Any:
-    from pipeline.script import ScriptRequest
-
-    texts = tuple(dict.fromkeys(s.text for s in analysis.shots if s.text.strip()))
-    return ScriptRequest.from_brief(brief, footage_text=texts)
-
-
-def _script(
-    job: _Job, brief: Brief, model: str | None, analysis: Analysis, akey: str, another: bool = False
-) -> tuple[Script, str]:
-    """Write the script, unless the one in script.json is current or was edited by the user."""
-    key = digest("script", jobdir.brief_to_dict(brief), model, akey)
-    script_json = job.dir / "script.json"
-    edited = job.log.edited("script", "script.json")
-    if not another and script_json.is_file() and (edited or job.log.fresh("script", key)):
-        script = Script.from_json(script_json.read_text(encoding="utf-8"))
-        by = "user" if edited else job.log.entry("script").get("by", "writer")
-        job.log.record("script", key, ["script.json"], ran=edited, by=by)
-        return script, by
-    job.report("script", 0.1)
-    from pipeline.script import get_writer
-
-    request = _script_request(brief, analysis)
-    if another:
-        seed = int(job.log.entry("script").get("seed", brief.seed)) + 1
-        request = dataclasses.replace(request, seed=seed)
-    script = get_writer(model).write(request)
-    _save_script(job, script)
-    job.log.record("script", key, ["script.json"], ran=True, by="writer", seed=request.seed)
-    job.report("script", 1.0)
-    return script, "writer"
-
-
-def _save_script(job: _Job, script: Script) -> None:
-    tmp = job.dir / "script.json.tmp"
-    tmp.write_text(script.to_json(), encoding="utf-8")
-    os.replace(tmp, job.dir / "script.json")
-
-
-_narrators: dict[tuple[bool, str], Any] = {}
-_narrators_lock = threading.Lock()
-
-
-def _narrator() -> Any:
-    """The narrator for the current settings, made once per process and settings."""
-    from pipeline.narrate.narrator import Narrator
-
-    conf = (
-        os.environ.get("REELBOT_TTS_OFFLINE", "") == "1",
-        os.environ.get("REELBOT_EDGE_TTS_URL", ""),
-    )
-    with _narrators_lock:
-        if conf not in _narrators:
-            _narrators[conf] = Narrator()
-        return _narrators[conf]
-
-
-def _narration(
-    job: _Job, brief: Brief, model: str | None, analysis: Analysis, script: Script, by: str
-) -> tuple[Any, Script, str]:
-    """Speak the script; when it runs >15% off the target, have the writer refit it once."""
-    from pipeline.narrate.model import Narration
-
-    def key_for(s: Script) -> str:
-        return digest("narration", s.to_dict(), brief.voice, _narrator_conf())
-
-    key = key_for(script)
-    if job.log.fresh("narration", key):
-        job.log.reused("narration")
-        return Narration.load(job.dir / "words.json"), script, key
-    job.report("narrate", 0.05)
-    narration = _narrator().narrate_script(script, job.dir, voice=brief.voice)
-    off = abs(narration.duration - brief.seconds) / brief.seconds
-    if off > LENGTH_TOLERANCE and by == "writer" and not job.log.entry("script").get("refit"):
-        log.info(
-            "narration %.1fs for a %ds target: asking for a refit",
-            narration.duration,
-            brief.seconds,
-        )
-        job.report("script", 0.5)
-        from pipeline.script import get_writer
-
-        request = _script_request(brief, analysis)
-        request = dataclasses.replace(request, seed=job.log.entry("script").get("seed", brief.seed))
-        script = get_writer(model).write(request.refit(narration.duration))
-        _save_script(job, script)
-        entry = job.log.entry("script")
-        job.log.record(
-            "script",
-            entry["key"],
-            ["script.json"],
-            ran=True,
-            by="writer",
-            seed=request.seed,
-            refit=True,
-        )
-        job.report("narrate", 0.5)
-        narration = _narrator().narrate_script(script, job.dir, voice=brief.voice)
-        key = key_for(script)
-    narration.save(job.dir / "words.json")
-    job.log.record("narration", key, ["narration.wav", "words.json"], ran=True)
-    job.report("narrate", 1.0)
-    return narration, script, key
-
-
-def _narrator_conf() -> list[str]:
-    return [os.environ.get("REELBOT_TTS_OFFLINE", ""), os.environ.get("REELBOT_EDGE_TTS_URL", "")]
-
-
-def _plan(
-    job: _Job,
-    brief: Brief,
-    media: tuple[MediaInfo, ...],
-    analysis: Analysis,
-    script: Script,
-    narration: Any,
-    keys: list[str],
-) -> EditPlan:
-    from pipeline.narrate.captions import build_cues, caption_style
-    from pipeline.planner import build_plan
-
-    music = brief.music
-    music_hash = file_hash(music) if music and os.path.isfile(music) else None
-    key = digest("plan", keys, dataclasses.asdict(brief.output), music, music_hash, CAPTION_PRESET)
-    if job.log.fresh("plan", key):
-        job.log.reused("plan")
-        return EditPlan.load(job.dir / "plan.json")
-    job.report("plan", 0.1)
-    style = caption_style(CAPTION_PRESET)
-    cues = build_cues(narration.words, narration.line_spans, script.language, style=style.name)
-    plan = build_plan(media, analysis, script, narration, cues, style, brief.output, music)
-    plan.save(job.dir / "plan.json")
-    frames = _keyframes(job, plan, narration)
-    job.log.record("plan", key, ["plan.json", *frames], ran=True)
-    job.report("plan", 1.0)
-    return plan
-
-
-def _keyframes(job: _Job, plan: EditPlan, narration: Any) -> list[str]:
-    """One JPEG per sentence: the middle of its first shot, cropped as the video shows it."""
-    from PIL import Image
-
-    from pipeline.footage.frames import frame_at
-    from pipeline.planner import cut_frames
-    from pipeline.render import frame_counts
-
-    fps = plan.output.fps
-    edges = cut_frames(narration.line_spans, plan.duration, fps)
-    starts, acc = [], 0
-    for n in frame_counts(plan):
-        starts.append(acc)
-        acc += n
-    names = []
-    for i, edge in enumerate(edges[:-1]):
-        k = next(j for j, s in enumerate(starts) if s >= edge)
-        seg, src = plan.segments[k], plan.sources[plan.segments[k].source]
-        bgr = frame_at(src, seg.start + seg.duration / 2, 480)
-        h, w = bgr.shape[:2]
-        r = seg.crop
-        box = (round(r.x * w), round(r.y * h), round((r.x + r.w) * w), round((r.y + r.h) * h))
-        img = Image.fromarray(bgr[:, :, ::-1].copy()).crop(box)
-        img.thumbnail((360, 640))
-        name = f"key_{i:02d}.jpg"
-        img.save(job.path(name), "JPEG", quality=85)
-        names.append(name)
-    return names
-
-
-def _board(job: _Job, script: Script) -> Storyboard:
+def _board(job: Job, script: Script) -> Storyboard:
     frames = tuple((text, job.path(f"key_{i:02d}.jpg")) for i, text in enumerate(script.spoken()))
     return Storyboard(str(job.dir), script, frames, tuple(job.warnings))
 
 
 def _prepared(
-    job: _Job, brief: Brief, model: str | None, another: bool = False
+    job: Job, brief: Brief, model: str | None, another: bool = False
 ) -> tuple[EditPlan, Script, Any]:
     """Every stage but the render, each redone only when its inputs changed."""
-    media, captions, mkey = _media(job, brief)
-    _check_media(job, brief, media)
-    analysis, akey = _analysis(job, media, captions, mkey)
-    script, by = _script(job, brief, model, analysis, akey, another)
-    narration, script, nkey = _narration(job, brief, model, analysis, script, by)
+    media, captions, mkey = media_stage(job, brief)
+    check_media(job, brief, media)
+    analysis, akey = analysis_stage(job, media, captions, mkey)
+    script, by = script_stage(job, brief, model, analysis, akey, another)
+    narration, script, nkey = narration_stage(job, brief, model, analysis, script, by)
     if narration.fallback_reason:
         job.warn(
             f"voice: {narration.engine} ({narration.voice}) spoke instead of edge-tts: "
             f"{narration.fallback_reason}"
         )
-    plan = _plan(job, brief, media, analysis, script, narration, [akey, nkey])
+    plan = plan_stage(job, brief, media, analysis, script, narration, [akey, nkey])
     job.log.save()
     return plan, script, narration
 
 
-def _load_brief(job: _Job) -> tuple[Brief, str | None]:
+def _load_brief(job: Job) -> tuple[Brief, str | None]:
     path = job.dir / jobdir.BRIEF_FILE
     if not path.is_file():
         raise jobdir.JobError(f"{job.dir} is not a job folder (no brief.json)", path=str(job.dir))
@@ -373,7 +93,7 @@ def _load_brief(job: _Job) -> tuple[Brief, str | None]:
     return jobdir.brief_from_dict(data), data.get("script_model")
 
 
-def _save_brief(job: _Job, brief: Brief, model: str | None) -> None:
+def _save_brief(job: Job, brief: Brief, model: str | None) -> None:
     save_json(job.dir / jobdir.BRIEF_FILE, {**jobdir.brief_to_dict(brief), "script_model": model})
 
 
@@ -389,7 +109,7 @@ def prepare(
     model: str | None = None,
 ) -> Storyboard:
     """Analysis, script, narration and plan into `job_dir`: everything but the render."""
-    job = _Job(job_dir, progress, cancel)
+    job = Job(job_dir, progress, cancel)
     _save_brief(job, brief, model)
     _, script, _ = _prepared(job, brief, model)
     return _board(job, script)
@@ -405,10 +125,10 @@ def revise(
 ) -> Storyboard:
     """The user's edited script (or, with `another`, a new version) narrated and planned again;
     the footage analysis is reused."""
-    job = _Job(job_dir, progress, cancel)
+    job = Job(job_dir, progress, cancel)
     brief, model = _load_brief(job)
     if script is not None:
-        _save_script(job, script)
+        save_script(job, script)
     _, final, _ = _prepared(job, brief, model, another=another and script is None)
     return _board(job, final)
 
@@ -418,12 +138,12 @@ def render_job(
 ) -> MakeResult:
     """The job folder's plan rendered to out.mp4 and cover.jpg (stages before it redone only
     if their inputs changed, e.g. after an edit of script.json)."""
-    job = _Job(job_dir, progress, cancel)
+    job = Job(job_dir, progress, cancel)
     brief, model = _load_brief(job)
     return _render(job, brief, model)
 
 
-def _render(job: _Job, brief: Brief, model: str | None) -> MakeResult:
+def _render(job: Job, brief: Brief, model: str | None) -> MakeResult:
     from pipeline.render import frame_counts, render
 
     plan, script, narration = _prepared(job, brief, model)
@@ -464,7 +184,7 @@ def make_video(
     model: str | None = None,
 ) -> MakeResult:
     """The whole pipeline: footage, script, voice, plan and the rendered MP4, in `job_dir`."""
-    job = _Job(job_dir, progress, cancel)
+    job = Job(job_dir, progress, cancel)
     _save_brief(job, brief, model)
     return _render(job, brief, model)
 

@@ -17,7 +17,7 @@ import av
 import numpy as np
 import pytest
 
-from pipeline import make
+from pipeline import make, make_stages
 from pipeline.brief import Brief, Footage
 from pipeline.errors import MediaError
 from pipeline.footage.synth import Scene, write_clip
@@ -195,13 +195,13 @@ def test_resume_after_script_edit_skips_analysis(
     result, _ = made["en"]
     job = Path(result.job_dir)
     calls: list[int] = []
-    real = make.analyze  # type: ignore[attr-defined]
+    real = make_stages.analyze  # type: ignore[attr-defined]
 
     def counting(*a: Any, **k: Any) -> Any:
         calls.append(1)
         return real(*a, **k)
 
-    monkeypatch.setattr(make, "analyze", counting)
+    monkeypatch.setattr(make_stages, "analyze", counting)
     monkeypatch.setenv("REELBOT_TTS_OFFLINE", "1")
     data = json.loads((job / "script.json").read_text())
     data["lines"][0]["text"] = "Then the cat jumped on the table."
@@ -227,7 +227,7 @@ def test_resume_after_script_edit_skips_analysis(
 def test_revise_another_version_reuses_analysis(made: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     result, _ = made["zh"]
     calls: list[int] = []
-    monkeypatch.setattr(make, "analyze", lambda *a, **k: calls.append(1))
+    monkeypatch.setattr(make_stages, "analyze", lambda *a, **k: calls.append(1))
     monkeypatch.setenv("REELBOT_TTS_OFFLINE", "1")
     board = make.revise(result.job_dir, another=True)
     assert calls == []
