@@ -43,12 +43,9 @@ class _Progress:
 
 def _brief(args: argparse.Namespace) -> Any:
     from pipeline.brief import Brief, Footage
-    from pipeline.errors import PlanError
     from pipeline.plan import OutputSpec, output_size
 
     captions = list(args.caption or [])
-    if len(captions) > len(args.footage):
-        raise PlanError("caption", "more --caption values than --footage files")
     captions += [""] * (len(args.footage) - len(captions))
     w, h = output_size(args.size)
     return Brief(
@@ -94,6 +91,9 @@ def _make(args: argparse.Namespace) -> int:
     if not args.topic or not args.footage:
         print("reelbot make: --topic and --footage are needed (or --resume JOBDIR)",
               file=sys.stderr)  # fmt: skip
+        return 2
+    if len(args.caption or []) > len(args.footage):
+        print("reelbot make: more --caption values than --footage files", file=sys.stderr)
         return 2
     job_dir = args.job_dir or os.path.join("jobs", time.strftime("%Y%m%d-%H%M%S"))
     result = make.make_video(_brief(args), os.path.abspath(job_dir), progress, model=args.model)

@@ -19,6 +19,7 @@ import pytest
 
 from pipeline import make, make_stages
 from pipeline.brief import Brief, Footage
+from pipeline.cli import main
 from pipeline.errors import MediaError
 from pipeline.footage.synth import Scene, write_clip
 from pipeline.narrate.model import Narration
@@ -79,12 +80,21 @@ def made(
     mp.setenv("REELBOT_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
     out = {}
     try:
-        for lang in ("en", "zh"):
-            seen: list[tuple[str, float]] = []
-            job = str(tmp_path_factory.mktemp(f"job-{lang}"))
-            result = make.make_video(brief_for(lang, footage), job,
-                                     lambda s, f, seen=seen: seen.append((s, f)))  # type: ignore[misc]  # fmt: skip
-            out[lang] = (result, seen)
+        job = str(tmp_path_factory.mktemp("job-en"))
+        seen: list[tuple[str, float]] = []
+        result = make.make_video(brief_for("en", footage), job, lambda s, f: seen.append((s, f)))
+        out["en"] = (result, seen)
+        # Chinese through the command line, as a user runs it.
+        job = str(tmp_path_factory.mktemp("job-zh"))
+        brief = brief_for("zh", footage)
+        args = ["make", "--topic", brief.topic, "--lang", "zh", "--style", "vlog", "--seconds",
+                "10", "--size", "360x640", "--job-dir", job, "--footage"]  # fmt: skip
+        args += [f.path for f in brief.footage]
+        for f in brief.footage:
+            args += ["--caption", f.caption]
+        assert main(args) == 0
+        out["zh"] = (make.render_job(job), [])  # everything is current: nothing is redone
+        assert set(make.last_run(job).values()) == {"reused"}
     finally:
         mp.undo()
     return out
@@ -127,8 +137,9 @@ def test_video_lasts_narration_plus_tail_and_cuts_on_sentences(lang: str, made: 
                 diffs[edge - 3 : edge - 1] + diffs[edge : edge + 2]
             )
     # Stages were reported in order, with the render last.
-    stages = list(dict.fromkeys(s for s, _ in seen))
-    assert stages == ["analyze", "script", "narrate", "plan", "render"]
+    if seen:
+        stages = list(dict.fromkeys(s for s, _ in seen))
+        assert stages == ["analyze", "script", "narrate", "plan", "render"]
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
@@ -190,8 +201,6 @@ def test_unreachable_edge_tts_falls_back_and_says_so(lang: str, made: Any) -> No
 def test_resume_after_script_edit_skips_analysis(
     made: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from pipeline.cli import main
-
     result, _ = made["en"]
     job = Path(result.job_dir)
     calls: list[int] = []
@@ -239,6 +248,15 @@ def test_revise_another_version_reuses_analysis(made: Any, monkeypatch: pytest.M
     assert len(board.frames) == len(board.script.spoken())
     for text, jpg in board.frames:
         assert text and av.open(jpg).decode(video=0).__next__().height > 100
+
+
+def test_make_command_needs_topic_and_footage(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["make", "--topic", "x"]) == 2
+    assert (
+        main(["make", "--topic", "x", "--footage", "a.mp4", "--caption", "a", "--caption", "b"])
+        == 2
+    )
+    assert "--caption" in capsys.readouterr().err
 
 
 def test_no_usable_footage_is_a_media_error(footage: dict[str, str], tmp_path: Path) -> None:
