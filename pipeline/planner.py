@@ -62,9 +62,8 @@ class NarrationLike(Protocol):
 def aspect_of(out: OutputSpec) -> str:
     """The analysis aspect ("9:16", "1:1", "16:9") nearest the output's."""
     ratio = out.width / out.height
-    return min((("9:16", 9 / 16), ("1:1", 1.0), ("16:9", 16 / 9)), key=lambda a: abs(a[1] - ratio))[
-        0
-    ]
+    shapes = {"9:16": 9 / 16, "1:1": 1.0, "16:9": 16 / 9}
+    return min(shapes, key=lambda name: abs(shapes[name] - ratio))
 
 
 def cut_frames(spans: Sequence[tuple[float, float]], duration: float, fps: float) -> list[int]:

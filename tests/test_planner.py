@@ -183,3 +183,21 @@ def test_captions_are_the_narration_cues() -> None:
     plan, narr = plan_for(shots, sources, lengths)
     assert [(c.start, c.end) for c in plan.captions] == list(narr.line_spans)
     assert plan.output.tail == TAIL
+
+
+def test_a_line_naming_a_shot_gets_it() -> None:
+    sources = [video("a", 30)]
+    # The sentences are "hook", "line 0", "line 1", "cta"; only "line 1" names shot 1 ("1").
+    shots = [shot(0, 0, 5, 0.9), shot(0, 5, 10, 0.5, text="1"), shot(0, 10, 15, 0.7),
+             shot(0, 15, 20, 0.6)]  # fmt: skip
+    plan, _ = plan_for(shots, sources, [1.0, 1.0, 1.0, 1.0])
+    assert len(plan.segments) == 4  # one shot per sentence: each is long enough
+    assert [s.start >= 5 and s.end <= 10 for s in plan.segments] == [False, False, True, False]
+
+
+@pytest.mark.parametrize(("size", "aspect"), [((1080, 1920), "9:16"), ((1080, 1080), "1:1"),
+                                              ((1920, 1080), "16:9")])  # fmt: skip
+def test_output_aspect_picks_the_matching_crop(size: tuple[int, int], aspect: str) -> None:
+    from pipeline.planner import aspect_of
+
+    assert aspect_of(OutputSpec(width=size[0], height=size[1])) == aspect
