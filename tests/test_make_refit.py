@@ -75,3 +75,26 @@ def test_on_target_narration_is_kept_and_user_scripts_are_not_refitted(
     runs = make.last_run(job)
     assert runs["analysis"] == "reused" and runs["narration"] == runs["plan"] == "ran"
     assert any("offline mode" in w for w in revised.warnings)
+
+
+def test_cancel_stops_between_stages_and_the_job_can_go_on(
+    brief: Brief, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from pipeline.errors import Cancelled
+
+    voice = Voice([20.0])
+    monkeypatch.setattr(make_stages, "narrator", lambda: voice)
+    job = str(tmp_path / "job")
+    stop = threading.Event()
+
+    def progress(stage: str, _fraction: float) -> None:
+        if stage == "script":
+            stop.set()  # the user pressed cancel while the script was being written
+
+    with pytest.raises(Cancelled):
+        make.prepare(brief, job, progress, stop)
+    assert voice.scripts == [] and not Path(job, "plan.json").exists()
+    make.prepare(brief, job)  # later, the same job folder finishes; the analysis is kept
+    assert make.last_run(job)["analysis"] == "reused" and len(voice.scripts) == 1
