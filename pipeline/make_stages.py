@@ -14,7 +14,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pipeline import jobdir
 from pipeline.brief import Brief
 from pipeline.errors import Cancelled, MediaError
 from pipeline.footage import Analysis, analyze
@@ -154,7 +153,9 @@ def script_stage(
     job: Job, brief: Brief, model: str | None, analysis: Analysis, akey: str, another: bool = False
 ) -> tuple[Script, str]:
     """Write the script, unless the one in script.json is current or was edited by the user."""
-    key = digest("script", jobdir.brief_to_dict(brief), model, akey)
+    # Only what the writer reads: a new output size or music must not rewrite the script.
+    wanted = (brief.topic, brief.style, brief.language, brief.seconds, brief.notes, brief.seed)
+    key = digest("script", wanted, model, akey)
     script_json = job.dir / "script.json"
     edited = job.log.edited("script", "script.json")
     if not another and script_json.is_file() and (edited or job.log.fresh("script", key)):

@@ -98,3 +98,19 @@ def test_cancel_stops_between_stages_and_the_job_can_go_on(
     assert voice.scripts == [] and not Path(job, "plan.json").exists()
     make.prepare(brief, job)  # later, the same job folder finishes; the analysis is kept
     assert make.last_run(job)["analysis"] == "reused" and len(voice.scripts) == 1
+
+
+def test_a_new_output_size_redoes_only_the_plan_and_render_inputs(
+    brief: Brief, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+
+    voice = Voice([20.0])
+    monkeypatch.setattr(make_stages, "narrator", lambda: voice)
+    job = str(tmp_path / "job")
+    make.prepare(brief, job)
+    square = dataclasses.replace(brief, output=OutputSpec(width=240, height=240))
+    make.prepare(square, job)
+    runs = make.last_run(job)
+    assert runs["script"] == runs["narration"] == runs["analysis"] == "reused"
+    assert runs["plan"] == "ran" and len(voice.scripts) == 1
