@@ -29,6 +29,7 @@ from pipeline.make_stages import (
     plan_stage,
     save_script,
     script_stage,
+    voice_warning,
 )
 from pipeline.plan import EditPlan
 from pipeline.script.model import Script
@@ -76,10 +77,8 @@ def _prepared(
     script, by = script_stage(job, brief, model, analysis, akey, another)
     narration, script, nkey = narration_stage(job, brief, model, analysis, script, by)
     if narration.fallback_reason:
-        job.warn(
-            f"voice: {narration.engine} ({narration.voice}) spoke instead of edge-tts: "
-            f"{narration.fallback_reason}"
-        )
+        job.warn(voice_warning(narration.engine, narration.voice, narration.fallback_reason,
+                               narration.fallback_code, brief.language))  # fmt: skip
     plan = plan_stage(job, brief, media, analysis, script, narration, [akey, nkey])
     job.log.save()
     return plan, script, narration

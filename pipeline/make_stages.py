@@ -98,10 +98,42 @@ def _media_from(data: dict[str, Any]) -> tuple[MediaInfo, ...]:
     return tuple(MediaInfo(**m) for m in data["media"])
 
 
+# Warnings reach the user as they are (the bot shows them), so they are written in the video's
+# language.
+_ZH_REASONS = {
+    "missing": "文件不存在", "empty": "空文件", "not_media": "不是视频或图片",
+    "corrupt": "文件已损坏", "audio_only": "只有声音没有画面", "zero_duration": "时长为零",
+    "unsupported": "格式不支持",
+}  # fmt: skip
+
+
+def skipped_warning(name: str, reason: str, language: str) -> str:
+    """The warning for a footage file left out."""
+    if language == "zh":
+        return f"{name} 已跳过：{_ZH_REASONS.get(reason, reason)}"
+    return f"{name} skipped: {reason.replace('_', ' ')}"
+
+
+_ZH_TTS = {
+    "offline": "已设为离线模式", "no_voice": "没有这个声音", "forbidden": "服务拒绝了请求",
+    "http_error": "服务出错", "dns": "域名解析失败", "unreachable": "连不上服务",
+    "timeout": "连接超时", "no_audio": "服务没有返回声音", "protocol": "服务应答异常",
+}  # fmt: skip
+
+
+def voice_warning(engine: str, voice: str, reason: str, code: str | None, language: str) -> str:
+    """The warning that the offline voice spoke, and why edge-tts did not."""
+    if language == "zh":
+        why = _ZH_TTS.get(code or "", "出错")
+        return f"配音：edge-tts 不可用（{why}），已改用离线语音 {engine}（{voice}）"
+    return f"voice: {engine} ({voice}) spoke instead of edge-tts: {reason}"
+
+
 def check_media(job: Job, brief: Brief, media: tuple[MediaInfo, ...]) -> None:
+    """Warn about each file left out; a `MediaError` when nothing usable remains."""
     data = load_json(job.dir / "media.json")
     for s in data.get("skipped", []):
-        job.warn(f"{os.path.basename(s['path'])} skipped: {s['reason'].replace('_', ' ')}")
+        job.warn(skipped_warning(os.path.basename(s["path"]), s["reason"], brief.language))
     if not media:
         first = data["skipped"][0] if data.get("skipped") else None
         path = first["path"] if first else (brief.footage[0].path if brief.footage else "")
