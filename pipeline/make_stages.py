@@ -215,21 +215,22 @@ def save_script(job: Job, script: Script) -> None:
     os.replace(tmp, job.dir / "script.json")
 
 
-_narrators: dict[tuple[bool, str], Any] = {}
+_narrators: dict[tuple[str, ...], Any] = {}
 _narrators_lock = threading.Lock()
 
 
 def narrator() -> Any:
-    """The narrator for the current settings, made once per process and settings."""
+    """The narrator for the current settings, made once per process and settings.
+
+    `REELBOT_OFFLINE_VOICE=espeak-ng` makes English fall back to espeak-ng instead of piper
+    (piper is GPL and optional; espeak-ng's own word events time the words, with no whisper pass).
+    """
     from pipeline.narrate.narrator import Narrator
 
-    conf = (
-        os.environ.get("REELBOT_TTS_OFFLINE", "") == "1",
-        os.environ.get("REELBOT_EDGE_TTS_URL", ""),
-    )
+    conf = tuple(_narrator_conf())
     with _narrators_lock:
         if conf not in _narrators:
-            _narrators[conf] = Narrator()
+            _narrators[conf] = Narrator(prefer_piper=conf[2] != "espeak-ng")
         return _narrators[conf]
 
 
@@ -282,7 +283,9 @@ def narration_stage(
 
 
 def _narrator_conf() -> list[str]:
-    return [os.environ.get("REELBOT_TTS_OFFLINE", ""), os.environ.get("REELBOT_EDGE_TTS_URL", "")]
+    """The settings a narration depends on (read when used, never at import)."""
+    names = ("REELBOT_TTS_OFFLINE", "REELBOT_EDGE_TTS_URL", "REELBOT_OFFLINE_VOICE")
+    return [os.environ.get(name, "").strip() for name in names]
 
 
 def plan_stage(

@@ -31,11 +31,14 @@ from tests.fake_telegram import TOKEN, Call, FakeTelegram, user
 
 class SmallRealPipeline(DefaultPipeline):
     """The real pipeline (`pipeline.make`), making tiny, short videos so the bot tests stay fast:
-    180x320, an 8 s target, x264 ultrafast, the offline voice (no edge-tts here)."""
+    180x320, an 8 s target, x264 ultrafast, the offline voice (no edge-tts here): espeak-ng,
+    timed by its own word events. Piper's English is timed by a whisper pass, which now and then
+    decodes for a minute on one narration (seen in these tests); test_make covers piper."""
 
     def __init__(self) -> None:
         super().__init__()
         os.environ.setdefault("REELBOT_TTS_OFFLINE", "1")
+        os.environ.setdefault("REELBOT_OFFLINE_VOICE", "espeak-ng")
 
     def prepare(
         self,
