@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import io
 import itertools
+import os
 import socket
 import subprocess
-from collections.abc import AsyncIterator, Callable, Iterator
+import threading
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,17 +21,52 @@ import pytest
 
 from bot.app import build_application, running
 from bot.config import Settings
-from bot.pipeline_api import Pipeline
+from bot.pipeline_api import DefaultPipeline, Pipeline, ProgressFn, StoryboardLike
 from pipeline import samples
+from pipeline.brief import Brief
+from pipeline.plan import OutputSpec
 from tests.bot_pipeline import FootagePipeline
 from tests.fake_telegram import TOKEN, Call, FakeTelegram, user
 
-# The pipeline the bot drives. Switch to the real one in this one line once pipeline.make lands:
-# make_pipeline: Callable[..., Pipeline] = lambda **_: bot.pipeline_api.DefaultPipeline()
-make_pipeline: Callable[..., Pipeline] = FootagePipeline
+
+class SmallRealPipeline(DefaultPipeline):
+    """The real pipeline (`pipeline.make`), making tiny, short videos so the bot tests stay fast:
+    180x320, an 8 s target, x264 ultrafast, the offline voice (no edge-tts here): espeak-ng,
+    timed by its own word events. Piper's English is timed by a whisper pass, which now and then
+    decodes for a minute on one narration (seen in these tests); test_make covers piper."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        os.environ.setdefault("REELBOT_TTS_OFFLINE", "1")
+        os.environ.setdefault("REELBOT_OFFLINE_VOICE", "espeak-ng")
+
+    def prepare(
+        self,
+        brief: Brief,
+        job_dir: str,
+        progress: ProgressFn | None = None,
+        cancel: threading.Event | None = None,
+    ) -> StoryboardLike:
+        small = dataclasses.replace(
+            brief,
+            seconds=min(brief.seconds, 8),
+            output=OutputSpec(width=180, height=320, preset="ultrafast"),
+        )
+        return super().prepare(small, job_dir, progress, cancel)
+
+
+def make_pipeline(*, realtime: bool = False, stand_in: bool = False) -> Pipeline:
+    """The pipeline the bot drives: the real one, except where a test must act while a render
+    runs (cancel, restart, queue): the real render of a tiny video is over before the test can
+    press anything, so those use the stand-in, whose render is paced at playback speed."""
+    if realtime or stand_in:
+        return FootagePipeline(realtime=realtime)
+    return SmallRealPipeline()
+
+
 # Assertions that only hold for the stand-in (1 s per shot, 180x320, its script wording) are
 # guarded by this; the rest hold for any pipeline.
-STAND_IN = make_pipeline is FootagePipeline
+STAND_IN = False
 
 ALICE = user(1001, "Alice", "en", username="alice")
 BOB = user(1002, "Bob", "en", username="bob")
@@ -90,7 +128,7 @@ def run(coro: Any) -> Any:
     """Run a scenario with an overall time limit, so a lost message fails instead of hanging,
     and with every connection outside 127.0.0.1 refused."""
     with loopback_only():
-        return asyncio.run(asyncio.wait_for(coro, 90))
+        return asyncio.run(asyncio.wait_for(coro, 180))
 
 
 @contextlib.asynccontextmanager
@@ -179,7 +217,7 @@ async def render_from_storyboard(server: FakeTelegram, who: dict[str, Any], chat
     await server.wait_for("sendMessage", lambda c: "sb:render" in str(c.params.get("reply_markup")))
     msg, data = server.button_message(chat, "sb:render:")
     await server.press(who, msg, data)
-    return await server.wait_for("sendVideo", lambda c: c.chat_id == chat, timeout=40)
+    return await server.wait_for("sendVideo", lambda c: c.chat_id == chat, timeout=90)
 
 
 def assert_edit_spacing(server: FakeTelegram, interval: float) -> None:

@@ -138,7 +138,7 @@ class FakeTelegram(BotAPIServer):
         self,
         method: str,
         where: Callable[[Call], bool] = lambda c: True,
-        timeout: float = 15.0,
+        timeout: float = 60.0,  # the real pipeline loads voices and whisper on its first job
         since: int = 0,
     ) -> Call:
         """The first call of `method` (from index `since`) that satisfies `where`."""

@@ -1,0 +1,205 @@
+"""`make_video`: a Brief in, a narrated, captioned short out, through a job folder.
+
+Stages, each keyed on its inputs (see `pipeline.jobdir`) and skipped when they did not change:
+media (probe) -> analysis (shots) -> script -> narration -> plan -> render. The bot calls
+`prepare` (everything but the render, for the storyboard), `revise` (an edited script or another
+version) and `render_job`; the CLI calls `make_video` (both). A job folder holds brief.json,
+media.json, shots.json, contact_sheet.jpg, script.json, narration.wav, words.json, plan.json,
+key_NN.jpg (storyboard keyframes), captions.ass, out.mp4, cover.jpg and stages.json.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline import jobdir
+from pipeline.brief import Brief
+from pipeline.jobdir import StageLog, digest, file_hash, load_json, save_json
+from pipeline.make_stages import (
+    Job,
+    ProgressFn,
+    analysis_stage,
+    check_media,
+    media_stage,
+    narration_stage,
+    plan_stage,
+    save_script,
+    script_stage,
+    voice_warning,
+)
+from pipeline.plan import EditPlan
+from pipeline.script.model import Script
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Storyboard:
+    """The script and one keyframe per narrated sentence, before the render (the bot shows it)."""
+
+    job_dir: str
+    script: Script
+    frames: tuple[tuple[str, str], ...]  # (sentence, keyframe JPEG)
+    warnings: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MakeResult:
+    """The finished video and what sending it needs."""
+
+    job_dir: str
+    video: str
+    cover: str
+    script: Script
+    duration: float
+    width: int
+    height: int
+    voice_engine: str
+    warnings: tuple[str, ...]
+
+
+def _board(job: Job, script: Script) -> Storyboard:
+    frames = tuple((text, job.path(f"key_{i:02d}.jpg")) for i, text in enumerate(script.spoken()))
+    return Storyboard(str(job.dir), script, frames, tuple(job.warnings))
+
+
+def _prepared(
+    job: Job, brief: Brief, model: str | None, another: bool = False
+) -> tuple[EditPlan, Script, Any]:
+    """Every stage but the render, each redone only when its inputs changed."""
+    media, captions, mkey = media_stage(job, brief)
+    check_media(job, brief, media)
+    analysis, akey = analysis_stage(job, media, captions, mkey)
+    script, by = script_stage(job, brief, model, analysis, akey, another)
+    narration, script, nkey = narration_stage(job, brief, model, analysis, script, by)
+    if narration.fallback_reason:
+        job.warn(voice_warning(narration.engine, narration.voice, narration.fallback_reason,
+                               narration.fallback_code, brief.language))  # fmt: skip
+    plan = plan_stage(job, brief, media, analysis, script, narration, [akey, nkey])
+    job.log.save()
+    return plan, script, narration
+
+
+def _load_brief(job: Job) -> tuple[Brief, str | None]:
+    path = job.dir / jobdir.BRIEF_FILE
+    if not path.is_file():
+        raise jobdir.JobError(f"{job.dir} is not a job folder (no brief.json)", path=str(job.dir))
+    data = load_json(path)
+    return jobdir.brief_from_dict(data), data.get("script_model")
+
+
+def _save_brief(job: Job, brief: Brief, model: str | None) -> None:
+    save_json(job.dir / jobdir.BRIEF_FILE, {**jobdir.brief_to_dict(brief), "script_model": model})
+
+
+# --- the calls ---------------------------------------------------------------------------------
+
+
+def prepare(
+    brief: Brief,
+    job_dir: str,
+    progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+    *,
+    model: str | None = None,
+) -> Storyboard:
+    """Analysis, script, narration and plan into `job_dir`: everything but the render."""
+    job = Job(job_dir, progress, cancel)
+    _save_brief(job, brief, model)
+    _, script, _ = _prepared(job, brief, model)
+    return _board(job, script)
+
+
+def revise(
+    job_dir: str,
+    script: Script | None = None,
+    *,
+    another: bool = False,
+    progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+) -> Storyboard:
+    """The user's edited script (or, with `another`, a new version) narrated and planned again;
+    the footage analysis is reused."""
+    job = Job(job_dir, progress, cancel)
+    brief, model = _load_brief(job)
+    if script is not None:
+        save_script(job, script)
+    _, final, _ = _prepared(job, brief, model, another=another and script is None)
+    return _board(job, final)
+
+
+def render_job(
+    job_dir: str, progress: ProgressFn | None = None, cancel: threading.Event | None = None
+) -> MakeResult:
+    """The job folder's plan rendered to out.mp4 and cover.jpg (stages before it redone only
+    if their inputs changed, e.g. after an edit of script.json)."""
+    job = Job(job_dir, progress, cancel)
+    brief, model = _load_brief(job)
+    return _render(job, brief, model)
+
+
+def _render(job: Job, brief: Brief, model: str | None) -> MakeResult:
+    from pipeline.render import frame_counts, render
+
+    plan, script, narration = _prepared(job, brief, model)
+    key = digest("render", file_hash(job.dir / "plan.json"))
+    outputs = ["out.mp4", "cover.jpg", "captions.ass"]
+    if job.log.fresh("render", key):
+        job.log.reused("render")
+    else:
+        job.report("render", 0.0)
+        render(
+            plan,
+            job.path("out.mp4"),
+            progress=lambda f: job.report("render", f),
+            cancel=job.cancel,
+            cover_path=job.path("cover.jpg"),
+            captions_path=job.path("captions.ass"),
+        )
+        job.log.record("render", key, outputs, ran=True)
+    return MakeResult(
+        job_dir=str(job.dir),
+        video=job.path("out.mp4"),
+        cover=job.path("cover.jpg"),
+        script=script,
+        duration=sum(frame_counts(plan)) / plan.output.fps,
+        width=plan.output.width,
+        height=plan.output.height,
+        voice_engine=f"{narration.engine}:{narration.voice}",
+        warnings=tuple(job.warnings),
+    )
+
+
+def make_video(
+    brief: Brief,
+    job_dir: str,
+    progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+    *,
+    model: str | None = None,
+) -> MakeResult:
+    """The whole pipeline: footage, script, voice, plan and the rendered MP4, in `job_dir`."""
+    job = Job(job_dir, progress, cancel)
+    _save_brief(job, brief, model)
+    return _render(job, brief, model)
+
+
+def resume(
+    job_dir: str, progress: ProgressFn | None = None, cancel: threading.Event | None = None
+) -> MakeResult:
+    """Bring a job folder up to date after edits (script.json, brief.json) and render it."""
+    return render_job(job_dir, progress, cancel)
+
+
+def last_run(job_dir: str) -> dict[str, str]:
+    """What the last run did with each stage: {"analysis": "reused", "narration": "ran", ...}."""
+    value = StageLog(job_dir).data
+    path = Path(job_dir) / jobdir.STAGES_FILE
+    if path.is_file():
+        value = load_json(path)
+    runs: dict[str, str] = value.get("last_run", {})
+    return runs

@@ -1,0 +1,382 @@
+"""The stages of `pipeline.make`, each keyed on its inputs and skipped when they did not change.
+
+media (probe) -> analysis (shots, contact sheet) -> script -> narration (with one refit when the
+voice runs >15% off the target) -> plan (+ storyboard keyframes). The render is in `make`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pipeline.brief import Brief
+from pipeline.errors import Cancelled, MediaError
+from pipeline.footage import Analysis, analyze
+from pipeline.jobdir import StageLog, digest, file_hash, load_json, save_json
+from pipeline.media import MediaInfo, probe
+from pipeline.plan import EditPlan
+from pipeline.script.model import Script
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[str, float], None]
+LENGTH_TOLERANCE = 0.15  # narration this far off the target asks the writer for a refit
+CAPTION_PRESET = "bold"
+
+
+class Job:
+    """One run over a job folder: the stage log, progress, cancel and collected warnings."""
+
+    def __init__(self, job_dir: str, progress: ProgressFn | None, cancel: threading.Event | None):
+        self.dir = Path(job_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.log = StageLog(self.dir)
+        self.log.data["warnings"] = []  # collected afresh: reused stages re-add theirs
+        self.progress = progress
+        self.cancel = cancel
+
+    def report(self, stage: str, fraction: float) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise Cancelled()
+        if self.progress is not None:
+            self.progress(stage, min(max(fraction, 0.0), 1.0))
+
+    def path(self, name: str) -> str:
+        return str(self.dir / name)
+
+    @property
+    def warnings(self) -> list[str]:
+        found: list[str] = self.log.data.get("warnings", [])
+        return found
+
+    def warn(self, text: str) -> None:
+        if text not in self.warnings:
+            self.log.data["warnings"] = [*self.warnings, text]
+            log.warning("%s: %s", self.dir.name, text)
+
+
+# --- stages ------------------------------------------------------------------------------------
+
+
+def media_stage(job: Job, brief: Brief) -> tuple[tuple[MediaInfo, ...], tuple[str, ...], str]:
+    """Probe the footage; unusable files are skipped with a warning naming them."""
+    fingerprints = []
+    for f in brief.footage:
+        try:
+            fingerprints.append(file_hash(f.path))
+        except OSError:
+            fingerprints.append("missing")
+    key = digest("media", [(f.path, f.caption) for f in brief.footage], fingerprints)
+    if job.log.fresh("media", key):
+        data = load_json(job.dir / "media.json")
+        job.log.reused("media")
+        return _media_from(data), tuple(data["captions"]), key
+    job.report("analyze", 0.0)
+    media, captions, skipped = [], [], []
+    for f in brief.footage:
+        try:
+            media.append(probe(f.path))
+            captions.append(f.caption)
+        except MediaError as exc:
+            skipped.append({"path": f.path, "reason": exc.reason, "message": exc.message})
+    data = {
+        "media": [dataclasses.asdict(m) for m in media],
+        "captions": captions,
+        "skipped": skipped,
+    }
+    save_json(job.dir / "media.json", data)
+    job.log.record("media", key, ["media.json"], ran=True)
+    return _media_from(data), tuple(captions), key
+
+
+def _media_from(data: dict[str, Any]) -> tuple[MediaInfo, ...]:
+    return tuple(MediaInfo(**m) for m in data["media"])
+
+
+# Warnings reach the user as they are (the bot shows them), so they are written in the video's
+# language.
+_ZH_REASONS = {
+    "missing": "文件不存在", "empty": "空文件", "not_media": "不是视频或图片",
+    "corrupt": "文件已损坏", "audio_only": "只有声音没有画面", "zero_duration": "时长为零",
+    "unsupported": "格式不支持",
+}  # fmt: skip
+
+
+def skipped_warning(name: str, reason: str, language: str) -> str:
+    """The warning for a footage file left out."""
+    if language == "zh":
+        return f"{name} 已跳过：{_ZH_REASONS.get(reason, reason)}"
+    return f"{name} skipped: {reason.replace('_', ' ')}"
+
+
+_ZH_TTS = {
+    "offline": "已设为离线模式", "no_voice": "没有这个声音", "forbidden": "服务拒绝了请求",
+    "http_error": "服务出错", "dns": "域名解析失败", "unreachable": "连不上服务",
+    "timeout": "连接超时", "no_audio": "服务没有返回声音", "protocol": "服务应答异常",
+}  # fmt: skip
+
+
+def voice_warning(engine: str, voice: str, reason: str, code: str | None, language: str) -> str:
+    """The warning that the offline voice spoke, and why edge-tts did not."""
+    if language == "zh":
+        why = _ZH_TTS.get(code or "", "出错")
+        return f"配音：edge-tts 不可用（{why}），已改用离线语音 {engine}（{voice}）"
+    return f"voice: {engine} ({voice}) spoke instead of edge-tts: {reason}"
+
+
+def check_media(job: Job, brief: Brief, media: tuple[MediaInfo, ...]) -> None:
+    """Warn about each file left out; a `MediaError` when nothing usable remains."""
+    data = load_json(job.dir / "media.json")
+    for s in data.get("skipped", []):
+        job.warn(skipped_warning(os.path.basename(s["path"]), s["reason"], brief.language))
+    if not media:
+        first = data["skipped"][0] if data.get("skipped") else None
+        path = first["path"] if first else (brief.footage[0].path if brief.footage else "")
+        raise MediaError(path, first["reason"] if first else "missing", "no usable footage")
+
+
+def analysis_stage(
+    job: Job, media: tuple[MediaInfo, ...], captions: tuple[str, ...], mkey: str
+) -> tuple[Analysis, str]:
+    key = digest("analysis", mkey)
+    if job.log.fresh("analysis", key):
+        job.log.reused("analysis")
+        return Analysis.load(job.dir / "shots.json"), key
+    analysis = analyze(
+        media,
+        captions,
+        transcriber=_footage_transcriber,
+        progress=lambda f: job.report("analyze", 0.05 + 0.9 * f),
+        cancel=job.cancel,
+        # REELBOT_ANALYSIS_CACHE=0 turns off the cross-job cache (benchmarks, disk limits).
+        use_cache=os.environ.get("REELBOT_ANALYSIS_CACHE", "1") != "0",
+    )
+    if not analysis.shots:
+        raise MediaError(media[0].path, "corrupt", "no usable moment in the footage")
+    analysis.save(job.dir / "shots.json")
+    from pipeline.footage.contact import contact_sheet
+
+    contact_sheet(analysis, media, job.path("contact_sheet.jpg"), thumb_width=240)
+    job.log.record("analysis", key, ["shots.json"], ran=True)
+    job.report("analyze", 1.0)
+    return analysis, key
+
+
+def _footage_transcriber(path: str) -> Any:
+    """Speech inside the footage, with the process-wide whisper model (loaded on first use)."""
+    from pipeline.speech import default_transcriber
+
+    return default_transcriber().transcribe(path)
+
+
+def script_request(brief: Brief, analysis: Analysis) -> Any:
+    from pipeline.script import ScriptRequest
+
+    texts = tuple(dict.fromkeys(s.text for s in analysis.shots if s.text.strip()))
+    return ScriptRequest.from_brief(brief, footage_text=texts)
+
+
+def script_stage(
+    job: Job, brief: Brief, model: str | None, analysis: Analysis, akey: str, another: bool = False
+) -> tuple[Script, str]:
+    """Write the script, unless the one in script.json is current or was edited by the user."""
+    # Only what the writer reads: a new output size or music must not rewrite the script.
+    wanted = (brief.topic, brief.style, brief.language, brief.seconds, brief.notes, brief.seed)
+    key = digest("script", wanted, model, akey)
+    script_json = job.dir / "script.json"
+    edited = job.log.edited("script", "script.json")
+    if not another and script_json.is_file() and (edited or job.log.fresh("script", key)):
+        script = Script.from_json(script_json.read_text(encoding="utf-8"))
+        by = "user" if edited else job.log.entry("script").get("by", "writer")
+        job.log.record("script", key, ["script.json"], ran=edited, by=by)
+        return script, by
+    job.report("script", 0.1)
+    from pipeline.script import get_writer
+
+    request = script_request(brief, analysis)
+    if another:
+        seed = int(job.log.entry("script").get("seed", brief.seed)) + 1
+        request = dataclasses.replace(request, seed=seed)
+    script = get_writer(model).write(request)
+    save_script(job, script)
+    job.log.record("script", key, ["script.json"], ran=True, by="writer", seed=request.seed)
+    job.report("script", 1.0)
+    return script, "writer"
+
+
+def save_script(job: Job, script: Script) -> None:
+    tmp = job.dir / "script.json.tmp"
+    tmp.write_text(script.to_json(), encoding="utf-8")
+    os.replace(tmp, job.dir / "script.json")
+
+
+_narrators: dict[tuple[str, ...], Any] = {}
+_narrators_lock = threading.Lock()
+
+
+def narrator() -> Any:
+    """The narrator for the current settings, made once per process and settings.
+
+    `REELBOT_OFFLINE_VOICE=espeak-ng` makes English fall back to espeak-ng instead of piper
+    (piper is GPL and optional; espeak-ng's own word events time the words, with no whisper pass).
+    """
+    from pipeline.narrate.narrator import Narrator
+
+    conf = tuple(_narrator_conf())
+    with _narrators_lock:
+        if conf not in _narrators:
+            _narrators[conf] = Narrator(prefer_piper=conf[2] != "espeak-ng")
+        return _narrators[conf]
+
+
+def narration_stage(
+    job: Job, brief: Brief, model: str | None, analysis: Analysis, script: Script, by: str
+) -> tuple[Any, Script, str]:
+    """Speak the script; when it runs >15% off the target, have the writer refit it once."""
+    from pipeline.narrate.model import Narration
+
+    def key_for(s: Script) -> str:
+        return digest("narration", s.to_dict(), brief.voice, _narrator_conf())
+
+    key = key_for(script)
+    if job.log.fresh("narration", key):
+        job.log.reused("narration")
+        return Narration.load(job.dir / "words.json"), script, key
+    job.report("narrate", 0.05)
+    narration = narrator().narrate_script(script, job.dir, voice=brief.voice)
+    off = abs(narration.duration - brief.seconds) / brief.seconds
+    if off > LENGTH_TOLERANCE and by == "writer" and not job.log.entry("script").get("refit"):
+        log.info(
+            "narration %.1fs for a %ds target: asking for a refit",
+            narration.duration,
+            brief.seconds,
+        )
+        job.report("script", 0.5)
+        from pipeline.script import get_writer
+
+        request = script_request(brief, analysis)
+        request = dataclasses.replace(request, seed=job.log.entry("script").get("seed", brief.seed))
+        script = get_writer(model).write(request.refit(narration.duration))
+        save_script(job, script)
+        entry = job.log.entry("script")
+        job.log.record(
+            "script",
+            entry["key"],
+            ["script.json"],
+            ran=True,
+            by="writer",
+            seed=request.seed,
+            refit=True,
+        )
+        job.report("narrate", 0.5)
+        narration = narrator().narrate_script(script, job.dir, voice=brief.voice)
+        key = key_for(script)
+    narration.save(job.dir / "words.json")
+    job.log.record("narration", key, ["narration.wav", "words.json"], ran=True)
+    job.report("narrate", 1.0)
+    return narration, script, key
+
+
+def _narrator_conf() -> list[str]:
+    """The settings a narration depends on (read when used, never at import)."""
+    names = ("REELBOT_TTS_OFFLINE", "REELBOT_EDGE_TTS_URL", "REELBOT_OFFLINE_VOICE")
+    return [os.environ.get(name, "").strip() for name in names]
+
+
+def plan_stage(
+    job: Job,
+    brief: Brief,
+    media: tuple[MediaInfo, ...],
+    analysis: Analysis,
+    script: Script,
+    narration: Any,
+    keys: list[str],
+) -> EditPlan:
+    from pipeline.narrate.captions import build_cues, caption_style
+    from pipeline.planner import build_plan
+
+    music = brief.music
+    music_hash = file_hash(music) if music and os.path.isfile(music) else None
+    key = digest("plan", keys, dataclasses.asdict(brief.output), music, music_hash, CAPTION_PRESET)
+    if job.log.fresh("plan", key):
+        job.log.reused("plan")
+        return EditPlan.load(job.dir / "plan.json")
+    job.report("plan", 0.1)
+    style = caption_style(CAPTION_PRESET)
+    cues = build_cues(narration.words, narration.line_spans, script.language, style=style.name)
+    plan = build_plan(media, analysis, script, narration, cues, style, brief.output, music)
+    plan.save(job.dir / "plan.json")
+    frames = _keyframes(job, plan, narration)
+    job.log.record("plan", key, ["plan.json", *frames], ran=True)
+    job.report("plan", 1.0)
+    return plan
+
+
+def _keyframes(job: Job, plan: EditPlan, narration: Any) -> list[str]:
+    """One JPEG per sentence: the middle of its first shot, cropped as the video shows it."""
+    from PIL import Image
+
+    from pipeline.planner import cut_frames
+    from pipeline.render import frame_counts
+
+    fps = plan.output.fps
+    edges = cut_frames(narration.line_spans, plan.duration, fps)
+    starts, acc = [], 0
+    for n in frame_counts(plan):
+        starts.append(acc)
+        acc += n
+    names = []
+    for i, edge in enumerate(edges[:-1]):
+        k = next(j for j, s in enumerate(starts) if s >= edge)
+        seg, src = plan.segments[k], plan.sources[plan.segments[k].source]
+        bgr = _still(src, seg.start + seg.duration / 2, 480, seg.start)
+        h, w = bgr.shape[:2]
+        r = seg.crop
+        box = (round(r.x * w), round(r.y * h), round((r.x + r.w) * w), round((r.y + r.h) * h))
+        img = Image.fromarray(bgr[:, :, ::-1].copy()).crop(box)
+        img.thumbnail((360, 640))
+        name = f"key_{i:02d}.jpg"
+        img.save(job.path(name), "JPEG", quality=85)
+        names.append(name)
+    return names
+
+
+def _still(info: MediaInfo, t: float, width: int, lo: float = 0.0) -> Any:
+    """A frame between source seconds `lo` and `t`, BGR, about `width` wide, cheaply: the
+    keyframe before `t` when it is not before `lo` (one frame decoded), else the frame at `t`.
+    A storyboard thumbnail needs a frame of the shot, not that exact one; decoding and scaling
+    up to a GOP of 1080p frames per line cost seconds per storyboard."""
+    import av
+
+    from pipeline.footage.frames import read_photo, scaled_size, upright
+
+    if info.kind == "photo":
+        return read_photo(info, width)
+    sw, sh = scaled_size(info, width)
+    with av.open(info.path, metadata_errors="ignore") as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        tb = stream.time_base
+        origin = float(stream.start_time * tb) if stream.start_time is not None and tb else 0.0
+        at = t + origin
+        if tb is not None and t > 0:
+            container.seek(int(at / float(tb)), stream=stream, backward=True)
+        stream.codec_context.skip_frame = "NONKEY"
+        chosen = next(iter(container.decode(stream)), None)
+        stream.codec_context.skip_frame = "DEFAULT"
+        if chosen is not None and chosen.time is not None and lo + origin - 1e-3 <= chosen.time:
+            return upright(chosen.to_ndarray(width=sw, height=sh, format="bgr24"), info.rotation)
+        if tb is not None:
+            container.seek(int(at / float(tb)), stream=stream, backward=True)
+        for frame in container.decode(stream):
+            chosen = frame
+            if frame.time is not None and frame.time >= at - 1e-3:
+                break
+        if chosen is None:
+            raise MediaError(info.path, "corrupt", f"no frame at {t:.2f}s")
+        return upright(chosen.to_ndarray(width=sw, height=sh, format="bgr24"), info.rotation)

@@ -1,0 +1,272 @@
+"""Plan building: which shot plays under which narrated sentence, cut on the voice.
+
+Pure: shots, narration timings, cues and the output spec in, an `EditPlan` out; no I/O, no
+models, so every rule here is tested with synthetic shots.
+
+Timing rules (all on the output frame grid, so the renderer's cumulative rounding in
+`render.frame_counts` reproduces every cut exactly):
+- the first segment starts at 0 and the segments tile the timeline without gaps;
+- the cut between sentence i and i+1 sits at the middle of the pause between them, so the
+  picture changes while nobody speaks and never under a word (a cut on the next sentence's first
+  syllable reads as late; one on the last syllable of the previous one clips it);
+- the video lasts the narration plus `tail` seconds of picture after the last word.
+
+Shot rules: the hook gets the strongest shot for it; the other sentences take what
+`footage.assign_shots` picks (lines naming a shot get it, no shot twice while unused good ones
+remain). A sentence longer than its shot gets more shots; once footage runs out, the best shots
+come back at another moment or with another crop rather than freezing or going black.
+Photos move (a gentle 10% Ken Burns zoom towards the subject); video windows that pan keep it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections import Counter
+from collections.abc import Sequence
+from typing import Protocol
+
+from pipeline.errors import PlanError
+from pipeline.footage.match import assign_shots, rank_shots
+from pipeline.footage.model import Analysis, Shot
+from pipeline.media import MediaInfo
+from pipeline.plan import (
+    AudioTrack,
+    CaptionCue,
+    CaptionStyle,
+    EditPlan,
+    OutputSpec,
+    Rect,
+    Segment,
+)
+from pipeline.script.model import Script
+
+TAIL = 0.6  # seconds of picture after the last word
+PHOTO_ZOOM = 1.10  # Ken Burns: the window shrinks by this factor over a photo's segment
+REUSE_ZOOM = 1.15  # a re-used shot comes back this much tighter, so it does not look repeated
+MUSIC_GAIN_DB = -16.0
+MIN_PIECE = 0.8  # seconds: a shorter piece of a shot reads as a flash, not a shot
+
+
+class NarrationLike(Protocol):
+    """What the planner reads of a narration (`pipeline.narrate.model.Narration` fits)."""
+
+    @property
+    def audio_path(self) -> str: ...
+    @property
+    def duration(self) -> float: ...
+    @property
+    def line_spans(self) -> tuple[tuple[float, float], ...]: ...
+
+
+def aspect_of(out: OutputSpec) -> str:
+    """The analysis aspect ("9:16", "1:1", "16:9") nearest the output's."""
+    ratio = out.width / out.height
+    shapes = {"9:16": 9 / 16, "1:1": 1.0, "16:9": 16 / 9}
+    return min(shapes, key=lambda name: abs(shapes[name] - ratio))
+
+
+def cut_frames(spans: Sequence[tuple[float, float]], duration: float, fps: float) -> list[int]:
+    """Frame numbers of the sentence boundaries: [0, cut_1, ..., cut_{n-1}, end].
+
+    Each cut is the middle of the pause between two sentences, rounded to the nearest frame;
+    the end is `duration` (narration + tail) rounded to a frame.
+    """
+    if not spans:
+        raise PlanError("narration.line_spans", "no narrated sentences to plan")
+    edges = [0]
+    for (_, end_a), (start_b, _) in itertools.pairwise(spans):
+        edges.append(max(round((end_a + start_b) / 2 * fps), edges[-1] + 1))
+    edges.append(max(round(duration * fps), edges[-1] + 1))
+    return edges
+
+
+def _zoom(r: Rect, factor: float, cx: float | None = None, cy: float | None = None) -> Rect:
+    """`r` shrunk by `factor` towards (cx, cy) (default its centre), kept inside the frame."""
+    w, h = r.w / factor, r.h / factor
+    cx = r.x + r.w / 2 if cx is None else cx
+    cy = r.y + r.h / 2 if cy is None else cy
+    x = min(max(cx - w / 2, r.x), r.x + r.w - w)
+    y = min(max(cy - h / 2, r.y), r.y + r.h - h)
+    return Rect(x, y, w, h)
+
+
+@dataclasses.dataclass(slots=True)
+class _Usage:
+    """How often each shot has played and where its last piece ended (for the next moment)."""
+
+    count: Counter[int] = dataclasses.field(default_factory=Counter)
+    resume: dict[int, float] = dataclasses.field(default_factory=dict)
+
+
+def _piece(
+    shot: Shot,
+    index: int,
+    info: MediaInfo,
+    seconds: float,
+    aspect: str,
+    usage: _Usage,
+    photo_in: bool,
+) -> tuple[Segment, float]:
+    """One segment of `shot` lasting up to `seconds`; returns it and the seconds it covers."""
+    crop = shot.crop(aspect)
+    crop_end = shot.crop_end(aspect)
+    reuse = usage.count[index]
+    if shot.kind == "photo" or info.is_still:
+        # Zoom towards the subject (where the analysis's own move ends), in or out by turns.
+        target = crop_end or crop
+        tight = _zoom(crop, PHOTO_ZOOM, target.x + target.w / 2, target.y + target.h / 2)
+        if reuse:
+            crop, tight = tight, _zoom(tight, PHOTO_ZOOM)
+        a, b = (crop, tight) if photo_in else (tight, crop)
+        return Segment(shot.source, 0.0, seconds, a, b, "smooth"), seconds
+    lo, hi = shot.start, min(shot.end, info.duration)
+    if reuse:
+        # Another moment of the same footage: continue after the last piece played, wrapping
+        # round to the start of the shot; and a tighter window, so it reads as a new angle.
+        lo = usage.resume.get(index, lo)
+        if hi - lo < min(seconds, MIN_PIECE):
+            lo = shot.start
+        crop = _zoom(crop, REUSE_ZOOM ** min(reuse, 2))
+        crop_end = _zoom(crop_end, REUSE_ZOOM ** min(reuse, 2)) if crop_end else None
+    length = min(seconds, hi - lo)
+    if not reuse and length > seconds - 1e-9:
+        # Centre the piece on the keyframe (the moment the analysis judged best).
+        lo = min(max(shot.keyframe_time - seconds / 2, lo), hi - seconds)
+    seg = Segment(shot.source, lo, lo + length, crop, crop_end, "smooth")
+    usage.resume[index] = lo + length
+    return seg, length
+
+
+def _fill(
+    first: int,
+    ranked: list[tuple[int, float]],
+    frames: int,
+    fps: float,
+    shots: Sequence[Shot],
+    sources: Sequence[MediaInfo],
+    aspect: str,
+    usage: _Usage,
+    good: float,
+    photo_in: list[bool],
+) -> list[Segment]:
+    """Segments covering `frames` frames: `first`, then more shots while it runs out."""
+    out: list[Segment] = []
+    left = frames
+    pick = first
+    while left > 0:
+        shot = shots[pick]
+        seconds = left / fps
+        seg, got = _piece(shot, pick, sources[shot.source], seconds, aspect, usage, photo_in[0])
+        if shot.kind == "photo":
+            photo_in[0] = not photo_in[0]
+        n = min(left, max(1, int(got * fps + 1e-6)))
+        # Leave the next piece long enough to read as a shot, not a flash.
+        min_frames = round(MIN_PIECE * fps)
+        short = min_frames - (left - n)
+        if 0 < left - n < min_frames and n - short >= min_frames:
+            n -= short
+        # Snap the piece onto whole frames (its source window is at least this long).
+        seg = dataclasses.replace(seg, end=seg.start + n / fps)
+        out.append(seg)
+        usage.count[pick] += 1
+        left -= n
+        if left > 0:
+            pick = _next_pick(pick, ranked, shots, usage, good, left / fps)
+    return out
+
+
+def _next_pick(
+    current: int,
+    ranked: list[tuple[int, float]],
+    shots: Sequence[Shot],
+    usage: _Usage,
+    good: float,
+    need: float,
+) -> int:
+    """The next shot for a sentence that outlasts its shot: the best unused one for it (good
+    ones first), else the least-played one, preferring a shot long enough for the rest."""
+    for accept_weak in (False, True):
+        for j, _ in ranked:
+            if j != current and not usage.count[j] and (accept_weak or shots[j].score >= good):
+                return j
+    fewest = min(usage.count[j] for j, _ in ranked)
+    pool = [j for j, _ in ranked if usage.count[j] == fewest and j != current] or [
+        j for j, _ in ranked
+    ]
+    long_enough = [j for j in pool if shots[j].kind == "photo" or shots[j].duration >= need]
+    return (long_enough or pool)[0]
+
+
+def build_plan(
+    sources: tuple[MediaInfo, ...],
+    analysis: Analysis,
+    script: Script,
+    narration: NarrationLike,
+    cues: Sequence[CaptionCue],
+    style: CaptionStyle,
+    output: OutputSpec,
+    music: str | None = None,
+    *,
+    tail: float = TAIL,
+) -> EditPlan:
+    """The edit plan for a narrated script over analysed footage (see the module's rules).
+
+    The script's narrated sentences (`Script.spoken()`) match `narration.line_spans` one to
+    one; `cues` are the captions (`narrate.captions.build_cues`).
+    """
+    sentences = script.spoken()
+    shots = analysis.shots
+    if not shots:
+        raise PlanError("shots", "no usable shots in the footage")
+    spans = narration.line_spans
+    if len(sentences) != len(spans):
+        raise PlanError("narration.line_spans", f"{len(spans)} spans for {len(sentences)} lines")
+    fps = output.fps
+    aspect = aspect_of(output)
+    edges = cut_frames(spans, narration.duration + tail, fps)
+    ranked = rank_shots(sentences, shots)
+    hook = ranked[0][0][0]
+    # The hook's shot is spent; the rest of the lines share the other shots (all, if none left).
+    others = [j for j in range(len(shots)) if j != hook] or [hook]
+    picks = [hook]
+    if len(sentences) > 1:
+        sub = assign_shots(list(sentences[1:]), [shots[j] for j in others])
+        picks += [others[k] for k in sub]
+    scores = sorted(s.score for s in shots)
+    good = scores[len(scores) // 2]
+    usage = _Usage()
+    photo_in = [True]
+    segments: list[Segment] = []
+    hook_piece: Segment | None = None
+    for i, pick in enumerate(picks):
+        frames = edges[i + 1] - edges[i]
+        if usage.count[pick]:
+            # Assigned a shot already shown while a fresh one exists: take the fresh one.
+            pick = _next_pick(-1, ranked[i], shots, usage, good, frames / fps)
+        pieces = _fill(pick, ranked[i], frames, fps, shots, sources, aspect, usage, good, photo_in)
+        if i == 0:
+            hook_piece = pieces[0]
+        segments += pieces
+    assert hook_piece is not None
+    tracks = [AudioTrack(narration.audio_path, "narration")]
+    if music:
+        tracks.append(AudioTrack(music, "music", gain_db=MUSIC_GAIN_DB, loop=True, duck=True))
+    cover = _cover_time(shots[hook], hook_piece)
+    named = tuple(dataclasses.replace(c, style=style.name) for c in cues)
+    return EditPlan(
+        sources=sources,
+        segments=tuple(segments),
+        output=dataclasses.replace(output, tail=tail),
+        captions=named,
+        styles=(style,),
+        audio=tuple(tracks),
+        cover_time=cover,
+    )
+
+
+def _cover_time(shot: Shot, piece: Segment) -> float:
+    """The output second of the hook shot's keyframe (or 40% into it if the piece missed it)."""
+    if shot.kind != "photo" and piece.start <= shot.keyframe_time <= piece.end:
+        return round(shot.keyframe_time - piece.start, 3)
+    return round(piece.duration * 0.4, 3)
