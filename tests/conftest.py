@@ -71,6 +71,15 @@ def loudness(path: str | os.PathLike[str]) -> tuple[float, float]:
 
 
 @pytest.fixture(autouse=True)
+def _restore_environ() -> Iterator[None]:
+    """Undo any environment change a test (or a pipeline it built) made, so none leaks on."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.fixture(autouse=True)
 def _no_error_logs(
     request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
 ) -> Iterator[None]:

