@@ -149,6 +149,7 @@ def _fill(
     usage: _Usage,
     good: float,
     photo_in: list[bool],
+    reserved: frozenset[int] = frozenset(),
 ) -> list[Segment]:
     """Segments covering `frames` frames: `first`, then more shots while it runs out."""
     out: list[Segment] = []
@@ -172,7 +173,7 @@ def _fill(
         usage.count[pick] += 1
         left -= n
         if left > 0:
-            pick = _next_pick(pick, ranked, shots, usage, good, left / fps)
+            pick = _next_pick(pick, ranked, shots, usage, good, left / fps, reserved)
     return out
 
 
@@ -183,12 +184,16 @@ def _next_pick(
     usage: _Usage,
     good: float,
     need: float,
+    reserved: frozenset[int] = frozenset(),
 ) -> int:
     """The next shot for a sentence that outlasts its shot: the best unused one for it (good
-    ones first), else the least-played one, preferring a shot long enough for the rest."""
-    for accept_weak in (False, True):
+    ones first, and not one a later sentence was given), else the least-played one, preferring
+    a shot long enough for the rest."""
+    for allow_reserved, accept_weak in ((False, False), (False, True), (True, False), (True, True)):
         for j, _ in ranked:
-            if j != current and not usage.count[j] and (accept_weak or shots[j].score >= good):
+            if j == current or usage.count[j] or (j in reserved and not allow_reserved):
+                continue
+            if accept_weak or shots[j].score >= good:
                 return j
     fewest = min(usage.count[j] for j, _ in ranked)
     pool = [j for j, _ in ranked if usage.count[j] == fewest and j != current] or [
@@ -241,10 +246,15 @@ def build_plan(
     hook_piece: Segment | None = None
     for i, pick in enumerate(picks):
         frames = edges[i + 1] - edges[i]
+        # The shots later sentences were given: a sentence that outlasts its own shot must not
+        # take them (the hook running long would take the clip the next line names).
+        reserved = frozenset(picks[i + 1 :])
         if usage.count[pick]:
             # Assigned a shot already shown while a fresh one exists: take the fresh one.
-            pick = _next_pick(-1, ranked[i], shots, usage, good, frames / fps)
-        pieces = _fill(pick, ranked[i], frames, fps, shots, sources, aspect, usage, good, photo_in)
+            pick = _next_pick(-1, ranked[i], shots, usage, good, frames / fps, reserved)
+        pieces = _fill(
+            pick, ranked[i], frames, fps, shots, sources, aspect, usage, good, photo_in, reserved
+        )
         if i == 0:
             hook_piece = pieces[0]
         segments += pieces

@@ -195,6 +195,24 @@ def test_a_line_naming_a_shot_gets_it() -> None:
     assert [s.start >= 5 and s.end <= 10 for s in plan.segments] == [False, False, True, False]
 
 
+def test_a_long_hook_does_not_take_the_shot_a_later_line_names() -> None:
+    sources = [video("a", 40)]
+    # The hook (4 s) outlasts its 2 s shot. "line 0" names shot 1 and "line 1" names shot 2;
+    # by quality they are also the hook's best continuations.
+    shots = [shot(0, 0, 2, 0.95), shot(0, 10, 15, 0.9, text="0"), shot(0, 20, 25, 0.85, text="1"),
+             shot(0, 30, 35, 0.5), shot(0, 35, 40, 0.45)]  # fmt: skip
+    plan, narr = plan_for(shots, sources, [4.0, 1.0, 1.0, 1.0])
+    edges = segment_edges(plan)
+    starts = [a for a, _ in narr.line_spans]
+    under: dict[int, list[int]] = {}
+    for seg, a, b in zip(plan.segments, edges, edges[1:], strict=False):
+        which = next(k for k, s in enumerate(shots) if s.start <= seg.start < s.end)
+        sentence = sum(1 for t in starts if t <= (a + b) / 2) - 1
+        under.setdefault(sentence, []).append(which)
+    assert 1 not in under[0] and 2 not in under[0], under  # the hook left them alone
+    assert under[1] == [1] and under[2] == [2], under
+
+
 @pytest.mark.parametrize(("size", "aspect"), [((1080, 1920), "9:16"), ((1080, 1080), "1:1"),
                                               ((1920, 1080), "16:9")])  # fmt: skip
 def test_output_aspect_picks_the_matching_crop(size: tuple[int, int], aspect: str) -> None:
