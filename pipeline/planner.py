@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from pipeline.errors import PlanError
-from pipeline.footage.match import assign_shots, rank_shots
+from pipeline.footage.match import QUALITY_WEIGHT, assign_shots, rank_shots
 from pipeline.footage.model import Analysis, Shot
 from pipeline.media import MediaInfo
 from pipeline.plan import (
@@ -46,6 +46,8 @@ PHOTO_ZOOM = 1.10  # Ken Burns: the window shrinks by this factor over a photo's
 REUSE_ZOOM = 1.15  # a re-used shot comes back this much tighter, so it does not look repeated
 MUSIC_GAIN_DB = -16.0
 MIN_PIECE = 0.8  # seconds: a shorter piece of a shot reads as a flash, not a shot
+# Text similarity (without the quality part) from which a sentence is taken to name a shot.
+NAMED_MATCH = 0.3
 
 
 class NarrationLike(Protocol):
@@ -187,14 +189,24 @@ def _next_pick(
     reserved: frozenset[int] = frozenset(),
 ) -> int:
     """The next shot for a sentence that outlasts its shot: the best unused one for it (good
-    ones first, and not one a later sentence was given), else the least-played one, preferring
-    a shot long enough for the rest."""
-    for allow_reserved, accept_weak in ((False, False), (False, True), (True, False), (True, True)):
+    ones first) that no later sentence names; else another moment of a shot already played;
+    only then a shot a later sentence names. Among played shots, the least played first,
+    preferring one long enough for the rest."""
+    for accept_weak in (False, True):
         for j, _ in ranked:
-            if j == current or usage.count[j] or (j in reserved and not allow_reserved):
+            if j == current or usage.count[j] or j in reserved:
                 continue
             if accept_weak or shots[j].score >= good:
                 return j
+    free = [j for j, _ in ranked if j not in reserved and usage.count[j]]
+    if free:
+        fewest = min(usage.count[j] for j in free)
+        pool = [j for j in free if usage.count[j] == fewest]
+        long_enough = [j for j in pool if shots[j].kind == "photo" or shots[j].duration >= need]
+        return (long_enough or pool)[0]
+    for j, _ in ranked:
+        if j != current and not usage.count[j]:
+            return j
     fewest = min(usage.count[j] for j, _ in ranked)
     pool = [j for j, _ in ranked if usage.count[j] == fewest and j != current] or [
         j for j, _ in ranked
@@ -246,9 +258,11 @@ def build_plan(
     hook_piece: Segment | None = None
     for i, pick in enumerate(picks):
         frames = edges[i + 1] - edges[i]
-        # The shots later sentences were given: a sentence that outlasts its own shot must not
-        # take them (the hook running long would take the clip the next line names).
-        reserved = frozenset(picks[i + 1 :])
+        # The shots later sentences *name* (their text matches): a sentence that outlasts its
+        # own shot must not take them (the hook running long took the clip the next line names).
+        reserved = frozenset(
+            p for k, p in enumerate(picks[i + 1 :], start=i + 1) if _names(ranked[k], shots, p)
+        )
         if usage.count[pick]:
             # Assigned a shot already shown while a fresh one exists: take the fresh one.
             pick = _next_pick(-1, ranked[i], shots, usage, good, frames / fps, reserved)
@@ -273,6 +287,12 @@ def build_plan(
         audio=tuple(tracks),
         cover_time=cover,
     )
+
+
+def _names(ranked: list[tuple[int, float]], shots: Sequence[Shot], j: int) -> bool:
+    """Whether a sentence's text matches shot j (not just picked for quality or order)."""
+    value = dict(ranked).get(j, 0.0)
+    return value - QUALITY_WEIGHT * shots[j].score >= NAMED_MATCH
 
 
 def _cover_time(shot: Shot, piece: Segment) -> float:
