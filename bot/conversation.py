@@ -1,8 +1,9 @@
 """The conversation that collects a video: topic, style, options, footage, then the queue.
 
-The whole flow is the STATES table in `build_conversation` (drawn in README.md, "The conversation"). Groups work
-with privacy mode on: prompts go out as a selective ForceReply to the member's own message, each
-member has their own conversation (per chat and per user), and buttons carry their owner's id.
+The whole flow is the STATES table in `build_conversation` (drawn in README.md, "The
+conversation"). Groups work with privacy mode on: prompts go out as a selective ForceReply to
+the member's own message, each member has their own conversation (per chat and per user), and
+buttons carry their owner's id.
 """
 
 from __future__ import annotations
