@@ -14,16 +14,6 @@ log = logging.getLogger(__name__)
 LANGS = ("en", "zh")
 FALLBACK = "en"
 
-# The five styles the script writer knows, by id; pipeline.script.STYLES replaces these names
-# when it is available (see style_names).
-STYLES: dict[str, dict[str, str]] = {
-    "knowledge": {"en": "📚 Knowledge", "zh": "📚 知识科普"},
-    "product": {"en": "🛍 Product", "zh": "🛍 产品种草"},
-    "vlog": {"en": "🎥 Vlog", "zh": "🎥 生活 Vlog"},
-    "funny": {"en": "😂 Funny", "zh": "😂 搞笑"},
-    "motivational": {"en": "🔥 Motivational", "zh": "🔥 励志"},
-}
-
 # Words in a spoken request that pick a style (checked in this order).
 STYLE_WORDS: dict[str, tuple[str, ...]] = {
     "funny": ("funny", "hilarious", "comedy", "joke", "搞笑", "好笑", "有趣", "幽默"),
@@ -282,18 +272,10 @@ def error_text(lang: str, key: str, params: dict[str, Any] | None = None) -> str
 
 
 def style_names() -> dict[str, dict[str, str]]:
-    """Style id -> {lang: display name}: the script writer's list when it has one, else ours."""
-    try:
-        from pipeline.script import STYLES as pipeline_styles  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        return STYLES
-    out: dict[str, dict[str, str]] = {}
-    try:
-        for sid, names in dict(pipeline_styles).items():
-            # {lang: name} or an object with one attribute per language
-            get = names.__getitem__ if isinstance(names, dict) else names.__getattribute__
-            out[str(sid)] = {lang: str(get(lang)) for lang in LANGS}
-    except (KeyError, TypeError, AttributeError, ValueError):
-        log.warning("pipeline.script.STYLES has an unexpected shape; using the bot's list")
-        return STYLES
-    return out or STYLES
+    """Style id -> {lang: button label}: the script writer's styles (its names and emoji)."""
+    from pipeline.script import STYLES as pipeline_styles
+
+    return {
+        sid: {lang: f"{style.emoji} {style.name(lang)}".strip() for lang in LANGS}
+        for sid, style in pipeline_styles.items()
+    }

@@ -16,7 +16,7 @@ from bot.fit import TooLarge, fit_video, target_video_kbps
 from bot.footage import parse_request, safe_name
 from bot.jobs import CANCELLED, DONE, QUEUED, RUNNING, Job, JobStore, new_job_id
 from bot.review import parse_script
-from bot.texts import STYLES, T, error_text, lang_of, t
+from bot.texts import T, error_text, lang_of, style_names, t
 from pipeline import samples
 from pipeline.brief import Brief, Footage
 from pipeline.script.model import Script, ScriptLine
@@ -73,7 +73,7 @@ def test_settings_errors_name_the_variable(env: dict[str, str], name: str) -> No
 def test_every_text_in_both_languages() -> None:
     for key, entry in T.items():
         assert entry.get("en") and entry.get("zh"), key
-    for names in STYLES.values():
+    for names in style_names().values():
         assert names["en"] and names["zh"]
     assert lang_of("zh-hans") == lang_of("zh-TW") == "zh"
     assert lang_of("de") == lang_of(None) == "en"
@@ -349,18 +349,10 @@ def test_storyboard_albums_of_ten_and_single_photo(tmp_path: Path) -> None:
     run(scenario())
 
 
-def test_style_names_follow_the_script_writer(monkeypatch: pytest.MonkeyPatch) -> None:
-    from types import SimpleNamespace
+def test_style_buttons_are_the_script_writers_styles() -> None:
+    from pipeline.script import STYLES
 
-    import pipeline.script
-    from bot.texts import style_names
-
-    assert style_names() == STYLES or set(style_names()) >= set(STYLES)
-    monkeypatch.setattr(pipeline.script, "STYLES", {"funny": {"en": "Fun", "zh": "好玩"}},
-                        raising=False)  # fmt: skip
-    assert style_names() == {"funny": {"en": "Fun", "zh": "好玩"}}
-    styles = {"vlog": SimpleNamespace(en="Vlog!", zh="日常!")}
-    monkeypatch.setattr(pipeline.script, "STYLES", styles, raising=False)
-    assert style_names() == {"vlog": {"en": "Vlog!", "zh": "日常!"}}
-    monkeypatch.setattr(pipeline.script, "STYLES", {"x": 3}, raising=False)
-    assert style_names() == STYLES  # an unexpected shape falls back to the bot's list
+    names = style_names()
+    assert set(names) == set(STYLES) >= {"knowledge", "product", "vlog", "funny", "motivational"}
+    assert names["funny"]["zh"].endswith(STYLES["funny"].name("zh"))
+    assert names["funny"]["en"].endswith(STYLES["funny"].name("en"))
