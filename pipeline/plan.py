@@ -194,8 +194,12 @@ class EditPlan:
 
     @staticmethod
     def load(path: str | os.PathLike[str]) -> EditPlan:
-        with open(path, encoding="utf-8") as fh:
-            return EditPlan.from_json(fh.read())
+        try:
+            with open(path, encoding="utf-8") as fh:
+                text = fh.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise PlanError("plan", f"cannot read {os.fspath(path)}: {exc}") from exc
+        return EditPlan.from_json(text)
 
 
 _ADAPTER: pydantic.TypeAdapter[EditPlan] = pydantic.TypeAdapter(EditPlan)

@@ -107,6 +107,14 @@ def test_missing_and_malformed(plan: EditPlan) -> None:
         EditPlan.from_dict(data)
 
 
+def test_unreadable_plan_file(tmp_path: Path) -> None:
+    with pytest.raises(PlanError, match="cannot read"):
+        EditPlan.load(tmp_path / "missing.json")
+    (tmp_path / "binary.json").write_bytes(b"\xff\xfe\x00bad")
+    with pytest.raises(PlanError):
+        EditPlan.load(tmp_path / "binary.json")
+
+
 def test_duration_and_sizes(plan: EditPlan) -> None:
     assert plan.duration == pytest.approx(2.25)
     assert output_size("720x1280") == (720, 1280)
