@@ -347,36 +347,7 @@ def _keyframes(job: Job, plan: EditPlan, narration: Any) -> list[str]:
 
 
 def _still(info: MediaInfo, t: float, width: int, lo: float = 0.0) -> Any:
-    """A frame between source seconds `lo` and `t`, BGR, about `width` wide, cheaply: the
-    keyframe before `t` when it is not before `lo` (one frame decoded), else the frame at `t`.
-    A storyboard thumbnail needs a frame of the shot, not that exact one; decoding and scaling
-    up to a GOP of 1080p frames per line cost seconds per storyboard."""
-    import av
+    """A frame of the shot between source seconds `lo` and `t`, cheaply (see `frame_at`)."""
+    from pipeline.footage.frames import frame_at
 
-    from pipeline.footage.frames import read_photo, scaled_size, upright
-
-    if info.kind == "photo":
-        return read_photo(info, width)
-    sw, sh = scaled_size(info, width)
-    with av.open(info.path, metadata_errors="ignore") as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        tb = stream.time_base
-        origin = float(stream.start_time * tb) if stream.start_time is not None and tb else 0.0
-        at = t + origin
-        if tb is not None and t > 0:
-            container.seek(int(at / float(tb)), stream=stream, backward=True)
-        stream.codec_context.skip_frame = "NONKEY"
-        chosen = next(iter(container.decode(stream)), None)
-        stream.codec_context.skip_frame = "DEFAULT"
-        if chosen is not None and chosen.time is not None and lo + origin - 1e-3 <= chosen.time:
-            return upright(chosen.to_ndarray(width=sw, height=sh, format="bgr24"), info.rotation)
-        if tb is not None:
-            container.seek(int(at / float(tb)), stream=stream, backward=True)
-        for frame in container.decode(stream):
-            chosen = frame
-            if frame.time is not None and frame.time >= at - 1e-3:
-                break
-        if chosen is None:
-            raise MediaError(info.path, "corrupt", f"no frame at {t:.2f}s")
-        return upright(chosen.to_ndarray(width=sw, height=sh, format="bgr24"), info.rotation)
+    return frame_at(info, t, width, not_before=lo)

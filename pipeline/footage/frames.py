@@ -134,8 +134,13 @@ def _origin(stream: av.VideoStream) -> float:
     return 0.0
 
 
-def frame_at(info: MediaInfo, t: float, width: int) -> np.ndarray:
-    """The displayed frame at source second `t` (nearest decodable), BGR, about `width` wide."""
+def frame_at(info: MediaInfo, t: float, width: int, not_before: float | None = None) -> np.ndarray:
+    """The displayed frame at source second `t` (nearest decodable), BGR, about `width` wide.
+
+    With `not_before`, any frame between that second and `t` will do, and the keyframe before
+    `t` is taken when it is late enough: one frame decoded instead of up to a GOP (what a
+    storyboard thumbnail needs). Only the chosen frame is scaled and converted.
+    """
     if info.kind == "photo":
         return read_photo(info, width)
     sw, sh = scaled_size(info, width)
@@ -143,14 +148,29 @@ def frame_at(info: MediaInfo, t: float, width: int) -> np.ndarray:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         tb = stream.time_base
-        at = t + _origin(stream)
-        if tb is not None and t > 0:
-            container.seek(int(at / float(tb)), stream=stream, backward=True)
-        best: np.ndarray | None = None
-        for frame in container.decode(stream):
-            best = frame.to_ndarray(width=sw, height=sh, format="bgr24")
-            if frame.time is not None and frame.time >= at - 1e-3:
-                break
-    if best is None:
-        raise MediaError(info.path, "corrupt", f"no frame at {t:.2f}s")
-    return upright(best, info.rotation)
+        origin = _origin(stream)
+        at = t + origin
+
+        def seek() -> None:
+            if tb is not None and t > 0:
+                container.seek(int(at / float(tb)), stream=stream, backward=True)
+
+        seek()
+        chosen: av.VideoFrame | None = None
+        if not_before is not None:
+            stream.codec_context.skip_frame = "NONKEY"
+            key = next(iter(container.decode(stream)), None)
+            stream.codec_context.skip_frame = "DEFAULT"
+            if key is not None and key.time is not None and key.time >= not_before + origin - 1e-3:
+                chosen = key
+            else:
+                seek()
+        if chosen is None:
+            for frame in container.decode(stream):
+                chosen = frame
+                if frame.time is not None and frame.time >= at - 1e-3:
+                    break
+        if chosen is None:
+            raise MediaError(info.path, "corrupt", f"no frame at {t:.2f}s")
+        img = chosen.to_ndarray(width=sw, height=sh, format="bgr24")
+    return upright(img, info.rotation)
