@@ -15,6 +15,7 @@ from PIL import Image
 
 from pipeline.footage.analyze import analyze, join_words, spoken_between
 from pipeline.footage.faces import Box, default_detector
+from pipeline.footage.frames import frame_at
 from pipeline.footage.model import Analysis, Shot
 from pipeline.footage.reframe import contains
 from pipeline.footage.synth import Scene, load_photo, match_cuts, view_transform, write_clip
@@ -247,10 +248,44 @@ def test_cli_analyze_json_and_contact_sheet(
         assert os.path.basename(s["path"]) in ("clip.mp4", "astronaut.jpg")
     with Image.open(sheet) as im:
         assert im.format == "JPEG"
-        assert im.width >= 4 * 320
+        assert im.width >= 4 * 256
         pixels = np.asarray(im.convert("RGB"))
     # Keyframes were drawn (not an empty dark canvas): the sheet has bright, varied content.
     assert pixels.std() > 30
+
+
+def test_contact_sheet_draws_the_keyframes_analysis_kept(
+    footage: Footage, analysis: Analysis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sheet is drawn from the frames analysis already decoded (no second pass over the
+    footage), from the cache as well, and each cell shows the right shot's keyframe."""
+    from pipeline.footage import contact
+
+    media = [footage.clip, footage.photo, footage.portrait]
+    again = analyze(media, ["", "宇航员 astronaut portrait", ""], cache_dir=footage.cache)
+    assert all(f.from_cache for f in again.files)
+    assert len(again.keyframes) == len(again.shots) and all(again.keyframes)
+    truth = []
+    for s in analysis.shots:
+        img = frame_at(media[s.source], s.keyframe_time, 256)
+        scale = min(256 / img.shape[1], 144 / img.shape[0], 1.0)
+        size = (round(img.shape[1] * scale), round(img.shape[0] * scale))
+        truth.append(cv2.resize(img, size, interpolation=cv2.INTER_AREA))
+
+    def no_decoding(*args: object, **kwargs: object) -> np.ndarray:
+        raise AssertionError("the contact sheet decoded the footage again")
+
+    monkeypatch.setattr(contact, "frame_at", no_decoding)
+    sheet = contact.contact_sheet(again, media, str(tmp_path / "sheet.jpg"))
+    pixels = np.asarray(Image.open(sheet).convert("RGB")).astype(np.float64)
+    cell_w, cell_h, th = 256 + 8, 144 + 58 + 8, 144
+    for k, want in enumerate(truth):
+        x0, y0 = (k % 4) * cell_w + 4, (k // 4) * cell_h + 4
+        h, w = want.shape[:2]
+        oy, ox = y0 + (th - h) // 2, x0 + (256 - w) // 2
+        cell = pixels[oy + 4 : oy + h - 4, ox + 4 : ox + w - 4]
+        rgb = want[4:-4, 4:-4, ::-1].astype(np.float64)
+        assert np.abs(cell - rgb).mean() < 12, k
 
 
 def test_cli_analyze_bad_file_is_a_clear_error(
@@ -331,6 +366,59 @@ def test_cancel_stops_analysis(footage: Footage) -> None:
     stop.set()
     with pytest.raises(Cancelled):
         analyze([footage.clip], use_cache=False, cancel=stop)
+
+
+def test_files_analysed_side_by_side_give_what_one_at_a_time_gives(
+    footage: Footage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline.footage.analyze import workers
+
+    media = [footage.clip, footage.portrait, footage.photo]
+    monkeypatch.setenv("REELBOT_ANALYSIS_WORKERS", "1")
+    alone = analyze(media, use_cache=False)
+    monkeypatch.setenv("REELBOT_ANALYSIS_WORKERS", "3")
+    assert workers(3) == 3
+    seen: list[float] = []
+    together = analyze(media, use_cache=False, progress=seen.append)
+    assert together.shots == alone.shots and together.keyframes == alone.keyframes
+    assert [(f.cuts, f.dissolves) for f in together.files] == [
+        (f.cuts, f.dissolves) for f in alone.files
+    ]
+    assert seen[-1] == 1.0 and all(b >= a for a, b in itertools.pairwise(seen))
+    monkeypatch.delenv("REELBOT_ANALYSIS_WORKERS")
+    assert 1 <= workers(5) <= 3 and workers(1) == 1
+
+
+def test_a_broken_file_among_others_is_its_own_error_and_stops_the_rest(
+    footage: Footage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dataclasses import replace
+
+    from pipeline.errors import MediaError
+    from pipeline.footage import moments
+
+    # Probed as a video, but its bytes are garbage from the first frame on (a truncated upload).
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00" * 4096)
+    bad = replace(footage.clip, path=str(broken))
+    polled: list[str] = []
+    real = moments.iter_frames
+
+    def watched(info: MediaInfo, *args: object, **kwargs: object) -> object:
+        for frame in real(info, *args, **kwargs):  # type: ignore[arg-type]
+            polled.append(info.path)
+            yield frame
+
+    monkeypatch.setattr(moments, "iter_frames", watched)
+    monkeypatch.setenv("REELBOT_ANALYSIS_WORKERS", "2")
+    analyze([footage.clip], use_cache=False)
+    whole = len(polled)
+    polled.clear()
+    with pytest.raises(MediaError) as err:
+        analyze([bad, footage.clip], use_cache=False)
+    assert err.value.path == str(broken) and err.value.reason == "corrupt"
+    # The good file stopped early instead of being analysed to its end for nothing.
+    assert polled.count(footage.clip.path) < whole / 2
 
 
 def test_failed_transcription_keeps_the_footage(footage: Footage) -> None:

@@ -1,8 +1,9 @@
 """Footage understanding, end to end: media list in, `Analysis` (scored, framed shots) out.
 
-Per file: the cached result, or one low-resolution decode (`moments.analyse_file`). Across
-files: near-duplicate suppression (a second take of the same view ranks below the best one) and
-text: the user's caption plus whatever is said inside each shot.
+Per file: the cached result, or one low-resolution decode (`moments.analyse_file`); files not
+in the cache are analysed side by side (`workers`). Across files: near-duplicate suppression (a
+second take of the same view ranks below the best one) and text: the user's caption plus
+whatever is said inside each shot.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Protocol
 
 import numpy as np
 
-from pipeline.errors import ReelbotError
+from pipeline.errors import Cancelled, ReelbotError
 from pipeline.footage.cache import AnalysisCache, cache_key
-from pipeline.footage.faces import FaceDetector, default_detector
+from pipeline.footage.faces import Box, FaceDetector, default_detector
 from pipeline.footage.features import HIST_BINS
 from pipeline.footage.model import Analysis, FileAnalysis, Shot, rounded
 from pipeline.footage.moments import AnalysisParams, FileResult, analyse_file, combine
@@ -74,36 +76,28 @@ def analyze(
     params = params or AnalysisParams()
     detector = faces or default_detector()
     cache = AnalysisCache(cache_dir) if use_cache else None
-    total = sum(max(m.duration, 0.5) for m in media) or 1.0
-    done = 0.0
+    keys = [cache_key(info.path, params, detector.name) if cache else None for info in media]
+    found: list[FileResult | None] = [
+        cache.get(key) if cache is not None and key is not None else None for key in keys
+    ]
+    todo = [i for i, r in enumerate(found) if r is None]
+    report = _Progress(media, progress)
+    for i, r in enumerate(found):
+        if r is not None:
+            report.update(i, 1.0)
+            log.info("%s: %d moments, %d cuts (cached)", media[i].path, len(r.moments), len(r.cuts))
+    computed = _analyse_files(media, todo, params, detector, report, cancel)
     results: list[tuple[FileResult, bool]] = []
-    for info in media:
-        weight = max(info.duration, 0.5) / total
-
-        def sub(frac: float, base: float = done, weight: float = weight) -> None:
-            if progress is not None:
-                progress(min(1.0, base + frac * weight))
-
-        key = cache_key(info.path, params, detector.name) if cache else None
-        result = cache.get(key) if cache is not None and key is not None else None
-        hit = result is not None
-        if result is None:
-            result = analyse_file(info, params, detector, sub, cancel)
-            if cache is not None and key is not None:
-                cache.put(key, result)
-        log.info(
-            "%s: %d moments, %d cuts%s",
-            info.path,
-            len(result.moments),
-            len(result.cuts),
-            " (cached)" if hit else f" in {result.seconds:.1f}s",
-        )
+    for i in range(len(media)):
+        hit = found[i] is not None
+        result = found[i] or computed[i]
+        if not hit and cache is not None and keys[i] is not None:
+            cache.put(keys[i] or "", result)
         results.append((result, hit))
-        done += weight
-        sub(0.0, done, 0.0)
 
     shots: list[Shot] = []
     sigs: list[tuple[float, ...]] = []
+    keyframes: list[bytes] = []
     for i, (result, _) in enumerate(results):
         caption = captions[i].strip() if i < len(captions) else ""
         words = _words(media[i], transcriber)
@@ -112,6 +106,7 @@ def analyze(
             # The path too: a cached result may come from the same content under another name.
             shots.append(dataclasses.replace(m.shot, source=i, path=media[i].path, text=text))
             sigs.append(m.signature)
+            keyframes.append(m.keyframe)
     shots = [rounded(s) for s in suppress_duplicates(shots, sigs)]
     files = tuple(
         FileAnalysis(
@@ -126,7 +121,103 @@ def analyze(
     )
     if progress is not None:
         progress(1.0)
-    return Analysis(tuple(shots), files)
+    return Analysis(tuple(shots), files, tuple(keyframes))
+
+
+def workers(files: int) -> int:
+    """How many files to analyse at once: `REELBOT_ANALYSIS_WORKERS`, else up to 3.
+
+    Decoding keeps ~1.6 cores busy and the Python side is serial, so a second and third file
+    fill a 2-core machine (~15% sooner on the benchmark clips); more only adds memory.
+    """
+    wanted = os.environ.get("REELBOT_ANALYSIS_WORKERS", "").strip()
+    if wanted.isdigit() and int(wanted) > 0:
+        return min(files, int(wanted))
+    return max(1, min(files, 3, max(2, os.cpu_count() or 1)))
+
+
+class _Progress:
+    """Overall progress of files analysed side by side, each weighted by its duration."""
+
+    def __init__(self, media: Sequence[MediaInfo], progress: ProgressFn | None) -> None:
+        total = sum(max(m.duration, 0.5) for m in media) or 1.0
+        self._weights = [max(m.duration, 0.5) / total for m in media]
+        self._done = [0.0] * len(media)
+        self._progress = progress
+        self._lock = threading.Lock()
+
+    def update(self, index: int, fraction: float) -> None:
+        if self._progress is None:
+            return
+        with self._lock:  # one report at a time: the callback need not be thread-safe
+            self._done[index] = max(self._done[index], min(fraction, 1.0))
+            done = sum(w * d for w, d in zip(self._weights, self._done, strict=True))
+            self._progress(min(1.0, done))
+
+
+class _Stop:
+    """Set when the caller cancels or when another file failed (its error is what is raised)."""
+
+    def __init__(self, cancel: threading.Event | None) -> None:
+        self.cancel = cancel
+        self.failed = threading.Event()
+
+    def is_set(self) -> bool:
+        return self.failed.is_set() or (self.cancel is not None and self.cancel.is_set())
+
+
+class _LockedFaces:
+    """A face detector shared by threads: detectors keep state (YuNet's input size)."""
+
+    def __init__(self, inner: FaceDetector) -> None:
+        self._inner = inner
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return self._inner.name
+
+    def detect(self, bgr: np.ndarray) -> list[Box]:
+        with self._lock:
+            return self._inner.detect(bgr)
+
+
+def _analyse_files(
+    media: Sequence[MediaInfo],
+    todo: Sequence[int],
+    params: AnalysisParams,
+    detector: FaceDetector,
+    report: _Progress,
+    cancel: threading.Event | None,
+) -> dict[int, FileResult]:
+    """Analyse media[i] for each i in `todo`, several at once; the first failure (in file
+    order) is raised after the others have stopped."""
+    stop = _Stop(cancel)
+    faces = _LockedFaces(detector)
+
+    def one(i: int) -> FileResult:
+        try:
+            result = analyse_file(media[i], params, faces, lambda f: report.update(i, f), stop)
+        except BaseException:
+            stop.failed.set()
+            raise
+        report.update(i, 1.0)
+        log.info("%s: %d moments, %d cuts in %.1fs", media[i].path, len(result.moments),
+                 len(result.cuts), result.seconds)  # fmt: skip
+        return result
+
+    if not todo:
+        return {}
+    with ThreadPoolExecutor(workers(len(todo)), thread_name_prefix="analyse") as pool:
+        futures = {i: pool.submit(one, i) for i in todo}
+        wait(futures.values())
+    errors = [f.exception() for f in futures.values() if f.exception() is not None]
+    first = next((e for e in errors if not isinstance(e, Cancelled)), None) or next(
+        iter(errors), None
+    )
+    if first is not None:
+        raise first
+    return {i: f.result() for i, f in futures.items()}
 
 
 def _words(info: MediaInfo, transcriber: Transcriber | None) -> list[SpokenWordLike]:

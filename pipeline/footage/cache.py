@@ -10,6 +10,7 @@ time) hits the cache.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import hashlib
 import json
@@ -24,7 +25,7 @@ from pipeline.footage.moments import AnalysisParams, FileResult, Moment
 log = logging.getLogger(__name__)
 
 # Bump when a change in the code changes what analysis produces for the same file.
-CODE_VERSION = "footage-1"
+CODE_VERSION = "footage-2"
 SAMPLE = 1 << 20
 
 
@@ -93,7 +94,11 @@ class AnalysisCache:
 def _to_dict(r: FileResult) -> dict[str, Any]:
     return {
         "moments": [
-            {"shot": shot_to_dict(m.shot), "signature": [round(v, 5) for v in m.signature]}
+            {
+                "shot": shot_to_dict(m.shot),
+                "signature": [round(v, 5) for v in m.signature],
+                "keyframe": base64.b64encode(m.keyframe).decode("ascii"),
+            }
             for m in r.moments
         ],
         "cuts": list(r.cuts),
@@ -105,7 +110,11 @@ def _to_dict(r: FileResult) -> dict[str, Any]:
 def _from_dict(d: dict[str, Any]) -> FileResult:
     return FileResult(
         moments=tuple(
-            Moment(shot_from_dict(m["shot"]), tuple(float(v) for v in m["signature"]))
+            Moment(
+                shot_from_dict(m["shot"]),
+                tuple(float(v) for v in m["signature"]),
+                base64.b64decode(m.get("keyframe", "")),
+            )
             for m in d["moments"]
         ),
         cuts=tuple(float(c) for c in d["cuts"]),

@@ -7,6 +7,7 @@ It is the picture a user looks at to see what the bot saw, so labels are drawn w
 from __future__ import annotations
 
 import functools
+import io
 import logging
 import os
 import shutil
@@ -68,7 +69,7 @@ def contact_sheet(
     out_path: str,
     *,
     columns: int = 4,
-    thumb_width: int = 320,
+    thumb_width: int = 256,
 ) -> str:
     """Draw the sheet as a JPEG at `out_path` and return the path."""
     shots = analysis.shots
@@ -83,13 +84,7 @@ def contact_sheet(
     for k, shot in enumerate(shots):
         x0 = (k % columns) * cell_w + 4
         y0 = (k // columns) * cell_h + 4
-        info = media[shot.source]
-        try:
-            bgr = frame_at(info, shot.keyframe_time, thumb_width)
-            img = Image.fromarray(bgr[:, :, ::-1].copy())
-        except Exception as exc:  # a sheet with one grey cell beats no sheet at all
-            log.warning("no keyframe for %s at %.2fs: %s", info.path, shot.keyframe_time, exc)
-            img = Image.new("RGB", (thumb_width, thumb_h), (80, 80, 80))
+        img = _keyframe(analysis, k, media[shot.source], thumb_width, thumb_h)
         img.thumbnail((thumb_width, thumb_h))
         ox = x0 + (thumb_width - img.width) // 2
         oy = y0 + (thumb_h - img.height) // 2
@@ -112,6 +107,26 @@ def contact_sheet(
             draw.text((x0, y0 + thumb_h + 40), f"faces {shot.faces}", (180, 180, 255), small)
     sheet.save(out_path, "JPEG", quality=88)
     return out_path
+
+
+def _keyframe(analysis: Analysis, k: int, info: MediaInfo, width: int, height: int) -> Image.Image:
+    """Shot k's keyframe: the one analysis kept when it is big enough, else decoded again."""
+    shot = analysis.shots[k]
+    kept = analysis.keyframes[k] if k < len(analysis.keyframes) else b""
+    if kept:
+        try:
+            with Image.open(io.BytesIO(kept)) as im:
+                if im.width >= width or im.width >= info.width:
+                    rgb: Image.Image = im.convert("RGB")
+                    return rgb
+        except OSError as exc:
+            log.warning("unreadable kept keyframe of shot %d: %s", k, exc)
+    try:
+        bgr = frame_at(info, shot.keyframe_time, width)
+        return Image.fromarray(bgr[:, :, ::-1].copy())
+    except Exception as exc:  # a sheet with one grey cell beats no sheet at all
+        log.warning("no keyframe for %s at %.2fs: %s", info.path, shot.keyframe_time, exc)
+        return Image.new("RGB", (width, height), (80, 80, 80))
 
 
 def _fit(draw: ImageDraw.ImageDraw, text: str, font: Font, width: int) -> str:

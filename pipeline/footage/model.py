@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from pipeline.plan import Rect
@@ -92,10 +92,16 @@ class FileAnalysis:
 
 @dataclass(frozen=True, slots=True)
 class Analysis:
-    """All shots of all files, in footage order (file, then time), plus per-file facts."""
+    """All shots of all files, in footage order (file, then time), plus per-file facts.
+
+    `keyframes[i]` is shot i's keyframe as analysis saw it (JPEG, about 256 px wide), so the
+    contact sheet needs no second decode of the footage. It is not saved in shots.json: an
+    analysis read back from disk has none (and the sheet decodes the frames itself).
+    """
 
     shots: tuple[Shot, ...]
     files: tuple[FileAnalysis, ...]
+    keyframes: tuple[bytes, ...] = field(default=(), compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -10,10 +10,10 @@ from __future__ import annotations
 import bisect
 import logging
 import math
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -51,6 +51,7 @@ class Moment:
 
     shot: Shot
     signature: tuple[float, ...]  # colour histogram + 8x8 grey thumbnail, for duplicates
+    keyframe: bytes = b""  # the keyframe as analysed (JPEG, `AnalysisParams.width` wide)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,10 +74,7 @@ class _Sample:
 
     @staticmethod
     def of(stats: ft.FrameStats, bgr: np.ndarray) -> _Sample:
-        ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 92])
-        if not ok:  # pragma: no cover - OpenCV encodes any uint8 BGR image
-            raise ValueError("JPEG encoding of a sample failed")
-        return _Sample(stats, buf.tobytes())
+        return _Sample(stats, jpeg(bgr))
 
     @property
     def bgr(self) -> np.ndarray:
@@ -85,6 +83,19 @@ class _Sample:
 
 
 Progress = Callable[[float], None]
+
+
+class CancelFlag(Protocol):
+    """What analysis polls to stop early (`threading.Event` fits)."""
+
+    def is_set(self) -> bool: ...
+
+
+def jpeg(bgr: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    if not ok:  # pragma: no cover - OpenCV encodes any uint8 BGR image
+        raise ValueError("JPEG encoding failed")
+    return buf.tobytes()
 
 
 def signature(bgr: np.ndarray) -> tuple[float, ...]:
@@ -98,7 +109,7 @@ def analyse_file(
     params: AnalysisParams,
     faces: FaceDetector,
     progress: Progress | None = None,
-    cancel: threading.Event | None = None,
+    cancel: CancelFlag | None = None,
 ) -> FileResult:
     """Decode once at low resolution, find shots, split and score moments, frame them."""
     t0 = time.perf_counter()
@@ -319,7 +330,7 @@ def _video_moment(
         kind="animation" if info.kind == "animation" else "video",
         cut_in=cut_in,  # type: ignore[arg-type]
     )
-    return Moment(shot, signature(key_bgr))
+    return Moment(shot, signature(key_bgr), key.jpeg)
 
 
 def _interest_map(bgr: np.ndarray, other: np.ndarray | None) -> np.ndarray:
@@ -364,4 +375,4 @@ def _photo_moment(info: MediaInfo, params: AnalysisParams, faces: FaceDetector) 
         faces=len(boxes),
         kind="photo",
     )
-    return Moment(shot, signature(bgr))
+    return Moment(shot, signature(bgr), jpeg(bgr))

@@ -18,13 +18,25 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
 from pipeline.plan import WordTiming
 
 log = logging.getLogger(__name__)
+
+
+class Timed(Protocol):
+    """Anything with text and times: `WordTiming`, `pipeline.speech.SpokenWord`."""
+
+    @property
+    def text(self) -> str: ...
+    @property
+    def start(self) -> float: ...
+    @property
+    def end(self) -> float: ...
+
 
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af]")
 
@@ -320,6 +332,32 @@ def tighten_ends(
             end = min(w.end, max((a + idx[-1] + 1) / 100 + 0.03, w.start + 0.06))
         out.append(WordTiming(w.text, w.start, float(max(end, w.start))))
     return tuple(out)
+
+
+def tighten_starts(
+    samples: np.ndarray, rate: int, words: Sequence[Timed], floor_db: float = -40.0
+) -> list[WordTiming]:
+    """Push each word's start forward out of silence: a word is not spoken before it is heard.
+
+    Whisper's word timestamps run end to end, so a word after a pause starts when the word
+    before it ended (the pause counts as part of it). Each start moves to the first 10 ms frame
+    louder than `floor_db` under the peak (less 10 ms), never later than 60 ms before its end.
+    """
+    hop = max(rate // 100, 1)
+    frames = len(samples) // hop
+    if frames == 0:
+        return [WordTiming(w.text, w.start, w.end) for w in words]
+    rms = np.sqrt(np.mean(samples[: frames * hop].reshape(frames, hop) ** 2, axis=1) + 1e-12)
+    loud = rms > rms.max() * 10 ** (floor_db / 20)
+    out: list[WordTiming] = []
+    for w in words:
+        a, b = int(w.start * 100), min(int(np.ceil(w.end * 100)), frames)
+        idx = np.nonzero(loud[a:b])[0]
+        start = w.start
+        if len(idx) and idx[0] > 0:
+            start = max(w.start, min((a + idx[0]) / 100 - 0.01, w.end - 0.06))
+        out.append(WordTiming(w.text, float(start), w.end))
+    return out
 
 
 def audible_bounds(samples: np.ndarray, rate: int, floor_db: float = -45.0) -> tuple[int, int]:

@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import difflib
+import importlib.util
 import logging
 import os
 import threading
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -184,33 +189,103 @@ class PiperEngine:
                     ) from exc
             if not Path(model).is_file():
                 raise TTSFailure(self.name, f"piper voice {model} does not exist")
+            # With the `onnx` package piper exposes each phoneme's length in samples (the model
+            # is patched in memory), which times every word exactly; without it, whisper does.
+            aligned = importlib.util.find_spec("onnx") is not None
             try:
-                PiperEngine._voice = PiperVoice.load(model)
+                PiperEngine._voice = PiperVoice.load(model, include_alignments=aligned)
             except Exception as exc:  # onnxruntime raises its own exception types
                 raise TTSFailure(self.name, f"cannot load piper voice: {exc}") from exc
             PiperEngine._voice_name = Path(model).name.removesuffix(".onnx")
-            log.info("piper voice loaded: %s", model)
+            how = "phoneme alignments" if aligned else "no onnx: words timed by whisper"
+            log.info("piper voice loaded: %s (%s)", model, how)
 
     @property
     def voice_name(self) -> str:
         return self._voice_name
 
     def synthesize(self, text: str, rate: float) -> Clip:
-        """Speak one sentence; piper gives no word times, so the clip is marked untimed."""
+        """Speak one sentence, its words timed from piper's phoneme alignments when it has them
+        (otherwise the clip is marked untimed and the narrator asks whisper)."""
         from piper import SynthesisConfig
 
         # length_scale stretches phoneme durations: > 1 is slower.
         config = SynthesisConfig(length_scale=PIPER_LENGTH_SCALE / max(0.3, 1.0 + rate))
         with self._lock:
-            chunks = list(self._voice.synthesize(text, syn_config=config))
+            chunks = list(self._voice.synthesize(text, syn_config=config, include_alignments=True))
+            tokens = [(t, self._phonemes(t)) for t in text.split()]
         if not chunks:
             raise TTSFailure(self.name, "piper produced no audio")
         rate_hz = int(chunks[0].sample_rate)
         # piper returns one chunk per sentence it finds, with no silence between them.
         gap = np.zeros(int(0.2 * rate_hz), dtype=np.float32)
         parts: list[np.ndarray] = []
+        phones: list[Phone] = []
+        timed = True
         for c in chunks:
             if parts:
                 parts.append(gap)
-            parts.append(np.asarray(c.audio_float_array, dtype=np.float32).reshape(-1))
-        return Clip(np.concatenate(parts), rate_hz, (), timed=False)
+            at = sum(len(p) for p in parts)  # where this chunk starts, in samples
+            audio = np.asarray(c.audio_float_array, dtype=np.float32).reshape(-1)
+            if c.phoneme_alignments is None:
+                timed = False
+            else:
+                for a in c.phoneme_alignments:
+                    phones.append(Phone(a.phoneme, at / rate_hz, (at + a.num_samples) / rate_hz))
+                    at += a.num_samples
+            parts.append(audio)
+        words = words_from_phonemes(tokens, phones) if timed else ()
+        return Clip(np.concatenate(parts), rate_hz, words, timed=timed and bool(words))
+
+    def _phonemes(self, token: str) -> str:
+        """How piper's phonemizer writes one word of the text on its own (sounds only)."""
+        return "".join(_sounds(p) for sentence in self._voice.phonemize(token) for p in sentence)
+
+
+@dataclass(frozen=True, slots=True)
+class Phone:
+    """One phoneme as piper spoke it: its symbol and when (seconds into the clip)."""
+
+    symbol: str
+    start: float
+    end: float
+
+
+def _sounds(symbol: str) -> str:
+    """The symbol's sound letters: no word gaps, punctuation, stress marks or piper's ^ and $."""
+    return "".join(ch for ch in symbol if ch not in "ˈˌ^$_" and unicodedata.category(ch)[0] == "L")
+
+
+def words_from_phonemes(
+    tokens: Sequence[tuple[str, str]], phones: Sequence[Phone]
+) -> tuple[WordTiming, ...]:
+    """Time each text token from the phonemes piper spoke.
+
+    `tokens` are the text's words with their phonemes as spelled on their own; `phones` are the
+    phonemes of the whole sentence with their sample spans. The two phoneme strings are aligned
+    character by character (difflib), because a word's phonemes in context may differ a little
+    (the "the" before a vowel) or split differently ("3.5" is three words). A token gets the
+    span from its first to its last matched sound; a token nothing matched is left out, and the
+    narrator's alignment interpolates it between its neighbours.
+    """
+    spoken: list[tuple[str, float, float]] = []
+    for p in phones:
+        for ch in _sounds(p.symbol):
+            spoken.append((ch, p.start, p.end))
+    wanted = "".join(ph for _, ph in tokens)
+    heard = "".join(ch for ch, _, _ in spoken)
+    owner = [i for i, (_, ph) in enumerate(tokens) for _ in ph]
+    first: dict[int, float] = {}
+    last: dict[int, float] = {}
+    matcher = difflib.SequenceMatcher(None, wanted, heard, autojunk=False)
+    for a, b, size in matcher.get_matching_blocks():
+        for k in range(size):
+            i = owner[a + k]
+            _, start, end = spoken[b + k]
+            first.setdefault(i, start)
+            last[i] = end
+    return tuple(
+        WordTiming(text, first[i], max(last[i], first[i]))
+        for i, (text, _) in enumerate(tokens)
+        if i in first
+    )

@@ -10,21 +10,9 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Sequence
-from typing import Protocol
 
-from pipeline.narrate.align import normalise
+from pipeline.narrate.align import Timed, normalise
 from pipeline.plan import CaptionCue, WordTiming
-
-
-class Timed(Protocol):
-    """Anything with text and times: `WordTiming`, `pipeline.speech.SpokenWord`."""
-
-    @property
-    def text(self) -> str: ...
-    @property
-    def start(self) -> float: ...
-    @property
-    def end(self) -> float: ...
 
 
 def heard_starts(words: Sequence[WordTiming], heard: Sequence[Timed]) -> list[float | None]:
