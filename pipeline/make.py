@@ -2,10 +2,11 @@
 
 Stages, each keyed on its inputs (see `pipeline.jobdir`) and skipped when they did not change:
 media (probe) -> analysis (shots) -> script -> narration -> plan -> render. The bot calls
-`prepare` (everything but the render, for the storyboard), `revise` (an edited script or another
-version) and `render_job`; the CLI calls `make_video` (both). A job folder holds brief.json,
-media.json, shots.json, contact_sheet.jpg, script.json, narration.wav, words.json, plan.json,
-key_NN.jpg (storyboard keyframes), captions.ass, out.mp4, cover.jpg and stages.json.
+`prepare` (everything but the render, plus the storyboard keyframes), `revise` (an edited script
+or another version) and `render_job`; the CLI calls `make_video` (all but the storyboard). A job
+folder holds brief.json, media.json, shots.json, contact_sheet.jpg, script.json, narration.wav,
+words.json, plan.json, key_NN.jpg (storyboard keyframes, bot only), captions.ass, out.mp4,
+cover.jpg and stages.json.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from pipeline.make_stages import (
     plan_stage,
     save_script,
     script_stage,
+    storyboard_stage,
     voice_warning,
 )
 from pipeline.plan import EditPlan
@@ -68,9 +70,10 @@ def _board(job: Job, script: Script) -> Storyboard:
 
 
 def _prepared(
-    job: Job, brief: Brief, model: str | None, another: bool = False
+    job: Job, brief: Brief, model: str | None, another: bool = False, storyboard: bool = False
 ) -> tuple[EditPlan, Script, Any]:
-    """Every stage but the render, each redone only when its inputs changed."""
+    """Every stage but the render (the storyboard only when asked), each redone only when its
+    inputs changed."""
     media, captions, mkey = media_stage(job, brief)
     check_media(job, brief, media)
     analysis, akey = analysis_stage(job, media, captions, mkey)
@@ -80,6 +83,8 @@ def _prepared(
         job.warn(voice_warning(narration.engine, narration.voice, narration.fallback_reason,
                                narration.fallback_code, brief.language))  # fmt: skip
     plan = plan_stage(job, brief, media, analysis, script, narration, [akey, nkey])
+    if storyboard:
+        storyboard_stage(job, plan, narration)
     job.log.save()
     return plan, script, narration
 
@@ -110,7 +115,7 @@ def prepare(
     """Analysis, script, narration and plan into `job_dir`: everything but the render."""
     job = Job(job_dir, progress, cancel)
     _save_brief(job, brief, model)
-    _, script, _ = _prepared(job, brief, model)
+    _, script, _ = _prepared(job, brief, model, storyboard=True)
     return _board(job, script)
 
 
@@ -128,7 +133,7 @@ def revise(
     brief, model = _load_brief(job)
     if script is not None:
         save_script(job, script)
-    _, final, _ = _prepared(job, brief, model, another=another and script is None)
+    _, final, _ = _prepared(job, brief, model, another=another and script is None, storyboard=True)
     return _board(job, final)
 
 

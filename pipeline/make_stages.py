@@ -1,7 +1,8 @@
 """The stages of `pipeline.make`, each keyed on its inputs and skipped when they did not change.
 
 media (probe) -> analysis (shots, contact sheet) -> script -> narration (with one refit when the
-voice runs >15% off the target) -> plan (+ storyboard keyframes). The render is in `make`.
+voice runs >15% off the target) -> plan -> storyboard keyframes (for the bot's preview only).
+The render is in `make`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -311,10 +313,21 @@ def plan_stage(
     cues = build_cues(narration.words, narration.line_spans, script.language, style=style.name)
     plan = build_plan(media, analysis, script, narration, cues, style, brief.output, music)
     plan.save(job.dir / "plan.json")
-    frames = _keyframes(job, plan, narration)
-    job.log.record("plan", key, ["plan.json", *frames], ran=True)
+    job.log.record("plan", key, ["plan.json"], ran=True)
     job.report("plan", 1.0)
     return plan
+
+
+def storyboard_stage(job: Job, plan: EditPlan, narration: Any) -> None:
+    """key_NN.jpg: one frame per sentence for the storyboard the bot shows before rendering
+    (only `prepare` and `revise` ask for it: a plain make has no use for it)."""
+    key = digest("storyboard", file_hash(job.dir / "plan.json"))
+    if job.log.fresh("storyboard", key):
+        job.log.reused("storyboard")
+        return
+    for old in job.dir.glob("key_*.jpg"):  # a shorter script leaves no stale frames behind
+        old.unlink()
+    job.log.record("storyboard", key, _keyframes(job, plan, narration), ran=True)
 
 
 def _keyframes(job: Job, plan: EditPlan, narration: Any) -> list[str]:
@@ -330,8 +343,8 @@ def _keyframes(job: Job, plan: EditPlan, narration: Any) -> list[str]:
     for n in frame_counts(plan):
         starts.append(acc)
         acc += n
-    names = []
-    for i, edge in enumerate(edges[:-1]):
+
+    def one(i: int, edge: int) -> str:
         k = next(j for j, s in enumerate(starts) if s >= edge)
         seg, src = plan.segments[k], plan.sources[plan.segments[k].source]
         bgr = _still(src, seg.start + seg.duration / 2, 480, seg.start)
@@ -342,8 +355,11 @@ def _keyframes(job: Job, plan: EditPlan, narration: Any) -> list[str]:
         img.thumbnail((360, 640))
         name = f"key_{i:02d}.jpg"
         img.save(job.path(name), "JPEG", quality=85)
-        names.append(name)
-    return names
+        return name
+
+    # Each keyframe is one seek and a few decoded frames: three at a time fill two cores.
+    with ThreadPoolExecutor(3, thread_name_prefix="keyframe") as pool:
+        return list(pool.map(one, range(len(edges) - 1), edges[:-1]))
 
 
 def _still(info: MediaInfo, t: float, width: int, lo: float = 0.0) -> Any:

@@ -194,9 +194,11 @@ def test_unreachable_edge_tts_falls_back_and_says_so(lang: str, made: Any) -> No
     media = json.loads((Path(result.job_dir) / "media.json").read_text())
     assert [Path(m["path"]).name for m in media["media"]] == ["coffee.mp4", "cat.mp4", "moon.jpg"]
     for name in ("brief.json", "shots.json", "script.json", "narration.wav", "words.json",
-                 "plan.json", "captions.ass", "contact_sheet.jpg", "out.mp4", "cover.jpg",
-                 "key_00.jpg"):  # fmt: skip
+                 "plan.json", "captions.ass", "contact_sheet.jpg", "out.mp4",
+                 "cover.jpg"):  # fmt: skip
         assert (Path(result.job_dir) / name).stat().st_size > 0, name
+    # The storyboard keyframes are the bot's preview: a plain make has no use for them.
+    assert not list(Path(result.job_dir).glob("key_*.jpg"))
     cover = av.open(result.cover).decode(video=0).__next__()
     assert (cover.width, cover.height) == (360, 640)
 
@@ -251,6 +253,10 @@ def test_revise_another_version_reuses_analysis(made: Any, monkeypatch: pytest.M
     assert len(board.frames) == len(board.script.spoken())
     for text, jpg in board.frames:
         assert text and av.open(jpg).decode(video=0).__next__().height > 100
+    assert make.last_run(result.job_dir)["storyboard"] == "ran"
+    # Nothing changed since: the storyboard is reused, not drawn again.
+    make.revise(result.job_dir)
+    assert make.last_run(result.job_dir)["storyboard"] == "reused"
 
 
 def test_make_command_needs_topic_and_footage(capsys: pytest.CaptureFixture[str]) -> None:
