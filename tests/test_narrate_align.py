@@ -6,7 +6,13 @@ import itertools
 
 import pytest
 
-from pipeline.narrate.align import align_words, join_units, split_units, tighten_ends
+from pipeline.narrate.align import (
+    align_words,
+    join_units,
+    split_units,
+    tighten_ends,
+    tighten_starts,
+)
 from pipeline.plan import WordTiming as W
 
 
@@ -60,6 +66,20 @@ def test_tighten_ends_drops_trailing_silence() -> None:
     samples[0:500] = 0.5  # sound for 0.5 s, then silence
     got = tighten_ends(samples, rate, [W("word", 0.0, 1.8)])
     assert 0.5 <= got[0].end <= 0.56
+
+
+def test_tighten_starts_moves_a_start_out_of_silence() -> None:
+    import numpy as np
+
+    rate = 1000
+    samples = np.zeros(3000, dtype=np.float32)
+    samples[0:800] = 0.5  # a word, a pause from 0.8 s, the next word from 1.5 s
+    samples[1500:2400] = 0.5
+    words = [W("time,", 0.0, 0.8), W("and", 0.8, 2.4), W("hush", 2.5, 2.9)]
+    got = tighten_starts(samples, rate, words)
+    assert got[0] == words[0]  # already starts on sound
+    assert 1.48 <= got[1].start <= 1.5 and got[1].end == 2.4  # whisper's pause moved off it
+    assert got[2] == words[2]  # nothing audible inside: left as it was
 
 
 def test_units_sharing_one_engine_word_split_its_time() -> None:

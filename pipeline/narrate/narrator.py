@@ -21,7 +21,13 @@ from typing import Literal
 import numpy as np
 
 from pipeline.ffmpeg import run_ffmpeg
-from pipeline.narrate.align import align_words, audible_bounds, normalise, tighten_ends
+from pipeline.narrate.align import (
+    align_words,
+    audible_bounds,
+    normalise,
+    tighten_ends,
+    tighten_starts,
+)
 from pipeline.narrate.edge import EdgeEngine
 from pipeline.narrate.model import Clip, Engine, Narration, NarrationError, TTSFailure
 from pipeline.narrate.offline import EspeakEngine, PiperEngine
@@ -248,7 +254,9 @@ class Narrator:
             # edge-tts times Chinese by words already; other engines by characters or tokens.
             mode: Literal["engine", "words"] = "engine" if engine == "edge-tts" else "words"
             local = align_words(text, own, clip.duration, chinese=mode)
-            local = tighten_ends(clip.samples, clip.rate, local)
+            local = tighten_ends(
+                clip.samples, clip.rate, tighten_starts(clip.samples, clip.rate, local)
+            )
             words.extend(WordTiming(w.text, start + w.start, start + w.end) for w in local)
         return tuple(words), timing
 
