@@ -22,8 +22,9 @@ from pipeline.plan import OutputSpec
 
 STAGES_FILE = "stages.json"
 BRIEF_FILE = "brief.json"
-# Bump when a change in the make code changes what a stage writes for the same inputs.
-MAKE_VERSION = "make-1"
+# Bump when a change in the code changes what a stage writes for the same inputs (make-2: piper
+# words timed by its phoneme alignments; the footage analysis has its own version as well).
+MAKE_VERSION = "make-2"
 
 
 class JobError(ReelbotError):

@@ -145,7 +145,9 @@ def check_media(job: Job, brief: Brief, media: tuple[MediaInfo, ...]) -> None:
 def analysis_stage(
     job: Job, media: tuple[MediaInfo, ...], captions: tuple[str, ...], mkey: str
 ) -> tuple[Analysis, str]:
-    key = digest("analysis", mkey)
+    from pipeline.footage.cache import CODE_VERSION
+
+    key = digest("analysis", CODE_VERSION, mkey)
     if job.log.fresh("analysis", key):
         job.log.reused("analysis")
         return Analysis.load(job.dir / "shots.json"), key

@@ -57,8 +57,7 @@ def _voice_env() -> Iterator[None]:
 class SmallRealPipeline(DefaultPipeline):
     """The real pipeline (`pipeline.make`), making tiny, short videos so the bot tests stay fast:
     180x320, an 8 s target, x264 ultrafast, the offline voice (no edge-tts here): espeak-ng,
-    timed by its own word events. Piper's English is timed by a whisper pass, which now and then
-    decodes for a minute on one narration (seen in these tests); test_make covers piper."""
+    timed by its own word events, the quickest voice to load; test_make covers piper."""
 
     def prepare(
         self,

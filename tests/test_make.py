@@ -259,6 +259,21 @@ def test_revise_another_version_reuses_analysis(made: Any, monkeypatch: pytest.M
     assert make.last_run(result.job_dir)["storyboard"] == "reused"
 
 
+def test_a_new_analysis_version_redoes_the_analysis(
+    made: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # After an upgrade that changes what analysis finds, an old job folder is not trusted.
+    from pipeline.footage import cache
+
+    result, _ = made["en"]
+    monkeypatch.setenv("REELBOT_TTS_OFFLINE", "1")
+    make.render_job(result.job_dir)
+    assert make.last_run(result.job_dir)["analysis"] == "reused"
+    monkeypatch.setattr(cache, "CODE_VERSION", "footage-next")
+    make.render_job(result.job_dir)
+    assert make.last_run(result.job_dir)["analysis"] == "ran"
+
+
 def test_make_command_needs_topic_and_footage(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["make", "--topic", "x"]) == 2
     assert (
