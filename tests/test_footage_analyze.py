@@ -419,6 +419,14 @@ def test_a_broken_file_among_others_is_its_own_error_and_stops_the_rest(
     assert err.value.path == str(broken) and err.value.reason == "corrupt"
     # The good file stopped early instead of being analysed to its end for nothing.
     assert polled.count(footage.clip.path) < whole / 2
+    # Two broken files: the error is the first one's in the user's order, though the longer
+    # second one is started (and fails) first.
+    other = tmp_path / "other.mp4"
+    other.write_bytes(b"\x00" * 4096)
+    longer = replace(footage.clip, path=str(other), duration=footage.clip.duration * 3)
+    with pytest.raises(MediaError) as err:
+        analyze([footage.clip, bad, longer], use_cache=False)
+    assert err.value.path == str(broken)
 
 
 def test_failed_transcription_keeps_the_footage(footage: Footage) -> None:

@@ -86,14 +86,15 @@ def analyze(
         if r is not None:
             report.update(i, 1.0)
             log.info("%s: %d moments, %d cuts (cached)", media[i].path, len(r.moments), len(r.cuts))
-    computed = _analyse_files(media, todo, params, detector, report, cancel)
-    results: list[tuple[FileResult, bool]] = []
-    for i in range(len(media)):
-        hit = found[i] is not None
-        result = found[i] or computed[i]
-        if not hit and cache is not None and keys[i] is not None:
-            cache.put(keys[i] or "", result)
-        results.append((result, hit))
+
+    def keep(i: int, result: FileResult) -> None:
+        # Cached as soon as it is done: a later file failing does not lose this one's work.
+        key = keys[i]
+        if cache is not None and key is not None:
+            cache.put(key, result)
+
+    computed = _analyse_files(media, todo, params, detector, report, cancel, keep)
+    results = [(found[i] or computed[i], found[i] is not None) for i in range(len(media))]
 
     shots: list[Shot] = []
     sigs: list[tuple[float, ...]] = []
@@ -190,6 +191,7 @@ def _analyse_files(
     detector: FaceDetector,
     report: _Progress,
     cancel: threading.Event | None,
+    keep: Callable[[int, FileResult], None],
 ) -> dict[int, FileResult]:
     """Analyse media[i] for each i in `todo`, several at once; the first failure (in file
     order) is raised after the others have stopped."""
@@ -202,6 +204,7 @@ def _analyse_files(
         except BaseException:
             stop.failed.set()
             raise
+        keep(i, result)
         report.update(i, 1.0)
         log.info("%s: %d moments, %d cuts in %.1fs", media[i].path, len(result.moments),
                  len(result.cuts), result.seconds)  # fmt: skip
@@ -214,7 +217,7 @@ def _analyse_files(
         order = sorted(todo, key=lambda i: -media[i].duration)
         futures = {i: pool.submit(one, i) for i in order}
         wait(futures.values())
-    errors = [f.exception() for f in futures.values() if f.exception() is not None]
+    errors = [futures[i].exception() for i in todo if futures[i].exception() is not None]
     first = next((e for e in errors if not isinstance(e, Cancelled)), None) or next(
         iter(errors), None
     )
