@@ -80,6 +80,13 @@ def test_tighten_starts_moves_a_start_out_of_silence() -> None:
     assert got[0] == words[0]  # already starts on sound
     assert 1.48 <= got[1].start <= 1.5 and got[1].end == 2.4  # whisper's pause moved off it
     assert got[2] == words[2]  # nothing audible inside: left as it was
+    # Whisper starting "and" inside the word before it: the pause inside its span says where
+    # it really begins; a stop consonant's short closure (50 ms) is not a pause.
+    inside = tighten_starts(samples, rate, [W("and", 0.5, 2.4)])
+    assert 1.48 <= inside[0].start <= 1.5
+    samples[2000:2050] = 0.0
+    closure = tighten_starts(samples, rate, [W("little", 1.5, 2.4)])
+    assert closure[0].start == 1.5
 
 
 def test_units_sharing_one_engine_word_split_its_time() -> None:

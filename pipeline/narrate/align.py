@@ -335,13 +335,20 @@ def tighten_ends(
 
 
 def tighten_starts(
-    samples: np.ndarray, rate: int, words: Sequence[Timed], floor_db: float = -40.0
+    samples: np.ndarray,
+    rate: int,
+    words: Sequence[Timed],
+    floor_db: float = -40.0,
+    pause: float = 0.12,
 ) -> list[WordTiming]:
     """Push each word's start forward out of silence: a word is not spoken before it is heard.
 
-    Whisper's word timestamps run end to end, so a word after a pause starts when the word
-    before it ended (the pause counts as part of it). Each start moves to the first 10 ms frame
-    louder than `floor_db` under the peak (less 10 ms), never later than 60 ms before its end.
+    Whisper's word timestamps run end to end, so a word after a pause "starts" when the word
+    before it ended, or even inside it, with the pause counted as part of the word. A start
+    moves past leading silence, and past the last pause of at least `pause` seconds inside the
+    word's span (no word holds one; a stop consonant's closure is shorter): to the first 10 ms
+    frame louder than `floor_db` under the peak after it (less 10 ms), never later than 60 ms
+    before the word's end. What stable-ts calls suppressing silence.
     """
     hop = max(rate // 100, 1)
     frames = len(samples) // hop
@@ -349,13 +356,22 @@ def tighten_starts(
         return [WordTiming(w.text, w.start, w.end) for w in words]
     rms = np.sqrt(np.mean(samples[: frames * hop].reshape(frames, hop) ** 2, axis=1) + 1e-12)
     loud = rms > rms.max() * 10 ** (floor_db / 20)
+    min_run = max(1, round(pause * 100))
     out: list[WordTiming] = []
     for w in words:
         a, b = int(w.start * 100), min(int(np.ceil(w.end * 100)), frames)
-        idx = np.nonzero(loud[a:b])[0]
+        onset = None  # frame (within the span) where sound resumes after silence that counts
+        quiet = 0
+        for k, is_loud in enumerate(loud[a:b]):
+            if not is_loud:
+                quiet += 1
+                continue
+            if quiet and (quiet == k or quiet >= min_run):  # leading silence, or a pause
+                onset = k
+            quiet = 0
         start = w.start
-        if len(idx) and idx[0] > 0:
-            start = max(w.start, min((a + idx[0]) / 100 - 0.01, w.end - 0.06))
+        if onset is not None:
+            start = max(w.start, min((a + onset) / 100 - 0.01, w.end - 0.06))
         out.append(WordTiming(w.text, float(start), w.end))
     return out
 
