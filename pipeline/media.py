@@ -16,6 +16,10 @@ from pipeline.errors import MediaError
 log = logging.getLogger(__name__)
 
 MediaKind = Literal["video", "photo", "animation"]
+# High dynamic range video: "hlg" (what phones record by default: iPhone 12 and later, many
+# Androids) or "pq" (HDR10); "" for everything else. The renderer tone-maps it to SDR.
+HdrKind = Literal["", "hlg", "pq"]
+_HDR_TRC = {18: "hlg", 16: "pq"}  # AVCOL_TRC_ARIB_STD_B67, AVCOL_TRC_SMPTE2084
 
 # A video shorter than this has nothing to cut a shot from (a frame or two).
 MIN_VIDEO_SECONDS = 0.1
@@ -42,6 +46,7 @@ class MediaInfo:
     has_audio: bool
     video_codec: str
     size_bytes: int
+    hdr: HdrKind = ""
 
     @property
     def aspect(self) -> float:
@@ -115,6 +120,11 @@ def _probe_open(path: str, size: int, container: av.container.InputContainer) ->
     if not 0.0 < fps <= 240.0:
         fps = 30.0
     kind: MediaKind = "animation" if codec in ("gif", "apng", "webp") else "video"
+    # The transfer the bitstream signals, else the container's.
+    trc = int(getattr(frame, "color_trc", 0) or 0)
+    if trc not in _HDR_TRC:
+        trc = int(stream.codec_context.color_trc or 0)
+    hdr: HdrKind = "hlg" if _HDR_TRC.get(trc) == "hlg" else "pq" if trc in _HDR_TRC else ""
     return MediaInfo(
         path=path,
         kind=kind,
@@ -126,6 +136,7 @@ def _probe_open(path: str, size: int, container: av.container.InputContainer) ->
         has_audio=has_audio,
         video_codec=codec,
         size_bytes=size,
+        hdr=hdr,
     )
 
 

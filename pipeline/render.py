@@ -43,6 +43,30 @@ X264_PARAMS = "me=dia:subme=1"
 # photos (JPEG, full-range BT.601) and clips would otherwise mix ranges in one stream.
 COLOUR = "out_color_matrix=bt709:out_range=tv"
 
+# HDR video (HLG from phones, PQ/HDR10) is tone-mapped to SDR BT.709 at the output size (after
+# the crop and scale, so on the fewest pixels) through the 3D LUT of `pipeline.hdr`: zimg's
+# chain sampled once. SDR colours stored as HLG come back within ~6% (bright ones a little
+# darker), highlights roll off, HLG's reference white (75%) lands at ~89% as BT.2408 suggests.
+# Without it HLG looks grey and flat.
+
+
+def _lut(src: MediaInfo) -> str:
+    """RGB (gbrp16le) in, tone-mapped BT.709 YUV out."""
+    from pipeline.hdr import cube_file
+
+    cube = _filter_path(cube_file(src.hdr))
+    return f"lut3d=file={cube}:interp=tetrahedral,scale=out_color_matrix=bt709:out_range=tv,"
+
+
+def _tonemap(src: MediaInfo) -> str:
+    """HDR YUV in, tone-mapped BT.709 YUV out."""
+    return "scale=in_color_matrix=bt2020:in_range=tv,format=gbrp16le," + _lut(src)
+
+
+def _colour(src: MediaInfo) -> str:
+    """The scaler's colour conversion: to BT.709 tv range, except for HDR (tone-mapped later)."""
+    return "" if src.hdr else f":{COLOUR}"
+
 
 @dataclass(frozen=True, slots=True)
 class RenderResult:
@@ -138,10 +162,10 @@ def _motion_filters(seg: Segment, src: MediaInfo, out: OutputSpec, n: int) -> tu
     for i, (fx, fy) in enumerate(((0, 0), (1, 0), (0, 1), (1, 1))):
         (x0, y0), (x1, y1) = corner(a, fx, fy), corner(b, fx, fy)
         coords.append(f"x{i}='{lerp(x0, x1)}':y{i}='{lerp(y0, y1)}'")
-    before = f"crop={uw}:{uh}:{ux}:{uy},scale={sw}:{sh}:flags=bicubic:{COLOUR}"
+    before = f"crop={uw}:{uh}:{ux}:{uy},scale={sw}:{sh}:flags=bicubic{_colour(src)}"
     after = f"perspective={':'.join(coords)}:interpolation=linear:sense=source:eval=frame"
     if (sw, sh) != (out.width, out.height):
-        after += f",scale={out.width}:{out.height}:flags={SCALE_FLAGS}:{COLOUR}"
+        after += f",scale={out.width}:{out.height}:flags={SCALE_FLAGS}{_colour(src)}"
     return before, after
 
 
@@ -158,8 +182,14 @@ def _segment_input(seg: Segment, src: MediaInfo, n: int, fps: float) -> list[str
 
 def _segment_chain(k: int, seg: Segment, src: MediaInfo, out: OutputSpec, n: int) -> str:
     """The filter chain turning input k into exactly n output frames of the output's size."""
-    size = f"scale={out.width}:{out.height}:flags={SCALE_FLAGS}:{COLOUR}"
+    size = f"scale={out.width}:{out.height}:flags={SCALE_FLAGS}{_colour(src)}"
     tail = f"setsar=1,format=yuv420p,setpts=PTS-STARTPTS[v{k}]"
+    if src.hdr and src.kind == "video":
+        if seg.crop_end is None:  # one scaler pass both scales and turns BT.2020 YUV into RGB
+            size += ":in_color_matrix=bt2020:in_range=tv,format=gbrp16le"
+            tail = _lut(src) + tail
+        else:
+            tail = _tonemap(src) + tail
     if src.kind == "photo":
         loop = f"loop=loop={n - 1}:size=1:start=0,setpts=N/({out.fps}*TB)"
         if seg.crop_end is None:

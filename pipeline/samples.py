@@ -87,6 +87,45 @@ def pattern_clip(
     return path
 
 
+# The SDR colours of `hdr_clip`'s three vertical bars (RGB): a skin tone, a saturated green and
+# mid grey, the things a washed-out HDR conversion gets visibly wrong.
+HDR_BARS: tuple[tuple[int, int, int], ...] = ((205, 135, 95), (40, 170, 60), (128, 128, 128))
+
+
+def hdr_clip(
+    path: str,
+    seconds: float,
+    transfer: str = "hlg",
+    size: tuple[int, int] = (384, 216),
+    fps: int = 30,
+) -> str:
+    """10-bit HDR video (`transfer` "hlg" as phones record, or "pq") of `HDR_BARS`: SDR colours
+    carried into BT.2020 HLG/PQ by zimg with 100 nits as SDR white, so a correct tone-map
+    brings back the SDR colours and a naive conversion visibly does not."""
+    w, h = size
+    img = np.zeros((h, w, 3), np.uint8)
+    for i, rgb in enumerate(HDR_BARS):
+        img[:, i * w // 3 : (i + 1) * w // 3] = rgb
+    still = path + ".bars.png"
+    from PIL import Image
+
+    Image.fromarray(img).save(still)
+    trc = {"hlg": "arib-std-b67", "pq": "smpte2084"}[transfer]
+    vf = (
+        f"format=gbrp,zscale=tin=bt709:min=gbr:pin=bt709:rin=pc:t={trc}:m=bt2020nc:p=bt2020:"
+        f"r=tv:npl=100,format=yuv420p10le,"
+        f"setparams=color_trc={trc}:color_primaries=bt2020:colorspace=bt2020nc:range=tv"
+    )
+    try:
+        _run(["-loop", "1", "-framerate", str(fps), "-t", f"{seconds}", "-i", still, "-vf", vf,
+              "-c:v", "libx264", "-preset", "ultrafast", "-crf", "12", "-pix_fmt", "yuv420p10le",
+              "-color_trc", trc, "-color_primaries", "bt2020", "-colorspace", "bt2020nc",
+              "-color_range", "tv", path])  # fmt: skip
+    finally:
+        os.remove(still)
+    return path
+
+
 def photo(path: str, colour: tuple[int, int, int], size: tuple[int, int] = (800, 600)) -> str:
     """A still image (PNG or JPEG by extension): a colour field with a white square top-left."""
     from PIL import Image, ImageDraw

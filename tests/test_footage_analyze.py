@@ -463,3 +463,23 @@ def _face_in_frame_at(
 ) -> Box:
     pan = (pan0[0] + (pan1[0] - pan0[0]) * t, pan0[1] + (pan1[1] - pan0[1]) * t)
     return _face_in_frame(zoom, pan)
+
+
+def test_hdr_footage_is_seen_as_the_video_will_show_it(tmp_path: Path) -> None:
+    # Phone HLG footage: storyboard frames and analysis keyframes are tone-mapped like the
+    # render, not the grey, flat picture a plain conversion gives.
+    from pipeline.samples import HDR_BARS, hdr_clip
+
+    clip = probe(hdr_clip(str(tmp_path / "hlg.mp4"), 1.0, "hlg"))
+
+    def bars(bgr: np.ndarray) -> list[np.ndarray]:
+        h, w = bgr.shape[:2]
+        return [bgr[h // 3 : 2 * h // 3, (2 * i + 1) * w // 6 - 8 : (2 * i + 1) * w // 6 + 8]
+                .reshape(-1, 3).mean(axis=0)[::-1] for i in range(3)]  # fmt: skip
+
+    for got, want in zip(bars(frame_at(clip, 0.5, 384)), HDR_BARS, strict=True):
+        assert np.abs(got - want).max() < 12, (got, want)
+    result = analyze([clip], use_cache=False)
+    key = cv2.imdecode(np.frombuffer(result.keyframes[0], np.uint8), cv2.IMREAD_COLOR)
+    for got, want in zip(bars(key), HDR_BARS, strict=True):
+        assert np.abs(got - want).max() < 14, (got, want)

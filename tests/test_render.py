@@ -282,3 +282,34 @@ def test_chinese_wraps_without_spaces() -> None:
     en = wrap("Three tiny camera tricks that change everything", 12.0)
     assert all(" " not in (w.strip()) or True for w in en)
     assert " ".join(en) == "Three tiny camera tricks that change everything"
+
+
+@pytest.mark.parametrize("transfer", ["hlg", "pq"])
+def test_hdr_video_is_tone_mapped_to_its_sdr_colours(tmp_path: Path, transfer: str) -> None:
+    from pipeline.samples import HDR_BARS, hdr_clip
+
+    src = probe(hdr_clip(str(tmp_path / f"{transfer}.mp4"), 1.0, transfer))
+    assert src.hdr == transfer
+    with av.open(src.path) as c:  # what a conversion that ignores HDR shows: grey, washed out
+        naive = next(c.decode(video=0)).to_ndarray(format="rgb24")
+    # A still window over the whole picture, and a moving one (the perspective path).
+    whole = Rect(0.0, 0.0, 1.0, 1.0)
+    plan = EditPlan(
+        sources=(src,),
+        segments=(
+            Segment(0, 0.0, 0.5, whole),
+            Segment(0, 0.5, 1.0, whole, crop_end=Rect(0.02, 0.02, 0.96, 0.96)),
+        ),
+        output=OutputSpec(width=384, height=216),
+    )
+    render(plan, tmp_path / "out.mp4")
+    for t in (0.25, 0.75):
+        frame = frame_at(tmp_path / "out.mp4", t)
+        for i, want in enumerate(HDR_BARS):
+            x = (2 * i + 1) * 384 // 6
+            got = frame[80:136, x - 20 : x + 20].reshape(-1, 3).mean(axis=0)
+            seen = naive[80:136, x - 20 : x + 20].reshape(-1, 3).mean(axis=0)
+            # Within ~5% (the tone curve rolls off the top, the table is sampled, 4:2:0 blurs
+            # the saturated green's chroma); a conversion that ignores HDR is 30-90 levels off.
+            assert np.abs(got - want).max() < 14, (t, i, got, want)
+            assert np.abs(seen - want).max() > 30  # the test would catch a naive conversion

@@ -25,7 +25,7 @@ from pipeline.footage.moments import AnalysisParams, FileResult, Moment
 log = logging.getLogger(__name__)
 
 # Bump when a change in the code changes what analysis produces for the same file.
-CODE_VERSION = "footage-2"
+CODE_VERSION = "footage-3"
 SAMPLE = 1 << 20
 
 

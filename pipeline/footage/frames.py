@@ -96,9 +96,7 @@ def iter_frames(
                 rel = t - start
                 detail = None
                 if sample_fps > 0 and dw and rel >= next_sample - 1e-6:
-                    big = frame.to_ndarray(
-                        width=dw, height=dh, format="bgr24", interpolation="FAST_BILINEAR"
-                    )
+                    big = _bgr(frame, dw, dh, info, "FAST_BILINEAR")
                     detail = upright(big, info.rotation)
                     next_sample = (math.floor(rel * sample_fps + 1e-6) + 1) / sample_fps
                 yield Frame(index, rel, upright(img, info.rotation), detail)
@@ -172,5 +170,21 @@ def frame_at(info: MediaInfo, t: float, width: int, not_before: float | None = N
                     break
         if chosen is None:
             raise MediaError(info.path, "corrupt", f"no frame at {t:.2f}s")
-        img = chosen.to_ndarray(width=sw, height=sh, format="bgr24")
+        img = _bgr(chosen, sw, sh, info, "BILINEAR")
     return upright(img, info.rotation)
+
+
+def _bgr(
+    frame: av.VideoFrame, width: int, height: int, info: MediaInfo, interpolation: str
+) -> np.ndarray:
+    """A frame as BGR pixels to measure or show: HDR is tone-mapped as the renderer does it.
+
+    (Shot detection's tiny frames skip that: it compares frames with each other, and a
+    consistent wash does not hide a cut.)"""
+    if info.hdr:
+        from pipeline.hdr import to_sdr
+
+        return to_sdr(frame, width, height, info.hdr)
+    return frame.to_ndarray(
+        width=width, height=height, format="bgr24", interpolation="FAST_BILINEAR"
+    )
