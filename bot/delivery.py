@@ -232,10 +232,9 @@ async def send_storyboard(bot: Bot, job: Job, board: StoryboardLike) -> Message:
             await bot.send_photo(job.chat_id, media[0].media, caption=media[0].caption)
         else:
             await bot.send_media_group(job.chat_id, media)
-    if board.warnings:
-        await bot.send_message(
-            job.chat_id, t(job.lang, "warnings", items="; ".join(board.warnings))
-        )
+    notes = board.warnings_in(job.lang)  # in the chat's language, not the video's
+    if notes:
+        await bot.send_message(job.chat_id, t(job.lang, "warnings", items="; ".join(notes)))
     body = trim(script_text(board.script), TEXT_LIMIT - 300)
     text = t(job.lang, "storyboard", title=board.script.title, script=body)
     return await bot.send_message(
@@ -279,7 +278,7 @@ async def send_result(bot: Bot, job: Job, result: MakeResultLike, video: str) ->
         )
     for part in split_text(t(job.lang, "script_full", script=script_text(result.script))):
         await bot.send_message(job.chat_id, part)
-    notes = list(result.warnings)
+    notes = result.warnings_in(job.lang)
     if notes:
         await bot.send_message(job.chat_id, t(job.lang, "warnings", items="; ".join(notes)))
     return sent

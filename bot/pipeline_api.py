@@ -26,8 +26,8 @@ class StoryboardLike(Protocol):
     def script(self) -> Script: ...
     @property
     def frames(self) -> tuple[tuple[str, str], ...]: ...
-    @property
-    def warnings(self) -> tuple[str, ...]: ...
+    def warnings_in(self, language: str) -> tuple[str, ...]:
+        """What the user should know (a file left out, the fallback voice), in `language`."""
 
 
 class MakeResultLike(Protocol):
@@ -47,8 +47,8 @@ class MakeResultLike(Protocol):
     def height(self) -> int: ...
     @property
     def voice_engine(self) -> str: ...
-    @property
-    def warnings(self) -> tuple[str, ...]: ...
+    def warnings_in(self, language: str) -> tuple[str, ...]:
+        """What the user should know (a file left out, the fallback voice), in `language`."""
 
 
 class TranscriptLike(Protocol):

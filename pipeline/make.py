@@ -22,6 +22,7 @@ from pipeline.brief import Brief
 from pipeline.jobdir import StageLog, digest, file_hash, load_json, save_json
 from pipeline.make_stages import (
     Job,
+    Notice,
     ProgressFn,
     analysis_stage,
     check_media,
@@ -31,7 +32,6 @@ from pipeline.make_stages import (
     save_script,
     script_stage,
     storyboard_stage,
-    voice_warning,
 )
 from pipeline.plan import EditPlan
 from pipeline.script.model import Script
@@ -46,7 +46,12 @@ class Storyboard:
     job_dir: str
     script: Script
     frames: tuple[tuple[str, str], ...]  # (sentence, keyframe JPEG)
-    warnings: tuple[str, ...]
+    warnings: tuple[str, ...]  # in the video's language
+    notices: tuple[Notice, ...] = ()
+
+    def warnings_in(self, language: str) -> tuple[str, ...]:
+        """The warnings worded for a reader of `language` ("zh" or "en")."""
+        return tuple(n.text(language) for n in self.notices)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,12 +66,17 @@ class MakeResult:
     width: int
     height: int
     voice_engine: str
-    warnings: tuple[str, ...]
+    warnings: tuple[str, ...]  # in the video's language
+    notices: tuple[Notice, ...] = ()
+
+    def warnings_in(self, language: str) -> tuple[str, ...]:
+        """The warnings worded for a reader of `language` ("zh" or "en")."""
+        return tuple(n.text(language) for n in self.notices)
 
 
 def _board(job: Job, script: Script) -> Storyboard:
     frames = tuple((text, job.path(f"key_{i:02d}.jpg")) for i, text in enumerate(script.spoken()))
-    return Storyboard(str(job.dir), script, frames, tuple(job.warnings))
+    return Storyboard(str(job.dir), script, frames, tuple(job.warnings), tuple(job.notices))
 
 
 def _prepared(
@@ -80,8 +90,13 @@ def _prepared(
     script, by = script_stage(job, brief, model, analysis, akey, another)
     narration, script, nkey = narration_stage(job, brief, model, analysis, script, by)
     if narration.fallback_reason:
-        job.warn(voice_warning(narration.engine, narration.voice, narration.fallback_reason,
-                               narration.fallback_code, brief.language))  # fmt: skip
+        facts = {
+            "engine": narration.engine,
+            "voice": narration.voice,
+            "reason": narration.fallback_reason,
+            "code": narration.fallback_code or "",
+        }
+        job.warn(Notice("voice_fallback", facts), brief.language)
     plan = plan_stage(job, brief, media, analysis, script, narration, [akey, nkey])
     if storyboard:
         storyboard_stage(job, plan, narration)
@@ -176,6 +191,7 @@ def _render(job: Job, brief: Brief, model: str | None) -> MakeResult:
         height=plan.output.height,
         voice_engine=f"{narration.engine}:{narration.voice}",
         warnings=tuple(job.warnings),
+        notices=tuple(job.notices),
     )
 
 

@@ -13,8 +13,9 @@ import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pipeline.brief import Brief
 from pipeline.errors import Cancelled, MediaError
@@ -39,6 +40,7 @@ class Job:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.log = StageLog(self.dir)
         self.log.data["warnings"] = []  # collected afresh: reused stages re-add theirs
+        self.log.data["notices"] = []
         self.progress = progress
         self.cancel = cancel
 
@@ -56,10 +58,34 @@ class Job:
         found: list[str] = self.log.data.get("warnings", [])
         return found
 
-    def warn(self, text: str) -> None:
+    @property
+    def notices(self) -> list[Notice]:
+        return [Notice(n["code"], dict(n["params"])) for n in self.log.data.get("notices", [])]
+
+    def warn(self, notice: Notice, language: str) -> None:
+        """Keep `notice` for the user (and its text in the video's language, for the CLI)."""
+        text = notice.text(language)
         if text not in self.warnings:
             self.log.data["warnings"] = [*self.warnings, text]
+            entry = {"code": notice.code, "params": notice.params}
+            self.log.data["notices"] = [*self.log.data.get("notices", []), entry]
             log.warning("%s: %s", self.dir.name, text)
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """Something the user should know about a job (a file left out, the fallback voice),
+    kept as a code and its facts so it can be worded in the reader's language, which is not
+    always the video's (a Chinese speaker making an English video reads Chinese)."""
+
+    code: Literal["footage_skipped", "voice_fallback"]
+    params: dict[str, str]
+
+    def text(self, language: str) -> str:
+        p = self.params
+        if self.code == "footage_skipped":
+            return skipped_warning(p["name"], p["reason"], language)
+        return voice_warning(p["engine"], p["voice"], p["reason"], p.get("code"), language)
 
 
 # --- stages ------------------------------------------------------------------------------------
@@ -135,7 +161,8 @@ def check_media(job: Job, brief: Brief, media: tuple[MediaInfo, ...]) -> None:
     """Warn about each file left out; a `MediaError` when nothing usable remains."""
     data = load_json(job.dir / "media.json")
     for s in data.get("skipped", []):
-        job.warn(skipped_warning(os.path.basename(s["path"]), s["reason"], brief.language))
+        name = os.path.basename(s["path"])
+        job.warn(Notice("footage_skipped", {"name": name, "reason": s["reason"]}), brief.language)
     if not media:
         first = data["skipped"][0] if data.get("skipped") else None
         path = first["path"] if first else (brief.footage[0].path if brief.footage else "")

@@ -32,6 +32,9 @@ class Storyboard:
     frames: tuple[tuple[str, str], ...]
     warnings: tuple[str, ...]
 
+    def warnings_in(self, language: str) -> tuple[str, ...]:
+        return self.warnings
+
 
 @dataclass(frozen=True, slots=True)
 class MakeResult:
@@ -44,6 +47,9 @@ class MakeResult:
     height: int
     voice_engine: str
     warnings: tuple[str, ...]
+
+    def warnings_in(self, language: str) -> tuple[str, ...]:
+        return self.warnings
 
 
 @dataclass(frozen=True, slots=True)

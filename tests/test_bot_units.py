@@ -323,6 +323,9 @@ def test_storyboard_albums_of_ten_and_single_photo(tmp_path: Path) -> None:
         frames: tuple[tuple[str, str], ...]
         warnings: tuple[str, ...]
 
+        def warnings_in(self, language: str) -> tuple[str, ...]:
+            return self.warnings
+
     async def scenario() -> None:
         server = FakeTelegram()
         await server.start()
@@ -343,6 +346,49 @@ def test_storyboard_albums_of_ten_and_single_photo(tmp_path: Path) -> None:
                 texts = [c.text for c in server.sent("sendMessage")]
                 assert any("注意" in x for x in texts)
                 assert sum("sb:render:j2" in str(c.params) for c in server.sent("sendMessage")) == 2
+        finally:
+            await server.stop()
+
+    run(scenario())
+
+
+def test_warnings_are_worded_in_the_chats_language(tmp_path: Path) -> None:
+    # An English-speaking user making a Chinese video reads the warnings in English.
+    from telegram import Bot
+
+    from bot.delivery import send_storyboard
+    from pipeline.make import Storyboard
+    from pipeline.make_stages import Notice
+    from tests.bot_harness import run
+    from tests.fake_telegram import TOKEN, FakeTelegram
+
+    jpg = samples.photo(str(tmp_path / "k.jpg"), (10, 20, 30), (64, 64))
+    notices = (
+        Notice("footage_skipped", {"name": "clip.mov", "reason": "corrupt"}),
+        Notice("voice_fallback", {"engine": "espeak-ng", "voice": "cmn-latn-pinyin",
+                                  "reason": "DNS lookup failed", "code": "dns"}),
+    )  # fmt: skip
+    zh_video = Storyboard(str(tmp_path), script(), (("一句", jpg),),
+                          tuple(n.text("zh") for n in notices), notices)  # fmt: skip
+    assert "已跳过" in zh_video.warnings[0]  # the CLI prints them in the video's language
+
+    async def scenario() -> None:
+        server = FakeTelegram()
+        await server.start()
+        try:
+            bot = Bot(TOKEN, base_url=server.base_url, base_file_url=server.base_file_url)
+            async with bot:
+                for lang, want, not_want in (
+                    ("en", "skipped", "已跳过"),
+                    ("zh", "已跳过", "skipped"),
+                ):
+                    j = Job(id=f"w{lang}", chat_id=7, user_id=7, lang=lang, step="prepare",
+                            status=RUNNING, brief=Brief("t"), job_dir=str(tmp_path))  # fmt: skip
+                    await send_storyboard(bot, j, zh_video)
+                    note = next(c.text for c in server.sent("sendMessage")[::-1]
+                                if "clip.mov" in (c.text or ""))  # fmt: skip
+                    assert want in note and not_want not in note
+                    assert ("espeak-ng" in note) and (("DNS" in note) == (lang == "en"))
         finally:
             await server.stop()
 

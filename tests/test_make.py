@@ -188,9 +188,13 @@ def test_unreachable_edge_tts_falls_back_and_says_so(lang: str, made: Any) -> No
     assert result.voice_engine.startswith(narr.engine)
     assert any("edge-tts" in w and narr.engine in w for w in result.warnings)
     assert any("broken.mp4" in w for w in result.warnings)  # the corrupt file, by name
-    if lang == "zh":  # the user reads these: in the video's language
+    if lang == "zh":  # the CLI prints them in the video's language
         assert any("已跳过" in w for w in result.warnings)
         assert any("连不上服务" in w for w in result.warnings)
+    # The bot words them in the chat's language, whichever the video's is.
+    assert any("broken.mp4 skipped" in w for w in result.warnings_in("en"))
+    assert any("已跳过" in w for w in result.warnings_in("zh"))
+    assert any("连不上服务" in w for w in result.warnings_in("zh"))
     media = json.loads((Path(result.job_dir) / "media.json").read_text())
     assert [Path(m["path"]).name for m in media["media"]] == ["coffee.mp4", "cat.mp4", "moon.jpg"]
     for name in ("brief.json", "shots.json", "script.json", "narration.wav", "words.json",
