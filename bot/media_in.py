@@ -77,8 +77,21 @@ async def take_footage(update: Update, context: Context, draft: Draft, credit: s
 
 async def acknowledge(update: Update, context: Context, draft: Draft) -> None:
     lang = user_lang(update, context)
-    text = t(lang, "got_footage", count=len(draft.footage), seconds=draft.total_seconds)
-    await update.get_bot().send_message(draft.chat_id, text)
+    await update.get_bot().send_message(
+        draft.chat_id, t(lang, "got_footage", items=tally(draft, lang))
+    )
+
+
+def tally(draft: Draft, lang: str) -> str:
+    """What has been collected: "2 videos, 35 s and 3 photos" (parts that are zero left out)."""
+    photos = sum(1 for clip in draft.footage if clip.photo)
+    videos = len(draft.footage) - photos
+    parts = []
+    if videos:
+        parts.append(t(lang, "n_videos", n=videos, seconds=draft.total_seconds))
+    if photos:
+        parts.append(t(lang, "n_photos", n=photos))
+    return t(lang, "and").join(parts)
 
 
 def debounce_album(update: Update, context: Context, draft: Draft, group_id: str) -> None:

@@ -26,7 +26,13 @@ class Clip:
     path: str
     caption: str = ""
     credit: str = ""
-    seconds: float = 0.0  # 0 for a photo
+    seconds: float = 0.0  # 0 for a photo (a video lasts at least pipeline.media.MIN_VIDEO_SECONDS)
+
+    @property
+    def photo(self) -> bool:
+        # Not a field: drafts are pickled with the conversations, and a new field would not
+        # unpickle from a draft saved by an older version.
+        return self.seconds == 0.0
 
 
 @dataclass

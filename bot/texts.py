@@ -78,10 +78,10 @@ T: dict[str, dict[str, str]] = {
         "en": "Group members can now add footage by replying to this message.",
         "zh": "群成员现在可以回复这条消息来补充素材。",
     },
-    "got_footage": {
-        "en": "Got it: {count} file(s), {seconds:.0f} s of footage so far.",
-        "zh": "收到：目前共 {count} 个素材，{seconds:.0f} 秒。",
-    },
+    "got_footage": {"en": "Got it: {items} so far.", "zh": "收到：目前共 {items}。"},
+    "n_videos": {"en": "{n} video(s), {seconds:.0f} s", "zh": "{n} 段视频（{seconds:.0f} 秒）"},
+    "n_photos": {"en": "{n} photo(s)", "zh": "{n} 张图片"},
+    "and": {"en": " and ", "zh": "、"},
     "got_pooled": {
         "en": "Thanks {name}, added to {owner}'s video.",
         "zh": "谢谢 {name}，已加入 {owner} 的视频。",

@@ -47,7 +47,7 @@ def test_private_conversation_new_to_decoded_mp4(tmp_path: Path, media: dict[str
                 mark = len(server.calls)
                 await server.video(ALICE, ALICE["id"], media["red"], caption="cat in a box")
                 await server.photo(ALICE, ALICE["id"], media["photo"], caption="the box")
-                await server.wait_for("sendMessage", lambda c: "2 file" in c.text, since=mark)
+                await server.wait_for("sendMessage", lambda c: "1 photo(s)" in c.text, since=mark)
                 await server.text(ALICE, ALICE["id"], "/done")
                 await server.wait_for("sendMessage", lambda c: "queue" in c.text)
                 album = await server.wait_for("sendMediaGroup")
@@ -94,7 +94,7 @@ def test_voice_note_request_fills_topic_style_length(
             await server.wait_for("sendMessage", lambda c: "footage" in c.text)
             assert not [c for c in server.sent("sendMessage") if "Pick a style" in c.text]
             await server.video(ALICE, ALICE["id"], media["blue"])
-            await server.wait_for("sendMessage", lambda c: "1 file" in c.text)
+            await server.wait_for("sendMessage", lambda c: "Got it: 1 video(s)" in c.text)
             await server.text(ALICE, ALICE["id"], "/done")
             video = await render_from_storyboard(server, ALICE, ALICE["id"])
             check_video(video)
@@ -117,8 +117,8 @@ def test_album_is_one_batch_and_all_used(tmp_path: Path, media: dict[str, Path])
                     await server.video(ALICE, ALICE["id"], path, media_group_id="alb1")
                 else:
                     await server.photo(ALICE, ALICE["id"], path, media_group_id="alb1")
-            ack = await server.wait_for("sendMessage", lambda c: "file" in c.text, since=mark)
-            assert "3 file" in ack.text
+            ack = await server.wait_for("sendMessage", lambda c: "Got it" in c.text, since=mark)
+            assert "1 video(s), 1 s and 2 photo(s)" in ack.text  # photos are not "0 s"
             await asyncio.sleep(0.6)
             acks = [c for c in server.calls[mark:] if "Got it" in c.text]
             assert len(acks) == 1, [c.text for c in acks]
@@ -180,7 +180,7 @@ def test_group_privacy_mode_two_members(tmp_path: Path, media: dict[str, Path]) 
             await server.press(ALICE, msg, data)
             await server.wait_for("sendMessage", lambda c: "replying to this" in c.text)
             await server.video(ALICE, group, media["red"], reply_to=prompt)
-            await server.wait_for("sendMessage", lambda c: "1 file" in c.text)
+            await server.wait_for("sendMessage", lambda c: "Got it: 1 video(s)" in c.text)
             await server.photo(BOB, group, media["photo"], caption="from Bob", reply_to=prompt)
             await server.wait_for("sendMessage", lambda c: "Thanks Bob" in c.text)
             await server.text(ALICE, group, "/done@reelbot_test_bot")
@@ -218,7 +218,7 @@ def test_conversation_survives_restart(tmp_path: Path, media: dict[str, Path]) -
                 await server.press(ALICE, msg, data_)
                 await server.wait_for("sendMessage", lambda c: "send your footage" in c.text)
                 await server.video(ALICE, ALICE["id"], media["red"])
-                await server.wait_for("sendMessage", lambda c: "1 file" in c.text)
+                await server.wait_for("sendMessage", lambda c: "Got it: 1 video(s)" in c.text)
                 await server.text(ALICE, ALICE["id"], "/done")
                 board = await server.wait_for("sendMessage", lambda c: "sb:render" in str(c.params))
                 assert "Persistent topic" in board.text or not STAND_IN

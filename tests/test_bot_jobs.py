@@ -51,7 +51,7 @@ async def start_render(server: FakeTelegram, chat: int, media: dict[str, Path]) 
             await server.video(ALICE, chat, path)
         else:
             await server.photo(ALICE, chat, path)
-    await server.wait_for("sendMessage", lambda c: "3 file" in c.text)
+    await server.wait_for("sendMessage", lambda c: "and 2 photo(s)" in c.text)
     await server.text(ALICE, chat, "/done")
     await server.wait_for("sendMessage", lambda c: "sb:render" in str(c.params.get("reply_markup")))
     msg, data = server.button_message(chat, "sb:render:")
@@ -147,7 +147,7 @@ def test_corrupt_video_told_and_rest_used(tmp_path: Path, media: dict[str, Path]
             assert "damaged" in told.text and "rest of your footage is kept" in told.text
             assert "Traceback" not in told.text and "Error" not in told.text
             await server.video(ALICE, ALICE["id"], media["blue"])
-            await server.wait_for("sendMessage", lambda c: "1 file" in c.text)
+            await server.wait_for("sendMessage", lambda c: "Got it: 1 video(s)" in c.text)
             await server.text(ALICE, ALICE["id"], "/done")
             video = await render_from_storyboard(server, ALICE, ALICE["id"])
             seconds = check_video(video)
@@ -170,7 +170,7 @@ def test_long_caption_trimmed_in_chinese(tmp_path: Path, media: dict[str, Path])
             await new_video(server, LI, LI["id"], topic, style="knowledge")
             await server.video(LI, LI["id"], media["red"])
             got = await server.wait_for("sendMessage", lambda c: "收到" in c.text)
-            assert "1 个素材" in got.text
+            assert "1 段视频（1 秒）" in got.text
             await server.text(LI, LI["id"], "/done")
             await server.wait_for("sendMessage", lambda c: "排队" in c.text)
             video = await render_from_storyboard(server, LI, LI["id"])
@@ -197,7 +197,7 @@ def test_edit_script_and_another_version(tmp_path: Path, media: dict[str, Path])
         ):
             await new_video(server, ALICE, chat, "Morning coffee")
             await server.video(ALICE, chat, media["red"], caption="pouring")
-            await server.wait_for("sendMessage", lambda c: "1 file" in c.text)
+            await server.wait_for("sendMessage", lambda c: "Got it: 1 video(s)" in c.text)
             await server.text(ALICE, chat, "/done")
             await server.wait_for("sendMessage", lambda c: "sb:another" in str(c.params))
             msg, data = server.button_message(chat, "sb:another:")
@@ -236,7 +236,7 @@ def test_delivery_failure_gives_short_message(tmp_path: Path, media: dict[str, P
             server.fail("sendVideo", 400, "Bad Request: wrong file identifier/HTTP URL specified")
             await new_video(server, ALICE, ALICE["id"], "Will fail")
             await server.video(ALICE, ALICE["id"], media["red"])
-            await server.wait_for("sendMessage", lambda c: "1 file" in c.text)
+            await server.wait_for("sendMessage", lambda c: "Got it: 1 video(s)" in c.text)
             await server.text(ALICE, ALICE["id"], "/done")
             await server.wait_for("sendMessage", lambda c: "sb:render" in str(c.params))
             msg, data = server.button_message(ALICE["id"], "sb:render:")
@@ -256,12 +256,12 @@ def test_per_user_limits_each_with_a_message(tmp_path: Path, media: dict[str, Pa
                 chat = ALICE["id"]
                 await new_video(server, ALICE, chat, "Limits")
                 await server.video(ALICE, chat, media["red"])  # 1 s
-                await server.wait_for("sendMessage", lambda c: "1 file" in c.text)
+                await server.wait_for("sendMessage", lambda c: "Got it: 1 video(s)" in c.text)
                 await server.video(ALICE, chat, media["blue"])  # 1 more s: over 1.5 s
                 told = await server.wait_for("sendMessage", lambda c: "limited to" in c.text)
                 assert "2 s in total" in told.text and "blue.mp4" in told.text
                 await server.photo(ALICE, chat, media["photo"])  # photos add no seconds
-                await server.wait_for("sendMessage", lambda c: "2 file" in c.text)
+                await server.wait_for("sendMessage", lambda c: "1 s and 1 photo(s)" in c.text)
                 await server.photo(ALICE, chat, media["photo2"])
                 await server.wait_for("sendMessage", lambda c: "maximum of 2 files" in c.text)
                 await server.text(ALICE, chat, "/done")
@@ -308,7 +308,7 @@ def test_result_over_upload_limit_is_reencoded_to_fit(tmp_path: Path) -> None:
             async with bot_running(server, settings, make_pipeline()):
                 await new_video(server, ALICE, ALICE["id"], "Grainy")
                 await server.video(ALICE, ALICE["id"], noisy)
-                await server.wait_for("sendMessage", lambda c: "1 file" in c.text)
+                await server.wait_for("sendMessage", lambda c: "Got it: 1 video(s)" in c.text)
                 await server.text(ALICE, ALICE["id"], "/done")
                 video = await render_from_storyboard(server, ALICE, ALICE["id"])
                 data = video.upload("video") or b""
@@ -333,7 +333,7 @@ def test_queue_position_shown_and_updated(tmp_path: Path, media: dict[str, Path]
             await start_render(server, ALICE["id"], media)
             await new_video(server, BOB, BOB["id"], "Second in line")
             await server.video(BOB, BOB["id"], media["red"])
-            await server.wait_for("sendMessage", lambda c: "1 file" in c.text)
+            await server.wait_for("sendMessage", lambda c: "Got it: 1 video(s)" in c.text)
             await server.text(BOB, BOB["id"], "/done")
             queued = await server.wait_for(
                 "sendMessage", lambda c: c.chat_id == BOB["id"] and "queue" in c.text
