@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image
@@ -257,8 +258,18 @@ def make_thumbnail(cover: str, out: str) -> str:
     return out
 
 
-async def send_result(bot: Bot, job: Job, result: MakeResultLike, video: str) -> Message:
-    """The finished video with cover, thumbnail, size, duration and caption; then the script."""
+async def send_result(
+    bot: Bot,
+    job: Job,
+    result: MakeResultLike,
+    video: str,
+    on_sent: Callable[[], None] | None = None,
+) -> Message:
+    """The finished video with cover, thumbnail, size, duration and caption; then the script.
+
+    `on_sent` runs as soon as Telegram has the video, before the follow-up messages: marking
+    the job done there keeps a restart in that moment from sending the video a second time.
+    A follow-up message that fails is logged; the video is what counted."""
     credits = tuple(dict.fromkeys(f.credit for f in job.brief.footage if f.credit))
     thumb = make_thumbnail(result.cover, str(Path(job.job_dir) / "thumb.jpg"))
     with open(video, "rb") as v, open(result.cover, "rb") as c, open(thumb, "rb") as th:
@@ -276,9 +287,14 @@ async def send_result(bot: Bot, job: Job, result: MakeResultLike, video: str) ->
             read_timeout=120,
             write_timeout=300,
         )
-    for part in split_text(t(job.lang, "script_full", script=script_text(result.script))):
-        await bot.send_message(job.chat_id, part)
-    notes = result.warnings_in(job.lang)
-    if notes:
-        await bot.send_message(job.chat_id, t(job.lang, "warnings", items="; ".join(notes)))
+    if on_sent is not None:
+        on_sent()
+    try:
+        for part in split_text(t(job.lang, "script_full", script=script_text(result.script))):
+            await bot.send_message(job.chat_id, part)
+        notes = result.warnings_in(job.lang)
+        if notes:
+            await bot.send_message(job.chat_id, t(job.lang, "warnings", items="; ".join(notes)))
+    except TelegramError as exc:
+        log.warning("job %s: the video was sent, a follow-up message failed: %s", job.id, exc)
     return sent

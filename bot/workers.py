@@ -201,6 +201,7 @@ class JobRunner:
 
     async def _deliver(self, job: Job, reporter: delivery.StatusReporter, out: Any) -> None:
         """Hand over what a step produced: the storyboard, or the finished video."""
+        sent = False
         try:
             if job.step in ("prepare", "revise"):
                 board: StoryboardLike = out
@@ -213,11 +214,17 @@ class JobRunner:
             result, video = out
             reporter.update("upload", 1.0)
             await reporter.show(reporter.text())
-            await delivery.send_result(self.bot, job, result, video)
-            self.store.set_status(job.id, DONE)
+
+            def done() -> None:
+                nonlocal sent
+                self.store.set_status(job.id, DONE)
+                sent = True
+
+            await delivery.send_result(self.bot, job, result, video, on_sent=done)
             await reporter.finish(t(job.lang, "done"))
         except Exception:
             # A Telegram refusal or a missing result file: the user hears of it, the job ends.
             log.exception("delivering job %s failed", job.id)
-            self.store.set_status(job.id, FAILED, "delivery")
-            await reporter.finish(error_text(job.lang, "internal"))
+            if not sent:  # once the video is out, a status message failing changes nothing
+                self.store.set_status(job.id, FAILED, "delivery")
+                await reporter.finish(error_text(job.lang, "internal"))

@@ -402,3 +402,49 @@ def test_style_buttons_are_the_script_writers_styles() -> None:
     assert set(names) == set(STYLES) >= {"knowledge", "product", "vlog", "funny", "motivational"}
     assert names["funny"]["zh"].endswith(STYLES["funny"].name("zh"))
     assert names["funny"]["en"].endswith(STYLES["funny"].name("en"))
+
+
+def test_result_counts_as_sent_once_telegram_has_the_video(tmp_path: Path) -> None:
+    # The script and warning messages after the video fail: the job is still delivered (a
+    # restart must not send the video again), and nothing is raised to turn it into a failure.
+    from dataclasses import dataclass
+
+    from telegram import Bot
+
+    from bot.delivery import send_result
+    from tests.bot_harness import run
+    from tests.fake_telegram import TOKEN, FakeTelegram
+
+    video = samples.colour_clip(str(tmp_path / "v.mp4"), "red", 1.0, size=(180, 320))
+    cover = samples.photo(str(tmp_path / "c.jpg"), (200, 10, 10), (180, 320))
+
+    @dataclass(frozen=True)
+    class Result:
+        video: str
+        cover: str
+        script: Script
+        duration: float
+        width: int
+        height: int
+        voice_engine: str
+
+        def warnings_in(self, language: str) -> tuple[str, ...]:
+            return ("voice: espeak-ng spoke",)
+
+    async def scenario() -> None:
+        server = FakeTelegram()
+        await server.start()
+        try:
+            bot = Bot(TOKEN, base_url=server.base_url, base_file_url=server.base_file_url)
+            async with bot:
+                j = Job(id="s1", chat_id=7, user_id=7, lang="en", step="render", status=RUNNING,
+                        brief=Brief("t"), job_dir=str(tmp_path))  # fmt: skip
+                marked: list[int] = []
+                server.fail("sendMessage", 400, "Bad Request: chat not found", times=5)
+                result = Result(video, cover, script(), 1.0, 180, 320, "espeak-ng:en-us")
+                await send_result(bot, j, result, video, on_sent=lambda: marked.append(1))
+                assert marked == [1] and len(server.sent("sendVideo")) == 1
+        finally:
+            await server.stop()
+
+    run(scenario())
