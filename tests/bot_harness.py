@@ -18,6 +18,7 @@ from typing import Any
 
 import av
 import pytest
+from telegram import Bot
 
 from bot.app import build_application, running
 from bot.config import Settings
@@ -181,6 +182,15 @@ async def fake_server() -> AsyncIterator[FakeTelegram]:
         yield server
     finally:
         await server.stop()
+
+
+@contextlib.asynccontextmanager
+async def fake_bot() -> AsyncIterator[tuple[FakeTelegram, Bot]]:
+    """A fake Bot API server and a real `telegram.Bot` talking to it (for delivery tests)."""
+    async with fake_server() as server:
+        bot = Bot(TOKEN, base_url=server.base_url, base_file_url=server.base_file_url)
+        async with bot:
+            yield server, bot
 
 
 def check_video(call: Call) -> float:

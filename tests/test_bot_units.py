@@ -261,35 +261,26 @@ def test_cli_registers_bot_without_importing_telegram(tmp_path: Path) -> None:
 def test_status_reporter_ignores_not_modified_and_throttles() -> None:
     import asyncio
 
-    from telegram import Bot
-
     from bot.delivery import StatusReporter
-    from tests.bot_harness import run
-    from tests.fake_telegram import TOKEN, FakeTelegram
+    from tests.bot_harness import fake_bot, run
 
     async def scenario() -> None:
-        server = FakeTelegram()
-        await server.start()
-        try:
-            bot = Bot(TOKEN, base_url=server.base_url, base_file_url=server.base_file_url)
-            async with bot:
-                first = await bot.send_message(42, "⏳ Starting…")
-                j = Job(id="j1", chat_id=42, user_id=42, lang="en", step="render",
-                        status=RUNNING, brief=Brief("t"), job_dir="/tmp/none",
-                        status_msg=first.message_id)  # fmt: skip
-                reporter = StatusReporter(bot, j, interval=0.4)
-                await reporter.show("⏳ Starting…", force=True)  # same text: 400, ignored
-                assert server.sent("editMessageText")[-1].result is None  # it was refused
-                for i in range(20):
-                    reporter.update("render", i / 20)
-                    await reporter.show(reporter.text())
-                    await asyncio.sleep(0.05)
-                await reporter.finish("done")
-                edits = [c for c in server.sent("editMessageText") if c.result is not None]
-                assert 2 <= len(edits) <= 5 and edits[-1].text == "done"
-                assert len(server.sent("sendMessage")) == 1  # never fell back to a new message
-        finally:
-            await server.stop()
+        async with fake_bot() as (server, bot):
+            first = await bot.send_message(42, "⏳ Starting…")
+            j = Job(id="j1", chat_id=42, user_id=42, lang="en", step="render",
+                    status=RUNNING, brief=Brief("t"), job_dir="/tmp/none",
+                    status_msg=first.message_id)  # fmt: skip
+            reporter = StatusReporter(bot, j, interval=0.4)
+            await reporter.show("⏳ Starting…", force=True)  # same text: 400, ignored
+            assert server.sent("editMessageText")[-1].result is None  # it was refused
+            for i in range(20):
+                reporter.update("render", i / 20)
+                await reporter.show(reporter.text())
+                await asyncio.sleep(0.05)
+            await reporter.finish("done")
+            edits = [c for c in server.sent("editMessageText") if c.result is not None]
+            assert 2 <= len(edits) <= 5 and edits[-1].text == "done"
+            assert len(server.sent("sendMessage")) == 1  # never fell back to a new message
 
     run(scenario())
 
@@ -308,11 +299,8 @@ def test_token_redacted_from_logs() -> None:
 def test_storyboard_albums_of_ten_and_single_photo(tmp_path: Path) -> None:
     from dataclasses import dataclass
 
-    from telegram import Bot
-
     from bot.delivery import send_storyboard
-    from tests.bot_harness import run
-    from tests.fake_telegram import TOKEN, FakeTelegram
+    from tests.bot_harness import fake_bot, run
 
     jpg = samples.photo(str(tmp_path / "k.jpg"), (10, 20, 30), (64, 64))
 
@@ -327,40 +315,31 @@ def test_storyboard_albums_of_ten_and_single_photo(tmp_path: Path) -> None:
             return self.warnings
 
     async def scenario() -> None:
-        server = FakeTelegram()
-        await server.start()
-        try:
-            bot = Bot(TOKEN, base_url=server.base_url, base_file_url=server.base_file_url)
-            async with bot:
-                j = Job(id="j2", chat_id=7, user_id=7, lang="zh", step="prepare", status=RUNNING,
-                        brief=Brief("t"), job_dir=str(tmp_path))  # fmt: skip
-                frames = tuple((f"第{i}句" + "长" * 1100, jpg) for i in range(12))
-                await send_storyboard(bot, j, Board(str(tmp_path), script(), frames, ("注意",)))
-                albums = server.sent("sendMediaGroup")
-                assert [len(a.params["media"]) for a in albums] == [10, 2]
-                assert all(len(m["caption"]) <= 1024 for a in albums for m in a.params["media"])
-                one = Board(str(tmp_path), script(), (("只有一句", jpg),), ())
-                await send_storyboard(bot, j, one)
-                photo = server.sent("sendPhoto")[-1]
-                assert photo.params["caption"] == "只有一句" and photo.upload("photo")
-                texts = [c.text for c in server.sent("sendMessage")]
-                assert any("注意" in x for x in texts)
-                assert sum("sb:render:j2" in str(c.params) for c in server.sent("sendMessage")) == 2
-        finally:
-            await server.stop()
+        async with fake_bot() as (server, bot):
+            j = Job(id="j2", chat_id=7, user_id=7, lang="zh", step="prepare", status=RUNNING,
+                    brief=Brief("t"), job_dir=str(tmp_path))  # fmt: skip
+            frames = tuple((f"第{i}句" + "长" * 1100, jpg) for i in range(12))
+            await send_storyboard(bot, j, Board(str(tmp_path), script(), frames, ("注意",)))
+            albums = server.sent("sendMediaGroup")
+            assert [len(a.params["media"]) for a in albums] == [10, 2]
+            assert all(len(m["caption"]) <= 1024 for a in albums for m in a.params["media"])
+            one = Board(str(tmp_path), script(), (("只有一句", jpg),), ())
+            await send_storyboard(bot, j, one)
+            photo = server.sent("sendPhoto")[-1]
+            assert photo.params["caption"] == "只有一句" and photo.upload("photo")
+            texts = [c.text for c in server.sent("sendMessage")]
+            assert any("注意" in x for x in texts)
+            assert sum("sb:render:j2" in str(c.params) for c in server.sent("sendMessage")) == 2
 
     run(scenario())
 
 
 def test_warnings_are_worded_in_the_chats_language(tmp_path: Path) -> None:
     # An English-speaking user making a Chinese video reads the warnings in English.
-    from telegram import Bot
-
     from bot.delivery import send_storyboard
     from pipeline.make import Storyboard
     from pipeline.make_stages import Notice
-    from tests.bot_harness import run
-    from tests.fake_telegram import TOKEN, FakeTelegram
+    from tests.bot_harness import fake_bot, run
 
     jpg = samples.photo(str(tmp_path / "k.jpg"), (10, 20, 30), (64, 64))
     notices = (
@@ -373,24 +352,18 @@ def test_warnings_are_worded_in_the_chats_language(tmp_path: Path) -> None:
     assert "已跳过" in zh_video.warnings[0]  # the CLI prints them in the video's language
 
     async def scenario() -> None:
-        server = FakeTelegram()
-        await server.start()
-        try:
-            bot = Bot(TOKEN, base_url=server.base_url, base_file_url=server.base_file_url)
-            async with bot:
-                for lang, want, not_want in (
-                    ("en", "skipped", "已跳过"),
-                    ("zh", "已跳过", "skipped"),
-                ):
-                    j = Job(id=f"w{lang}", chat_id=7, user_id=7, lang=lang, step="prepare",
-                            status=RUNNING, brief=Brief("t"), job_dir=str(tmp_path))  # fmt: skip
-                    await send_storyboard(bot, j, zh_video)
-                    note = next(c.text for c in server.sent("sendMessage")[::-1]
-                                if "clip.mov" in (c.text or ""))  # fmt: skip
-                    assert want in note and not_want not in note
-                    assert ("espeak-ng" in note) and (("DNS" in note) == (lang == "en"))
-        finally:
-            await server.stop()
+        async with fake_bot() as (server, bot):
+            for lang, want, not_want in (
+                ("en", "skipped", "已跳过"),
+                ("zh", "已跳过", "skipped"),
+            ):
+                j = Job(id=f"w{lang}", chat_id=7, user_id=7, lang=lang, step="prepare",
+                        status=RUNNING, brief=Brief("t"), job_dir=str(tmp_path))  # fmt: skip
+                await send_storyboard(bot, j, zh_video)
+                note = next(c.text for c in server.sent("sendMessage")[::-1]
+                            if "clip.mov" in (c.text or ""))  # fmt: skip
+                assert want in note and not_want not in note
+                assert ("espeak-ng" in note) and (("DNS" in note) == (lang == "en"))
 
     run(scenario())
 
@@ -409,11 +382,8 @@ def test_result_counts_as_sent_once_telegram_has_the_video(tmp_path: Path) -> No
     # restart must not send the video again), and nothing is raised to turn it into a failure.
     from dataclasses import dataclass
 
-    from telegram import Bot
-
     from bot.delivery import send_result
-    from tests.bot_harness import run
-    from tests.fake_telegram import TOKEN, FakeTelegram
+    from tests.bot_harness import fake_bot, run
 
     video = samples.colour_clip(str(tmp_path / "v.mp4"), "red", 1.0, size=(180, 320))
     cover = samples.photo(str(tmp_path / "c.jpg"), (200, 10, 10), (180, 320))
@@ -432,19 +402,13 @@ def test_result_counts_as_sent_once_telegram_has_the_video(tmp_path: Path) -> No
             return ("voice: espeak-ng spoke",)
 
     async def scenario() -> None:
-        server = FakeTelegram()
-        await server.start()
-        try:
-            bot = Bot(TOKEN, base_url=server.base_url, base_file_url=server.base_file_url)
-            async with bot:
-                j = Job(id="s1", chat_id=7, user_id=7, lang="en", step="render", status=RUNNING,
-                        brief=Brief("t"), job_dir=str(tmp_path))  # fmt: skip
-                marked: list[int] = []
-                server.fail("sendMessage", 400, "Bad Request: chat not found", times=5)
-                result = Result(video, cover, script(), 1.0, 180, 320, "espeak-ng:en-us")
-                await send_result(bot, j, result, video, on_sent=lambda: marked.append(1))
-                assert marked == [1] and len(server.sent("sendVideo")) == 1
-        finally:
-            await server.stop()
+        async with fake_bot() as (server, bot):
+            j = Job(id="s1", chat_id=7, user_id=7, lang="en", step="render", status=RUNNING,
+                    brief=Brief("t"), job_dir=str(tmp_path))  # fmt: skip
+            marked: list[int] = []
+            server.fail("sendMessage", 400, "Bad Request: chat not found", times=5)
+            result = Result(video, cover, script(), 1.0, 180, 320, "espeak-ng:en-us")
+            await send_result(bot, j, result, video, on_sent=lambda: marked.append(1))
+            assert marked == [1] and len(server.sent("sendVideo")) == 1
 
     run(scenario())
