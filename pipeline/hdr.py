@@ -31,8 +31,9 @@ TRC = {"hlg": "arib-std-b67", "pq": "smpte2084"}
 MOBIUS = 0.5  # linear light where mobius starts to roll off (ffmpeg's default 0.3 dims skin tones)
 _CHAIN = (
     "format=gbrpf32le,setparams=color_trc={trc}:color_primaries=bt2020:colorspace=gbr:range=pc,"
-    "zscale=t=linear:npl=100,zscale=p=bt709,tonemap=tonemap=mobius:param={param}:desat=0,zscale=t=bt709,"
-    "format=rgb48le"
+    "zscale=t=linear:npl=100,zscale=p=bt709,"
+    "tonemap=tonemap=mobius:param={param}:desat=0,"
+    "zscale=t=bt709,format=rgb48le"
 )
 _lock = threading.Lock()
 

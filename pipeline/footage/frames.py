@@ -184,7 +184,5 @@ def _bgr(
     if info.hdr:
         from pipeline.hdr import to_sdr
 
-        return to_sdr(frame, width, height, info.hdr)
-    return frame.to_ndarray(
-        width=width, height=height, format="bgr24", interpolation="FAST_BILINEAR"
-    )
+        return to_sdr(frame, width, height, info.hdr, interpolation)
+    return frame.to_ndarray(width=width, height=height, format="bgr24", interpolation=interpolation)
