@@ -45,9 +45,9 @@ COLOUR = "out_color_matrix=bt709:out_range=tv"
 
 # HDR video (HLG from phones, PQ/HDR10) is tone-mapped to SDR BT.709 at the output size (after
 # the crop and scale, so on the fewest pixels) through the 3D LUT of `pipeline.hdr`: zimg's
-# chain sampled once. SDR colours stored as HLG come back within ~6% (bright ones a little
-# darker), highlights roll off, HLG's reference white (75%) lands at ~89% as BT.2408 suggests.
-# Without it HLG looks grey and flat.
+# chain sampled once. SDR colours stored as HLG come back within ~5%, highlights roll off,
+# HLG's reference white (75%) lands at ~92%, near what BT.2408 suggests. Without it HLG looks
+# grey and flat.
 
 
 def _lut(src: MediaInfo) -> str:
