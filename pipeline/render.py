@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 
 from pipeline.audiomix import Loudness, mix_audio
 from pipeline.captions import build_ass
@@ -61,6 +62,12 @@ def _lut(src: MediaInfo) -> str:
 def _tonemap(src: MediaInfo) -> str:
     """HDR YUV in, tone-mapped BT.709 YUV out."""
     return "scale=in_color_matrix=bt2020:in_range=tv,format=gbrp16le," + _lut(src)
+
+
+def _tick(fps: float) -> str:
+    """One frame's duration as an exact fraction for ffmpeg ("1/30", "1001/30000")."""
+    rate = Fraction(fps).limit_denominator(1001)
+    return f"{rate.denominator}/{rate.numerator}"
 
 
 def _colour(src: MediaInfo) -> str:
@@ -191,7 +198,10 @@ def _segment_chain(k: int, seg: Segment, src: MediaInfo, out: OutputSpec, n: int
         else:
             tail = _tonemap(src) + tail
     if src.kind == "photo":
-        loop = f"loop=loop={n - 1}:size=1:start=0,setpts=N/({out.fps}*TB)"
+        # The frames get the output's time base before their timestamps: an image's own time
+        # base (1/25 from the image demuxer) would round N/30 s to 1/25 s ticks, and concat
+        # would then start every later segment up to a frame early (captions drifting late).
+        loop = f"loop=loop={n - 1}:size=1:start=0,settb={_tick(out.fps)},setpts=N"
         if seg.crop_end is None:
             crop = _crop_filter(*_px(_fit_aspect(seg.crop, src, out), src))
             return f"[{k}:v]{crop},{size},format=yuv420p,{loop},{tail}"

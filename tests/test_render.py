@@ -313,3 +313,25 @@ def test_hdr_video_is_tone_mapped_to_its_sdr_colours(tmp_path: Path, transfer: s
             # the saturated green's chroma); a conversion that ignores HDR is 30-90 levels off.
             assert np.abs(got - want).max() < 14, (t, i, got, want)
             assert np.abs(seen - want).max() > 30  # the test would catch a naive conversion
+
+
+def test_captions_keep_frame_time_after_photo_segments(media_dir: Path, tmp_path: Path) -> None:
+    # Photos (still and moving) before a clip: a caption must appear on the very frame its
+    # time falls on and end on time, however many segments came before it.
+    photo, red = probe(media_dir / "green.jpg"), probe(media_dir / "red.mp4")
+    plan = EditPlan(
+        sources=(photo, red),
+        segments=(
+            Segment(0, 0.0, 0.7, cover_rect(640, 480, W, H)),
+            Segment(0, 0.0, 0.9, cover_rect(640, 480, W, H), crop_end=Rect(0.2, 0.1, 0.3, 0.8)),
+            Segment(1, 0.0, 1.2, cover_rect(320, 180, W, H)),
+        ),
+        output=OutputSpec(width=W, height=H),
+        captions=(CaptionCue("on time", 2.0, 2.5),),
+    )
+    render(plan, tmp_path / "c.mp4")
+    with av.open(str(tmp_path / "c.mp4")) as c:
+        frames = [f.to_ndarray(format="gray") for f in c.decode(video=0)]
+    band = [float((f[int(H * 0.45) : int(H * 0.8)] > 235).mean()) for f in frames]
+    shown = [i for i, v in enumerate(band) if v > 0.002]
+    assert (shown[0], shown[-1]) == (60, 74), shown  # 2.0 s to 2.5 s at 30 fps
