@@ -39,8 +39,19 @@ from pipeline.script.model import Script
 log = logging.getLogger(__name__)
 
 
+class _Noticed:
+    """The warnings of a job worded for any reader (`notices` is each subclass's field)."""
+
+    __slots__ = ()
+    notices: tuple[Notice, ...]
+
+    def warnings_in(self, language: str) -> tuple[str, ...]:
+        """The warnings worded for a reader of `language` ("zh" or "en")."""
+        return tuple(n.text(language) for n in self.notices)
+
+
 @dataclass(frozen=True, slots=True)
-class Storyboard:
+class Storyboard(_Noticed):
     """The script and one keyframe per narrated sentence, before the render (the bot shows it)."""
 
     job_dir: str
@@ -49,13 +60,9 @@ class Storyboard:
     warnings: tuple[str, ...]  # in the video's language
     notices: tuple[Notice, ...] = ()
 
-    def warnings_in(self, language: str) -> tuple[str, ...]:
-        """The warnings worded for a reader of `language` ("zh" or "en")."""
-        return tuple(n.text(language) for n in self.notices)
-
 
 @dataclass(frozen=True, slots=True)
-class MakeResult:
+class MakeResult(_Noticed):
     """The finished video and what sending it needs."""
 
     job_dir: str
@@ -68,10 +75,6 @@ class MakeResult:
     voice_engine: str
     warnings: tuple[str, ...]  # in the video's language
     notices: tuple[Notice, ...] = ()
-
-    def warnings_in(self, language: str) -> tuple[str, ...]:
-        """The warnings worded for a reader of `language` ("zh" or "en")."""
-        return tuple(n.text(language) for n in self.notices)
 
 
 def _board(job: Job, script: Script) -> Storyboard:
