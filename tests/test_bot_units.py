@@ -297,22 +297,11 @@ def test_token_redacted_from_logs() -> None:
 
 
 def test_storyboard_albums_of_ten_and_single_photo(tmp_path: Path) -> None:
-    from dataclasses import dataclass
-
     from bot.delivery import send_storyboard
     from tests.bot_harness import fake_bot, run
+    from tests.bot_pipeline import Storyboard as Board
 
     jpg = samples.photo(str(tmp_path / "k.jpg"), (10, 20, 30), (64, 64))
-
-    @dataclass(frozen=True)
-    class Board:
-        job_dir: str
-        script: Script
-        frames: tuple[tuple[str, str], ...]
-        warnings: tuple[str, ...]
-
-        def warnings_in(self, language: str) -> tuple[str, ...]:
-            return self.warnings
 
     async def scenario() -> None:
         async with fake_bot() as (server, bot):
