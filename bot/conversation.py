@@ -24,11 +24,11 @@ from telegram.ext import (
 )
 
 from bot import media_in
-from bot.footage import parse_request
 from bot.jobs import CANCELLED, EDITING, QUEUED, REVIEW, Job, new_job_id
 from bot.keyboards import footage_keyboard, options_keyboard, owned_query, style_keyboard
 from bot.services import Context, Draft, ask, get_draft, is_group, services, set_draft, user_lang
 from bot.texts import style_names, t
+from bot.uploads import parse_request
 from pipeline.brief import Brief, Footage
 
 log = logging.getLogger(__name__)

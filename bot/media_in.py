@@ -12,9 +12,9 @@ from telegram import Update
 from telegram.error import TelegramError
 
 from bot.config import MB
-from bot.footage import download, incoming_media
 from bot.services import Clip, Context, Draft, ask, services, user_lang
 from bot.texts import error_text, t
+from bot.uploads import download, incoming_media
 from pipeline.errors import ReelbotError
 from pipeline.media import probe
 

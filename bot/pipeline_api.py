@@ -1,8 +1,8 @@
 """What the bot needs from the pipeline, as a protocol, so tests can drive the real bot with any
 implementation and the bot never reaches into pipeline internals.
 
-`default_pipeline()` is the real one: `pipeline.make` for the video and `pipeline.speech` for
-voice notes, imported lazily so the bot starts without loading models.
+`default_pipeline()` is the real one: `pipeline.make.orchestrate` for the video and
+`pipeline.speech` for voice notes, imported lazily so the bot starts without loading models.
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ class Pipeline(Protocol):
 
 
 class DefaultPipeline:
-    """The real pipeline: `pipeline.make` and the packaged speech-to-text model."""
+    """The real pipeline: `pipeline.make.orchestrate` and the packaged speech-to-text model."""
 
     def __init__(self) -> None:
         self._transcriber: Any = None
@@ -113,7 +113,7 @@ class DefaultPipeline:
         progress: ProgressFn | None = None,
         cancel: threading.Event | None = None,
     ) -> StoryboardLike:
-        from pipeline import make  # type: ignore[attr-defined,unused-ignore]
+        from pipeline.make import orchestrate as make  # type: ignore[attr-defined,unused-ignore]
 
         result: StoryboardLike = make.prepare(brief, job_dir, progress=progress, cancel=cancel)
         return result
@@ -127,7 +127,7 @@ class DefaultPipeline:
         progress: ProgressFn | None = None,
         cancel: threading.Event | None = None,
     ) -> StoryboardLike:
-        from pipeline import make  # type: ignore[attr-defined,unused-ignore]
+        from pipeline.make import orchestrate as make  # type: ignore[attr-defined,unused-ignore]
 
         result: StoryboardLike = make.revise(
             job_dir, script, another=another, progress=progress, cancel=cancel
@@ -140,7 +140,7 @@ class DefaultPipeline:
         progress: ProgressFn | None = None,
         cancel: threading.Event | None = None,
     ) -> MakeResultLike:
-        from pipeline import make  # type: ignore[attr-defined,unused-ignore]
+        from pipeline.make import orchestrate as make  # type: ignore[attr-defined,unused-ignore]
 
         result: MakeResultLike = make.render_job(job_dir, progress=progress, cancel=cancel)
         return result

@@ -1,47 +1,28 @@
 """The `reelbot` command line: one entry point, subcommands contributed by each part.
 
-A part adds its subcommands through a module with `register(subparsers)`; modules listed in
-`_PARTS` that are not installed in this build are skipped. `bench` works the same way with
-`register_bench(subparsers)`. Modules import their heavy dependencies inside their handlers,
+A part adds its subcommands through a `register(subparsers)` function named in the
+`reelbot.commands` entry-point group (pyproject.toml), so this module names no part, and the
+pipeline never names the bot. Modules import their heavy dependencies inside their handlers,
 so `reelbot --help` stays fast and `pipeline` never imports `telegram` unless `reelbot bot` runs.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
-from typing import Any
+from importlib.metadata import entry_points
 
 from pipeline.errors import ReelbotError
 
 log = logging.getLogger("reelbot")
 
-# Modules that contribute subcommands (`register`) and benchmarks (`register_bench`).
-_PARTS = (
-    "pipeline.render_cli",
-    "pipeline.footage.cli",
-    "pipeline.script.cli",
-    "pipeline.narrate.cli",
-    "pipeline.make_cli",
-    "bot.cli",
-)
+COMMAND_GROUP = "reelbot.commands"
 
 Handler = Callable[[argparse.Namespace], int]
-
-
-def _parts() -> list[Any]:
-    mods = []
-    for name in _PARTS:
-        if importlib.util.find_spec(name) is None:
-            continue
-        mods.append(importlib.import_module(name))
-    return mods
 
 
 def _probe_cmd(args: argparse.Namespace) -> int:
@@ -83,14 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=_probe_cmd)
 
-    bench = sub.add_parser("bench", help="benchmarks that print speed ratios")
-    bench_sub = bench.add_subparsers(dest="bench", required=True, metavar="WHAT")
-
-    for mod in _parts():
-        if hasattr(mod, "register"):
-            mod.register(sub)
-        if hasattr(mod, "register_bench"):
-            mod.register_bench(bench_sub)
+    for part in sorted(entry_points(group=COMMAND_GROUP), key=lambda e: e.name):
+        part.load()(sub)
     return parser
 
 

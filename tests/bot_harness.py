@@ -29,7 +29,7 @@ from bot.pipeline_api import (
     ProgressFn,
     StoryboardLike,
 )
-from pipeline import samples
+from pipeline.bench import samples
 from pipeline.brief import Brief
 from pipeline.plan import OutputSpec
 from pipeline.script.model import Script
@@ -56,7 +56,7 @@ def _voice_env() -> Iterator[None]:
 
 
 class SmallRealPipeline(DefaultPipeline):
-    """The real pipeline (`pipeline.make`), making tiny, short videos so the bot tests stay fast:
+    """The real pipeline (`make.orchestrate`), making tiny, short videos so the bot tests stay fast:
     180x320, an 8 s target, x264 ultrafast, the offline voice (no edge-tts here): espeak-ng,
     timed by its own word events, the quickest voice to load; test_make covers piper."""
 

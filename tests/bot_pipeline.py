@@ -2,7 +2,7 @@
 
 It does real work on the footage the bot received (probe, keyframes, an ffmpeg render of the
 shots cut to 9:16, a cover JPEG, whisper for voice notes), without the models of the full
-pipeline, so the bot's conversation, queue and delivery can be tested before `pipeline.make`
+pipeline, so the bot's conversation, queue and delivery can be tested before `make.orchestrate`
 lands. The tests pick it in one line (`make_pipeline` in test_bot_e2e.py).
 """
 

@@ -13,7 +13,7 @@ import av
 import numpy as np
 import pytest
 
-from pipeline import samples
+from pipeline.bench import samples
 from pipeline.ffmpeg import ffmpeg_exe
 
 # Colours of the generated sources: distinct in every channel so a frame tells which it is.

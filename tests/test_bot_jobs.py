@@ -295,7 +295,7 @@ def test_allowed_ids_and_language_switch(tmp_path: Path) -> None:
 
 
 def test_result_over_upload_limit_is_reencoded_to_fit(tmp_path: Path) -> None:
-    from pipeline import samples
+    from pipeline.bench import samples
 
     noisy = Path(samples.pattern_clip(str(tmp_path / "noisy.mp4"), 2.0, size=(320, 180), noise=40))
     # The real pipeline makes an ~9 s video (with 128 kbit/s sound); 0.3 MB leaves the fitter a

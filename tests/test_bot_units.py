@@ -13,11 +13,11 @@ import pytest
 from bot.config import MB, ConfigError, load_settings
 from bot.delivery import caption_for, split_text, tg_len, trim
 from bot.fit import TooLarge, fit_video, target_video_kbps
-from bot.footage import parse_request, safe_name
 from bot.jobs import CANCELLED, DONE, QUEUED, RUNNING, Job, JobStore, new_job_id
 from bot.review import parse_script
 from bot.texts import T, error_text, lang_of, style_names, t
-from pipeline import samples
+from bot.uploads import parse_request, safe_name
+from pipeline.bench import samples
 from pipeline.brief import Brief, Footage
 from pipeline.script.model import Script, ScriptLine
 
@@ -326,8 +326,8 @@ def test_storyboard_albums_of_ten_and_single_photo(tmp_path: Path) -> None:
 def test_warnings_are_worded_in_the_chats_language(tmp_path: Path) -> None:
     # An English-speaking user making a Chinese video reads the warnings in English.
     from bot.delivery import send_storyboard
-    from pipeline.make import Storyboard
-    from pipeline.make_stages import Notice
+    from pipeline.make.notices import Notice
+    from pipeline.make.orchestrate import Storyboard
     from tests.bot_harness import fake_bot, run
 
     jpg = samples.photo(str(tmp_path / "k.jpg"), (10, 20, 30), (64, 64))

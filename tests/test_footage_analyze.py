@@ -13,14 +13,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pipeline.bench.samples import colour_clip
+from pipeline.bench.synth import Scene, load_photo, match_cuts, view_transform, write_clip
 from pipeline.footage.analyze import analyze, join_words, spoken_between
 from pipeline.footage.faces import Box, default_detector
 from pipeline.footage.frames import frame_at
 from pipeline.footage.model import Analysis, Shot
 from pipeline.footage.reframe import contains
-from pipeline.footage.synth import Scene, load_photo, match_cuts, view_transform, write_clip
 from pipeline.media import MediaInfo, probe
-from pipeline.samples import colour_clip
 
 SIZE = (320, 180)
 FPS = 30
@@ -326,7 +326,7 @@ def test_frame_at_returns_the_scene_at_that_time(footage: Footage) -> None:
 
 
 def test_short_gif_still_gives_a_shot(tmp_path: Path) -> None:
-    from pipeline.samples import animated_gif
+    from pipeline.bench.samples import animated_gif
 
     gif = probe(animated_gif(str(tmp_path / "a.gif"), [(200, 30, 30), (30, 200, 30)], 0.6))
     result = analyze([gif], use_cache=False)
@@ -468,7 +468,7 @@ def _face_in_frame_at(
 def test_hdr_footage_is_seen_as_the_video_will_show_it(tmp_path: Path) -> None:
     # Phone HLG footage: storyboard frames and analysis keyframes are tone-mapped like the
     # render, not the grey, flat picture a plain conversion gives.
-    from pipeline.samples import HDR_BARS, hdr_clip
+    from pipeline.bench.samples import HDR_BARS, hdr_clip
 
     clip = probe(hdr_clip(str(tmp_path / "hlg.mp4"), 1.0, "hlg"))
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from pipeline.bench.synth import Scene, load_photo, match_cuts, render_frames
 from pipeline.footage import features as ft
 from pipeline.footage.faces import Box
 from pipeline.footage.moments import segment
 from pipeline.footage.reframe import contains, frame_shot, window
 from pipeline.footage.shots import Boundaries, CutDetector, shot_spans
-from pipeline.footage.synth import Scene, load_photo, match_cuts, render_frames
 
 
 def _photo(size: tuple[int, int] = (256, 144)) -> np.ndarray:

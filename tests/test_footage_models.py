@@ -9,13 +9,13 @@ import pytest
 
 from pipeline.footage.match import rank_shots
 from pipeline.footage.model import ScoreParts, Shot
-from pipeline.footage.models import (
+from pipeline.footage.reframe import frame_shot
+from pipeline.footage.scorers import (
     ImageTextScorer,
     ModelLoadError,
     TextEmbedder,
     keyframe_scores,
 )
-from pipeline.footage.reframe import frame_shot
 from pipeline.media import probe
 
 pytestmark = pytest.mark.slow

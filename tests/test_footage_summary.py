@@ -99,11 +99,11 @@ def test_aspect_for_output_sizes() -> None:
 
 @pytest.mark.slow
 @pytest.mark.skipif(
-    importlib.util.find_spec("pipeline.render") is None, reason="renderer not merged yet"
+    importlib.util.find_spec("pipeline.render.renderer") is None, reason="renderer not merged yet"
 )
 def test_summarize_cli_renders_a_reel(tmp_path: Path) -> None:
+    from pipeline.bench.synth import Scene, write_clip
     from pipeline.cli import main
-    from pipeline.footage.synth import Scene, write_clip
 
     clip = tmp_path / "trip.mp4"
     write_clip(str(clip), [Scene("coffee", 75), Scene("astronaut", 75, pan0=(0, -0.2),

@@ -17,15 +17,16 @@ import av
 import numpy as np
 import pytest
 
-from pipeline import make, make_stages
+from pipeline.bench.synth import Scene, write_clip
 from pipeline.brief import Brief, Footage
 from pipeline.cli import main
 from pipeline.errors import MediaError
-from pipeline.footage.synth import Scene, write_clip
+from pipeline.make import orchestrate as make
+from pipeline.make import stages as make_stages
+from pipeline.make.planner import TAIL, cut_frames
 from pipeline.narrate.model import Narration
 from pipeline.plan import EditPlan, OutputSpec
-from pipeline.planner import TAIL, cut_frames
-from pipeline.render import frame_counts, render
+from pipeline.render.renderer import frame_counts, render
 
 TOPIC = {"en": "A quiet morning with coffee and my cat", "zh": "和猫咪一起喝咖啡的早晨"}
 CAPTIONS = {"en": ("coffee", "my cat", "the moon"), "zh": ("咖啡", "我的猫咪", "月亮")}
@@ -43,7 +44,7 @@ def closed_port() -> int:
 def footage(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     from PIL import Image
 
-    from pipeline.footage.synth import load_photo
+    from pipeline.bench.synth import load_photo
 
     d = tmp_path_factory.mktemp("footage")
     coffee = str(d / "coffee.mp4")

@@ -1,4 +1,4 @@
-"""Length fitting and stage reuse in `pipeline.make`, with a narrator whose length we choose."""
+"""Length fitting and stage reuse in `make.orchestrate`, with a narrator whose length we choose."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 
-from pipeline import make, make_stages, samples
+from pipeline.bench import samples
 from pipeline.brief import Brief, Footage
+from pipeline.make import orchestrate as make
+from pipeline.make import stages as make_stages
 from pipeline.narrate.model import Narration
 from pipeline.plan import OutputSpec, WordTiming
 from pipeline.script.model import Script

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import samples
+from pipeline.bench import samples
 from pipeline.cli import main
 from pipeline.errors import MediaError
 from pipeline.media import probe

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from pipeline.narrate.align import is_cjk, split_units
-from pipeline.narrate.captions import PRESETS, build_cues, caption_style, split_phrases
+from pipeline.narrate.cues import PRESETS, build_cues, caption_style, split_phrases
 from pipeline.plan import WordTiming
 
 

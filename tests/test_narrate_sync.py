@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.narrate.captions import build_cues
+from pipeline.narrate.cues import build_cues
 from pipeline.narrate.narrator import Narrator
 from pipeline.narrate.sync import caption_sync_errors, heard_starts
 from pipeline.plan import CaptionCue

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 import pytest
 
 from pipeline.footage.model import Analysis, Crop, ScoreParts, Shot
+from pipeline.make.planner import TAIL, build_plan, cut_frames
 from pipeline.media import MediaInfo
 from pipeline.plan import CaptionCue, CaptionStyle, OutputSpec, Rect, validate_plan
-from pipeline.planner import TAIL, build_plan, cut_frames
-from pipeline.render import frame_counts
+from pipeline.render.renderer import frame_counts
 from pipeline.script.model import Script, ScriptLine
 
 FPS = 30.0
@@ -216,6 +216,6 @@ def test_a_long_hook_does_not_take_the_shot_a_later_line_names() -> None:
 @pytest.mark.parametrize(("size", "aspect"), [((1080, 1920), "9:16"), ((1080, 1080), "1:1"),
                                               ((1920, 1080), "16:9")])  # fmt: skip
 def test_output_aspect_picks_the_matching_crop(size: tuple[int, int], aspect: str) -> None:
-    from pipeline.planner import aspect_of
+    from pipeline.make.planner import aspect_of
 
     assert aspect_of(OutputSpec(width=size[0], height=size[1])) == aspect

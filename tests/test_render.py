@@ -10,7 +10,6 @@ import av
 import numpy as np
 import pytest
 
-from pipeline.captions import wrap
 from pipeline.errors import Cancelled, RenderError
 from pipeline.media import probe
 from pipeline.plan import (
@@ -24,7 +23,8 @@ from pipeline.plan import (
     WordTiming,
     cover_rect,
 )
-from pipeline.render import frame_counts, render
+from pipeline.render.renderer import frame_counts, render
+from pipeline.render.subtitles import wrap
 from tests.conftest import closest_colour, frame_at, loudness
 
 W, H = 360, 640
@@ -286,7 +286,7 @@ def test_chinese_wraps_without_spaces() -> None:
 
 @pytest.mark.parametrize("transfer", ["hlg", "pq"])
 def test_hdr_video_is_tone_mapped_to_its_sdr_colours(tmp_path: Path, transfer: str) -> None:
-    from pipeline.samples import HDR_BARS, hdr_clip
+    from pipeline.bench.samples import HDR_BARS, hdr_clip
 
     src = probe(hdr_clip(str(tmp_path / f"{transfer}.mp4"), 1.0, transfer))
     assert src.hdr == transfer

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from pipeline import speech
+from pipeline.bench.samples import colour_clip, write_wav
 from pipeline.errors import MediaError
 from pipeline.narrate.align import normalise
 from pipeline.narrate.offline import EspeakEngine
-from pipeline.samples import colour_clip, write_wav
 from pipeline.speech import SpeechModelError, Transcript, default_transcriber
 
 EN_TEXT = "The quick brown fox jumps over the lazy dog. Then it runs into the forest."

@@ -1,6 +1,6 @@
 """Footage understanding, end to end: media list in, `Analysis` (scored, framed shots) out.
 
-Per file: the cached result, or one low-resolution decode (`moments.analyse_file`); files not
+Per file: the cached result, or one low-resolution decode (`moments.analyze_file`); files not
 in the cache are analysed side by side (`workers`). Across files: near-duplicate suppression (a
 second take of the same view ranks below the best one) and text: the user's caption plus
 whatever is said inside each shot.
@@ -23,7 +23,7 @@ from pipeline.footage.cache import AnalysisCache, cache_key
 from pipeline.footage.faces import Box, FaceDetector, default_detector
 from pipeline.footage.features import HIST_BINS
 from pipeline.footage.model import Analysis, FileAnalysis, Shot, rounded
-from pipeline.footage.moments import AnalysisParams, FileResult, analyse_file, combine
+from pipeline.footage.moments import AnalysisParams, FileResult, analyze_file, combine
 from pipeline.media import MediaInfo
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ def analyze(
         if cache is not None and key is not None:
             cache.put(key, result)
 
-    computed = _analyse_files(media, todo, params, detector, report, cancel, keep)
+    computed = _analyze_files(media, todo, params, detector, report, cancel, keep)
     results = [(found[i] or computed[i], found[i] is not None) for i in range(len(media))]
 
     shots: list[Shot] = []
@@ -184,7 +184,7 @@ class _LockedFaces:
             return self._inner.detect(bgr)
 
 
-def _analyse_files(
+def _analyze_files(
     media: Sequence[MediaInfo],
     todo: Sequence[int],
     params: AnalysisParams,
@@ -200,7 +200,7 @@ def _analyse_files(
 
     def one(i: int) -> FileResult:
         try:
-            result = analyse_file(media[i], params, faces, lambda f: report.update(i, f), stop)
+            result = analyze_file(media[i], params, faces, lambda f: report.update(i, f), stop)
         except BaseException:
             stop.failed.set()
             raise

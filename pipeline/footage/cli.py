@@ -6,9 +6,7 @@ Heavy imports live inside the handlers so `reelbot --help` stays fast.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import sys
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -40,15 +38,6 @@ def register(sub: Any) -> None:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--cache-dir", help="analysis cache folder (default: $REELBOT_CACHE_DIR)")
     s.set_defaults(handler=_summarize_cmd)
-
-
-def register_bench(sub: Any) -> None:
-    b = sub.add_parser("analyze", help="footage analysis speed and cut accuracy")
-    b.add_argument("--seconds", type=float, default=60.0, help="length of generated footage")
-    b.add_argument("--size", default="1920x1080", help="generated footage size")
-    b.add_argument("--fps", type=int, default=30)
-    b.add_argument("--workdir", help="keep generated footage here (default: a temp folder)")
-    b.set_defaults(handler=_bench_cmd)
 
 
 def _probe_files(files: list[str]) -> list[Any]:
@@ -91,7 +80,7 @@ def _summarize_cmd(args: argparse.Namespace) -> int:
     from pipeline.footage.frames import frame_at
     from pipeline.footage.summary import summary_plan
     from pipeline.plan import output_size
-    from pipeline.render import render
+    from pipeline.render.renderer import render
 
     size = output_size(args.size)
     media = _probe_files(args.files)
@@ -110,17 +99,4 @@ def _summarize_cmd(args: argparse.Namespace) -> int:
                  s.score)  # fmt: skip
     render(plan, args.output, progress=None)
     print(args.output)
-    return 0
-
-
-def _bench_cmd(args: argparse.Namespace) -> int:
-    from pipeline.footage.bench import run_bench
-    from pipeline.plan import output_size
-
-    result = run_bench(args.seconds, output_size(args.size), args.fps, args.workdir)
-    print(json.dumps(result.details, indent=2), file=sys.stderr)
-    print(
-        f"analyze_x_realtime={result.x_realtime:.1f} "
-        f"cut_recall={result.recall:.2f} cut_precision={result.precision:.2f}"
-    )
     return 0

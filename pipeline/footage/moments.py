@@ -104,7 +104,7 @@ def signature(bgr: np.ndarray) -> tuple[float, ...]:
     return tuple(float(v) for v in np.concatenate([ft.colour_hist(bgr), thumb.ravel()]))
 
 
-def analyse_file(
+def analyze_file(
     info: MediaInfo,
     params: AnalysisParams,
     faces: FaceDetector,

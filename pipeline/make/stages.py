@@ -1,4 +1,4 @@
-"""The stages of `pipeline.make`, each keyed on its inputs and skipped when they did not change.
+"""The stages of `make.orchestrate`, each keyed on its inputs and skipped when they did not change.
 
 media (probe) -> analysis (shots, contact sheet) -> script -> narration (with one refit when the
 voice runs >15% off the target) -> plan -> storyboard keyframes (for the bot's preview only).
@@ -13,14 +13,14 @@ import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pipeline.brief import Brief
 from pipeline.errors import Cancelled, MediaError
 from pipeline.footage import Analysis, analyze
-from pipeline.jobdir import StageLog, digest, file_hash, load_json, save_json
+from pipeline.make.jobdir import StageLog, digest, file_hash, load_json, save_json
+from pipeline.make.notices import Notice
 from pipeline.media import MediaInfo, probe
 from pipeline.plan import EditPlan
 from pipeline.script.model import Script
@@ -32,7 +32,7 @@ LENGTH_TOLERANCE = 0.15  # narration this far off the target asks the writer for
 CAPTION_PRESET = "bold"
 
 
-class Job:
+class StageRun:
     """One run over a job folder: the stage log, progress, cancel and collected warnings."""
 
     def __init__(self, job_dir: str, progress: ProgressFn | None, cancel: threading.Event | None):
@@ -72,26 +72,10 @@ class Job:
             log.warning("%s: %s", self.dir.name, text)
 
 
-@dataclass(frozen=True, slots=True)
-class Notice:
-    """Something the user should know about a job (a file left out, the fallback voice),
-    kept as a code and its facts so it can be worded in the reader's language, which is not
-    always the video's (a Chinese speaker making an English video reads Chinese)."""
-
-    code: Literal["footage_skipped", "voice_fallback"]
-    params: dict[str, str]
-
-    def text(self, language: str) -> str:
-        p = self.params
-        if self.code == "footage_skipped":
-            return skipped_warning(p["name"], p["reason"], language)
-        return voice_warning(p["engine"], p["voice"], p["reason"], p.get("code"), language)
-
-
 # --- stages ------------------------------------------------------------------------------------
 
 
-def media_stage(job: Job, brief: Brief) -> tuple[tuple[MediaInfo, ...], tuple[str, ...], str]:
+def media_stage(job: StageRun, brief: Brief) -> tuple[tuple[MediaInfo, ...], tuple[str, ...], str]:
     """Probe the footage; unusable files are skipped with a warning naming them."""
     fingerprints = []
     for f in brief.footage:
@@ -126,38 +110,7 @@ def _media_from(data: dict[str, Any]) -> tuple[MediaInfo, ...]:
     return tuple(MediaInfo(**m) for m in data["media"])
 
 
-# Warnings reach the user as they are (the bot shows them), so they are written in the video's
-# language.
-_ZH_REASONS = {
-    "missing": "文件不存在", "empty": "空文件", "not_media": "不是视频或图片",
-    "corrupt": "文件已损坏", "audio_only": "只有声音没有画面", "zero_duration": "时长为零",
-    "unsupported": "格式不支持",
-}  # fmt: skip
-
-
-def skipped_warning(name: str, reason: str, language: str) -> str:
-    """The warning for a footage file left out."""
-    if language == "zh":
-        return f"{name} 已跳过：{_ZH_REASONS.get(reason, reason)}"
-    return f"{name} skipped: {reason.replace('_', ' ')}"
-
-
-_ZH_TTS = {
-    "offline": "已设为离线模式", "no_voice": "没有这个声音", "forbidden": "服务拒绝了请求",
-    "http_error": "服务出错", "dns": "域名解析失败", "unreachable": "连不上服务",
-    "timeout": "连接超时", "no_audio": "服务没有返回声音", "protocol": "服务应答异常",
-}  # fmt: skip
-
-
-def voice_warning(engine: str, voice: str, reason: str, code: str | None, language: str) -> str:
-    """The warning that the offline voice spoke, and why edge-tts did not."""
-    if language == "zh":
-        why = _ZH_TTS.get(code or "", "出错")
-        return f"配音：edge-tts 不可用（{why}），已改用离线语音 {engine}（{voice}）"
-    return f"voice: {engine} ({voice}) spoke instead of edge-tts: {reason}"
-
-
-def check_media(job: Job, brief: Brief, media: tuple[MediaInfo, ...]) -> None:
+def check_media(job: StageRun, brief: Brief, media: tuple[MediaInfo, ...]) -> None:
     """Warn about each file left out; a `MediaError` when nothing usable remains."""
     data = load_json(job.dir / "media.json")
     for s in data.get("skipped", []):
@@ -170,7 +123,7 @@ def check_media(job: Job, brief: Brief, media: tuple[MediaInfo, ...]) -> None:
 
 
 def analysis_stage(
-    job: Job, media: tuple[MediaInfo, ...], captions: tuple[str, ...], mkey: str
+    job: StageRun, media: tuple[MediaInfo, ...], captions: tuple[str, ...], mkey: str
 ) -> tuple[Analysis, str]:
     from pipeline.footage.cache import CODE_VERSION
 
@@ -213,7 +166,12 @@ def script_request(brief: Brief, analysis: Analysis) -> Any:
 
 
 def script_stage(
-    job: Job, brief: Brief, model: str | None, analysis: Analysis, akey: str, another: bool = False
+    job: StageRun,
+    brief: Brief,
+    model: str | None,
+    analysis: Analysis,
+    akey: str,
+    another: bool = False,
 ) -> tuple[Script, str]:
     """Write the script, unless the one in script.json is current or was edited by the user."""
     # Only what the writer reads: a new output size or music must not rewrite the script.
@@ -240,7 +198,7 @@ def script_stage(
     return script, "writer"
 
 
-def save_script(job: Job, script: Script) -> None:
+def save_script(job: StageRun, script: Script) -> None:
     tmp = job.dir / "script.json.tmp"
     tmp.write_text(script.to_json(), encoding="utf-8")
     os.replace(tmp, job.dir / "script.json")
@@ -266,7 +224,7 @@ def narrator() -> Any:
 
 
 def narration_stage(
-    job: Job, brief: Brief, model: str | None, analysis: Analysis, script: Script, by: str
+    job: StageRun, brief: Brief, model: str | None, analysis: Analysis, script: Script, by: str
 ) -> tuple[Any, Script, str]:
     """Speak the script; when it runs >15% off the target, have the writer refit it once."""
     from pipeline.narrate.model import Narration
@@ -320,7 +278,7 @@ def _narrator_conf() -> list[str]:
 
 
 def plan_stage(
-    job: Job,
+    job: StageRun,
     brief: Brief,
     media: tuple[MediaInfo, ...],
     analysis: Analysis,
@@ -328,8 +286,8 @@ def plan_stage(
     narration: Any,
     keys: list[str],
 ) -> EditPlan:
-    from pipeline.narrate.captions import build_cues, caption_style
-    from pipeline.planner import build_plan
+    from pipeline.make.planner import build_plan
+    from pipeline.narrate.cues import build_cues, caption_style
 
     music = brief.music
     music_hash = file_hash(music) if music and os.path.isfile(music) else None
@@ -347,7 +305,7 @@ def plan_stage(
     return plan
 
 
-def storyboard_stage(job: Job, plan: EditPlan, narration: Any) -> None:
+def storyboard_stage(job: StageRun, plan: EditPlan, narration: Any) -> None:
     """key_NN.jpg: one frame per sentence for the storyboard the bot shows before rendering
     (only `prepare` and `revise` ask for it: a plain make has no use for it)."""
     key = digest("storyboard", file_hash(job.dir / "plan.json"))
@@ -359,12 +317,12 @@ def storyboard_stage(job: Job, plan: EditPlan, narration: Any) -> None:
     job.log.record("storyboard", key, _keyframes(job, plan, narration), ran=True)
 
 
-def _keyframes(job: Job, plan: EditPlan, narration: Any) -> list[str]:
+def _keyframes(job: StageRun, plan: EditPlan, narration: Any) -> list[str]:
     """One JPEG per sentence: the middle of its first shot, cropped as the video shows it."""
     from PIL import Image
 
-    from pipeline.planner import cut_frames
-    from pipeline.render import frame_counts
+    from pipeline.make.planner import cut_frames
+    from pipeline.render.renderer import frame_counts
 
     fps = plan.output.fps
     edges = cut_frames(narration.line_spans, plan.duration, fps)

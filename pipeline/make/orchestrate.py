@@ -1,6 +1,6 @@
 """`make_video`: a Brief in, a narrated, captioned short out, through a job folder.
 
-Stages, each keyed on its inputs (see `pipeline.jobdir`) and skipped when they did not change:
+Stages, each keyed on its inputs (see `pipeline.make.jobdir`) and skipped when they did not change:
 media (probe) -> analysis (shots) -> script -> narration -> plan -> render. The bot calls
 `prepare` (everything but the render, plus the storyboard keyframes), `revise` (an edited script
 or another version) and `render_job`; the CLI calls `make_video` (all but the storyboard). A job
@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline import jobdir
 from pipeline.brief import Brief
-from pipeline.jobdir import StageLog, digest, file_hash, load_json, save_json
-from pipeline.make_stages import (
-    Job,
-    Notice,
+from pipeline.make import jobdir
+from pipeline.make.jobdir import StageLog, digest, file_hash, load_json, save_json
+from pipeline.make.notices import Notice
+from pipeline.make.stages import (
     ProgressFn,
+    StageRun,
     analysis_stage,
     check_media,
     media_stage,
@@ -77,13 +77,13 @@ class MakeResult(_Noticed):
     notices: tuple[Notice, ...] = ()
 
 
-def _board(job: Job, script: Script) -> Storyboard:
+def _board(job: StageRun, script: Script) -> Storyboard:
     frames = tuple((text, job.path(f"key_{i:02d}.jpg")) for i, text in enumerate(script.spoken()))
     return Storyboard(str(job.dir), script, frames, tuple(job.warnings), tuple(job.notices))
 
 
 def _prepared(
-    job: Job, brief: Brief, model: str | None, another: bool = False, storyboard: bool = False
+    job: StageRun, brief: Brief, model: str | None, another: bool = False, storyboard: bool = False
 ) -> tuple[EditPlan, Script, Any]:
     """Every stage but the render (the storyboard only when asked), each redone only when its
     inputs changed."""
@@ -107,7 +107,7 @@ def _prepared(
     return plan, script, narration
 
 
-def _load_brief(job: Job) -> tuple[Brief, str | None]:
+def _load_brief(job: StageRun) -> tuple[Brief, str | None]:
     path = job.dir / jobdir.BRIEF_FILE
     if not path.is_file():
         raise jobdir.JobError(f"{job.dir} is not a job folder (no brief.json)", path=str(job.dir))
@@ -115,7 +115,7 @@ def _load_brief(job: Job) -> tuple[Brief, str | None]:
     return jobdir.brief_from_dict(data), data.get("script_model")
 
 
-def _save_brief(job: Job, brief: Brief, model: str | None) -> None:
+def _save_brief(job: StageRun, brief: Brief, model: str | None) -> None:
     save_json(job.dir / jobdir.BRIEF_FILE, {**jobdir.brief_to_dict(brief), "script_model": model})
 
 
@@ -131,7 +131,7 @@ def prepare(
     model: str | None = None,
 ) -> Storyboard:
     """Analysis, script, narration and plan into `job_dir`: everything but the render."""
-    job = Job(job_dir, progress, cancel)
+    job = StageRun(job_dir, progress, cancel)
     _save_brief(job, brief, model)
     _, script, _ = _prepared(job, brief, model, storyboard=True)
     return _board(job, script)
@@ -147,7 +147,7 @@ def revise(
 ) -> Storyboard:
     """The user's edited script (or, with `another`, a new version) narrated and planned again;
     the footage analysis is reused."""
-    job = Job(job_dir, progress, cancel)
+    job = StageRun(job_dir, progress, cancel)
     brief, model = _load_brief(job)
     if script is not None:
         save_script(job, script)
@@ -160,13 +160,13 @@ def render_job(
 ) -> MakeResult:
     """The job folder's plan rendered to out.mp4 and cover.jpg (stages before it redone only
     if their inputs changed, e.g. after an edit of script.json)."""
-    job = Job(job_dir, progress, cancel)
+    job = StageRun(job_dir, progress, cancel)
     brief, model = _load_brief(job)
     return _render(job, brief, model)
 
 
-def _render(job: Job, brief: Brief, model: str | None) -> MakeResult:
-    from pipeline.render import frame_counts, render
+def _render(job: StageRun, brief: Brief, model: str | None) -> MakeResult:
+    from pipeline.render.renderer import frame_counts, render
 
     plan, script, narration = _prepared(job, brief, model)
     key = digest("render", file_hash(job.dir / "plan.json"))
@@ -207,7 +207,7 @@ def make_video(
     model: str | None = None,
 ) -> MakeResult:
     """The whole pipeline: footage, script, voice, plan and the rendered MP4, in `job_dir`."""
-    job = Job(job_dir, progress, cancel)
+    job = StageRun(job_dir, progress, cancel)
     _save_brief(job, brief, model)
     return _render(job, brief, model)
 

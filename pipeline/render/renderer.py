@@ -20,11 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 
-from pipeline.audiomix import Loudness, mix_audio
-from pipeline.captions import build_ass
 from pipeline.ffmpeg import has_encoder, run_ffmpeg
 from pipeline.media import MediaInfo
 from pipeline.plan import EditPlan, OutputSpec, Rect, Segment, validate_plan
+from pipeline.render.audiomix import Loudness, mix_audio
+from pipeline.render.subtitles import build_ass
 
 log = logging.getLogger(__name__)
 

@@ -80,7 +80,7 @@ def _finish(result: Any, output: str | None, progress: _Progress) -> int:
 
 
 def _make(args: argparse.Namespace) -> int:
-    from pipeline import make
+    from pipeline.make import orchestrate as make
 
     progress = _Progress()
     if args.resume:
@@ -105,7 +105,7 @@ def demo_footage(folder: str, lang: str) -> list[tuple[str, str]]:
     a moving virtual camera, and a photo; with captions. Returns (path, caption) pairs."""
     from PIL import Image
 
-    from pipeline.footage.synth import Scene, load_photo, write_clip
+    from pipeline.bench.synth import Scene, load_photo, write_clip
 
     os.makedirs(folder, exist_ok=True)
     captions = DEMO[lang][1]
@@ -131,8 +131,8 @@ def demo_footage(folder: str, lang: str) -> list[tuple[str, str]]:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from pipeline import make
     from pipeline.brief import Brief, Footage
+    from pipeline.make import orchestrate as make
     from pipeline.plan import OutputSpec, output_size
 
     folder = os.path.abspath(args.folder)
@@ -185,19 +185,3 @@ def register(sub: Any) -> None:
     d.add_argument("--folder", default=str(Path("out") / "demo"), help="where to work")
     d.add_argument("-o", "--output", metavar="OUT.mp4", help="also copy the video here")
     d.set_defaults(handler=_demo)
-
-
-def register_bench(sub: Any) -> None:
-    p = sub.add_parser("make", help="whole pipeline vs the render alone; caption sync")
-    p.add_argument("--seconds", type=int, default=30, help="target length of the short")
-    p.add_argument("--keep", metavar="DIR", help="keep the job folder here")
-    p.add_argument("--no-whisper", action="store_true",
-                   help="skip the whisper re-transcription of the output")  # fmt: skip
-    p.set_defaults(handler=_bench)
-
-
-def _bench(args: argparse.Namespace) -> int:
-    from pipeline.bench_make import bench
-
-    result: int = bench(args.seconds, args.keep, not args.no_whisper)
-    return result

@@ -14,8 +14,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline.bench.synth import bench_scenes, match_cuts, write_clip
 from pipeline.footage.analyze import analyze
-from pipeline.footage.synth import bench_scenes, match_cuts, write_clip
 from pipeline.media import probe
 
 log = logging.getLogger(__name__)

@@ -39,10 +39,11 @@ def shown_at(cue: CaptionCue, fps: float) -> float:
 
 
 def bench(seconds: int = 30, keep: str | None = None, whisper: bool = True) -> int:
-    from pipeline import make, make_stages
-    from pipeline.bench_render import make_inputs
+    from pipeline.bench.render import make_inputs
+    from pipeline.make import orchestrate as make
+    from pipeline.make import stages as make_stages
     from pipeline.narrate.model import Narration
-    from pipeline.render import render
+    from pipeline.render.renderer import render
 
     os.environ["REELBOT_TTS_OFFLINE"] = "1"
     os.environ["REELBOT_ANALYSIS_CACHE"] = "0"

@@ -9,7 +9,7 @@ from typing import Any
 
 def _render(args: argparse.Namespace) -> int:
     from pipeline.plan import EditPlan
-    from pipeline.render import render
+    from pipeline.render.renderer import render
 
     plan = EditPlan.load(args.plan)
     last = [-1]
@@ -28,23 +28,9 @@ def _render(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bench(args: argparse.Namespace) -> int:
-    from pipeline.bench_render import bench
-
-    return bench(args.runs, args.skip_moviepy, args.keep)
-
-
 def register(sub: Any) -> None:
     p = sub.add_parser("render", help="render an edit plan (JSON) to MP4 + cover JPEG")
     p.add_argument("plan", metavar="PLAN.json")
     p.add_argument("-o", "--output", required=True, metavar="OUT.mp4")
     p.add_argument("--cover", metavar="COVER.jpg", help="default: OUT.cover.jpg")
     p.set_defaults(handler=_render)
-
-
-def register_bench(sub: Any) -> None:
-    from pipeline.bench_render import add_arguments
-
-    p = sub.add_parser("render", help="renderer vs hand-written ffmpeg vs moviepy")
-    add_arguments(p)
-    p.set_defaults(handler=_bench)

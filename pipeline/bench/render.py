@@ -8,7 +8,6 @@ are its own. Medians of `--runs` runs are reported; the last line is the one the
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -20,11 +19,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline import samples
-from pipeline.captions import build_ass, font_file
+from pipeline.bench import samples
 from pipeline.ffmpeg import ffmpeg_exe, has_encoder
 from pipeline.media import probe
 from pipeline.plan import AudioTrack, CaptionCue, EditPlan, OutputSpec, Segment, cover_rect
+from pipeline.render.subtitles import build_ass, font_file
 
 CLIPS = (("testsrc2", 20.0), ("gradients", 20.0), ("life", 20.0))
 SHOT_STARTS = (2.0, 3.0, 6.5, 9.0, 11.0, 13.5)
@@ -168,7 +167,7 @@ def run_moviepy(plan: EditPlan, out: str) -> None:
 def _child(variant: str, plan_path: str, out: str) -> None:
     plan = EditPlan.load(plan_path)
     if variant == "reelbot":
-        from pipeline.render import render
+        from pipeline.render.renderer import render
 
         render(plan, out)
     elif variant == "ffmpeg":
@@ -180,9 +179,9 @@ def _child(variant: str, plan_path: str, out: str) -> None:
         run_moviepy(plan, out)
     elif variant == "reelbot-nullenc":
         # The same pass with the encoder swapped for a null sink: decode + filter cost alone.
-        from pipeline.audiomix import mix_audio
         from pipeline.ffmpeg import run_ffmpeg
-        from pipeline.render import build_command
+        from pipeline.render.audiomix import mix_audio
+        from pipeline.render.renderer import build_command
 
         with tempfile.TemporaryDirectory() as tmp:
             ass = os.path.join(tmp, "c.ass")
@@ -199,7 +198,7 @@ def _child(variant: str, plan_path: str, out: str) -> None:
 def _measure(variant: str, plan_path: str, out: str) -> Run:
     began = time.monotonic()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.bench_render", "--child", variant, plan_path, out]
+        [sys.executable, "-m", "pipeline.bench.render", "--child", variant, plan_path, out]
     )
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.monotonic() - began
@@ -284,17 +283,11 @@ def bench(runs: int, skip_moviepy: bool, keep: str | None) -> int:
     return 0
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--runs", type=int, default=3, help="runs of each way (median reported)")
-    p.add_argument("--skip-moviepy", action="store_true", help="leave out the slow moviepy way")
-    p.add_argument("--keep", metavar="DIR", help="write outputs here and keep them")
-
-
 if __name__ == "__main__":
+    # The timed variants run as child processes (`--child`) so each one's peak RSS is its own.
     if len(sys.argv) == 5 and sys.argv[1] == "--child":
         _child(sys.argv[2], sys.argv[3], sys.argv[4])
     else:
-        ap = argparse.ArgumentParser()
-        add_arguments(ap)
-        ns = ap.parse_args()
-        sys.exit(bench(ns.runs, ns.skip_moviepy, ns.keep))
+        from pipeline.cli import main
+
+        sys.exit(main(["bench", "render", *sys.argv[1:]]))

@@ -230,7 +230,7 @@ def build_plan(
     """The edit plan for a narrated script over analysed footage (see the module's rules).
 
     The script's narrated sentences (`Script.spoken()`) match `narration.line_spans` one to
-    one; `cues` are the captions (`narrate.captions.build_cues`).
+    one; `cues` are the captions (`narrate.cues.build_cues`).
     """
     sentences = script.spoken()
     shots = analysis.shots

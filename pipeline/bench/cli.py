@@ -1,0 +1,76 @@
+"""`reelbot bench render|analyze|narrate|make`: each benchmark prints its ratios on its last line.
+
+Heavy imports live inside the handlers so `reelbot --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    """Add `reelbot bench` and its benchmarks."""
+    bench = sub.add_parser("bench", help="benchmarks that print speed ratios")
+    what = bench.add_subparsers(dest="bench", required=True, metavar="WHAT")
+
+    p = what.add_parser("render", help="renderer vs hand-written ffmpeg vs moviepy")
+    p.add_argument("--runs", type=int, default=3, help="runs of each variant (median reported)")
+    p.add_argument("--skip-moviepy", action="store_true", help="skip the slow moviepy reference")
+    p.add_argument("--keep", metavar="DIR", help="keep inputs and outputs in this folder")
+    p.set_defaults(handler=_render)
+
+    p = what.add_parser("analyze", help="footage analysis speed and cut accuracy")
+    p.add_argument("--seconds", type=float, default=60.0, help="length of generated footage")
+    p.add_argument("--size", default="1920x1080", help="generated footage size")
+    p.add_argument("--fps", type=int, default=30)
+    p.add_argument("--workdir", help="keep generated footage here (default: a temp folder)")
+    p.set_defaults(handler=_analyze)
+
+    p = what.add_parser(
+        "narrate",
+        help="speaking rate (zh chars/s, en words/s) and real-time factor of the offline voices",
+    )
+    p.add_argument("--workdir", help="where to write the WAVs (default: a temporary folder)")
+    p.set_defaults(handler=_narrate)
+
+    p = what.add_parser("make", help="whole pipeline vs the render alone; caption sync")
+    p.add_argument("--seconds", type=int, default=30, help="target length of the short")
+    p.add_argument("--keep", metavar="DIR", help="keep the job folder here")
+    p.add_argument("--no-whisper", action="store_true",
+                   help="skip the whisper re-transcription of the output")  # fmt: skip
+    p.set_defaults(handler=_make)
+
+
+def _render(args: argparse.Namespace) -> int:
+    from pipeline.bench.render import bench
+
+    return bench(args.runs, args.skip_moviepy, args.keep)
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    from pipeline.bench.analyze import run_bench
+    from pipeline.plan import output_size
+
+    result = run_bench(args.seconds, output_size(args.size), args.fps, args.workdir)
+    print(json.dumps(result.details, indent=2), file=sys.stderr)
+    print(
+        f"analyze_x_realtime={result.x_realtime:.1f} "
+        f"cut_recall={result.recall:.2f} cut_precision={result.precision:.2f}"
+    )
+    return 0
+
+
+def _narrate(args: argparse.Namespace) -> int:
+    from pipeline.bench.narrate import bench
+
+    return bench(args.workdir)
+
+
+def _make(args: argparse.Namespace) -> int:
+    from pipeline.bench.make import bench
+
+    result: int = bench(args.seconds, args.keep, not args.no_whisper)
+    return result
