@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from pipeline import speech
-from pipeline.bench.samples import colour_clip, write_wav
+from pipeline.bench.samples import colour_clip
 from pipeline.errors import MediaError
 from pipeline.narrate.align import normalise
+from pipeline.narrate.model import write_wav
 from pipeline.narrate.offline import EspeakEngine
 from pipeline.speech import SpeechModelError, Transcript, default_transcriber
 

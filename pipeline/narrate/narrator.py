@@ -29,7 +29,14 @@ from pipeline.narrate.align import (
     tighten_starts,
 )
 from pipeline.narrate.edge import EdgeEngine
-from pipeline.narrate.model import Clip, Engine, Narration, NarrationError, TTSFailure
+from pipeline.narrate.model import (
+    Clip,
+    Engine,
+    Narration,
+    NarrationError,
+    TTSFailure,
+    write_wav,
+)
 from pipeline.narrate.offline import EspeakEngine, PiperEngine
 from pipeline.narrate.voices import edge_hz, edge_percent, pick_voice, voice_gender
 from pipeline.plan import WordTiming
@@ -203,7 +210,7 @@ class Narrator:
         fd, native = tempfile.mkstemp(suffix=".wav", dir=out)
         os.close(fd)
         try:
-            _write_wav(native, audio, rate)
+            write_wav(native, audio, rate)
             words, timing = self._time_words(texts, language, spoken.engine, trimmed, spans, native)
             tmp_out = out / f".{path.stem}.tmp.wav"
             run_ffmpeg(["-v", "error", "-i", native, "-ar", str(OUTPUT_RATE), "-ac", "1",
@@ -281,12 +288,3 @@ class Narrator:
 
 def _distance(t: float, span: tuple[float, float]) -> float:
     return 0.0 if span[0] <= t <= span[1] else min(abs(t - span[0]), abs(t - span[1]))
-
-
-def _write_wav(path: str, samples: np.ndarray, rate: int) -> None:
-    pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2")
-    with wave.open(path, "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(rate)
-        wav.writeframes(pcm.tobytes())
