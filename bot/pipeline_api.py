@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from pipeline.brief import Brief
 from pipeline.script.model import Script
+from pipeline.settings import Settings as PipelineSettings
 
 ProgressFn = Callable[[str, float], None]
 
@@ -102,7 +103,9 @@ class Pipeline(Protocol):
 class DefaultPipeline:
     """The real pipeline: `pipeline.make.orchestrate` and the packaged speech-to-text model."""
 
-    def __init__(self) -> None:
+    def __init__(self, config: PipelineSettings | None = None) -> None:
+        # The pipeline settings every job runs with (None: the process's snapshot).
+        self.config = config
         self._transcriber: Any = None
         self._lock = threading.Lock()
 
@@ -115,7 +118,9 @@ class DefaultPipeline:
     ) -> StoryboardLike:
         from pipeline.make import orchestrate as make  # type: ignore[attr-defined,unused-ignore]
 
-        result: StoryboardLike = make.prepare(brief, job_dir, progress=progress, cancel=cancel)
+        result: StoryboardLike = make.prepare(
+            brief, job_dir, progress=progress, cancel=cancel, config=self.config
+        )
         return result
 
     def revise(
@@ -130,7 +135,7 @@ class DefaultPipeline:
         from pipeline.make import orchestrate as make  # type: ignore[attr-defined,unused-ignore]
 
         result: StoryboardLike = make.revise(
-            job_dir, script, another=another, progress=progress, cancel=cancel
+            job_dir, script, another=another, progress=progress, cancel=cancel, config=self.config
         )
         return result
 
@@ -142,7 +147,9 @@ class DefaultPipeline:
     ) -> MakeResultLike:
         from pipeline.make import orchestrate as make  # type: ignore[attr-defined,unused-ignore]
 
-        result: MakeResultLike = make.render_job(job_dir, progress=progress, cancel=cancel)
+        result: MakeResultLike = make.render_job(
+            job_dir, progress=progress, cancel=cancel, config=self.config
+        )
         return result
 
     def transcribe(self, path: str) -> TranscriptLike:

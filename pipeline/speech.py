@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.errors import MediaError, ReelbotError
+from pipeline.settings import settings
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
@@ -71,8 +72,7 @@ class Transcript:
 
 def cache_dir() -> Path:
     """Where reelbot keeps derived files (joined models): $REELBOT_CACHE_DIR or ~/.cache/reelbot."""
-    env = os.environ.get("REELBOT_CACHE_DIR")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "reelbot"
+    return settings().cache_dir
 
 
 def _record_entry(dist_name: str, rel: str) -> tuple[int, str] | None:
@@ -188,7 +188,7 @@ def packaged_model_dir(root: Path | None = None) -> Path:
 
 def resolve_model() -> str:
     """The model to load: $REELBOT_WHISPER_MODEL (folder or size name) or the packaged base."""
-    env = os.environ.get("REELBOT_WHISPER_MODEL", "").strip()
+    env = settings().whisper_model
     if env:
         if Path(env).expanduser().is_dir():
             folder = Path(env).expanduser()
@@ -221,7 +221,7 @@ class Transcriber:
 
         self.model_name = model or resolve_model()
         threads = cpu_threads if cpu_threads is not None else min(os.cpu_count() or 1, 4)
-        compute = compute_type or os.environ.get("REELBOT_WHISPER_COMPUTE", "int8")
+        compute = compute_type or settings().whisper_compute
         try:
             self._model: WhisperModel = WhisperModel(
                 self.model_name, device=device, compute_type=compute, cpu_threads=threads

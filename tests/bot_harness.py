@@ -24,7 +24,6 @@ from bot.app import build_application, running
 from bot.config import Settings
 from bot.pipeline_api import (
     DefaultPipeline,
-    MakeResultLike,
     Pipeline,
     ProgressFn,
     StoryboardLike,
@@ -32,33 +31,20 @@ from bot.pipeline_api import (
 from pipeline.bench import samples
 from pipeline.brief import Brief
 from pipeline.plan import OutputSpec
-from pipeline.script.model import Script
+from pipeline.settings import Settings as PipelineSettings
 from tests.bot_pipeline import FootagePipeline
 from tests.fake_telegram import TOKEN, Call, FakeTelegram, user
-
-# The voice settings of the bot tests, set only while the pipeline works (never left in the
-# process's environment, where they would change what later tests see).
-_VOICE_ENV = {"REELBOT_TTS_OFFLINE": "1", "REELBOT_OFFLINE_VOICE": "espeak-ng"}
-
-
-@contextlib.contextmanager
-def _voice_env() -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in _VOICE_ENV}
-    os.environ.update(_VOICE_ENV)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 class SmallRealPipeline(DefaultPipeline):
     """The real pipeline (`make.orchestrate`), making tiny, short videos so the bot tests stay fast:
     180x320, an 8 s target, x264 ultrafast, the offline voice (no edge-tts here): espeak-ng,
     timed by its own word events, the quickest voice to load; test_make covers piper."""
+
+    def __init__(self) -> None:
+        # The voice settings travel with the pipeline, never through the process's environment.
+        base = PipelineSettings.from_env(os.environ)
+        super().__init__(dataclasses.replace(base, tts_offline=True, offline_voice="espeak-ng"))
 
     def prepare(
         self,
@@ -72,30 +58,7 @@ class SmallRealPipeline(DefaultPipeline):
             seconds=min(brief.seconds, 8),
             output=OutputSpec(width=180, height=320, preset="ultrafast"),
         )
-        with _voice_env():
-            return super().prepare(small, job_dir, progress, cancel)
-
-    def revise(
-        self,
-        job_dir: str,
-        script: Script | None = None,
-        *,
-        another: bool = False,
-        progress: ProgressFn | None = None,
-        cancel: threading.Event | None = None,
-    ) -> StoryboardLike:
-        with _voice_env():
-            return super().revise(job_dir, script, another=another, progress=progress,
-                                  cancel=cancel)  # fmt: skip
-
-    def render_job(
-        self,
-        job_dir: str,
-        progress: ProgressFn | None = None,
-        cancel: threading.Event | None = None,
-    ) -> MakeResultLike:
-        with _voice_env():
-            return super().render_job(job_dir, progress, cancel)
+        return super().prepare(small, job_dir, progress, cancel)
 
 
 def make_pipeline(*, realtime: bool = False, stand_in: bool = False) -> Pipeline:

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pipeline import settings
 from pipeline.bench.samples import colour_clip
 from pipeline.bench.synth import Scene, load_photo, match_cuts, view_transform, write_clip
 from pipeline.footage.analyze import analyze, join_words, spoken_between
@@ -375,18 +376,18 @@ def test_files_analysed_side_by_side_give_what_one_at_a_time_gives(
 
     media = [footage.clip, footage.portrait, footage.photo]
     monkeypatch.setenv("REELBOT_ANALYSIS_WORKERS", "1")
+    assert workers(3) == 1  # the variable, read into the settings
     alone = analyze(media, use_cache=False)
-    monkeypatch.setenv("REELBOT_ANALYSIS_WORKERS", "3")
-    assert workers(3) == 3
+    assert workers(3, 3) == 3
     seen: list[float] = []
-    together = analyze(media, use_cache=False, progress=seen.append)
+    together = analyze(media, use_cache=False, progress=seen.append, max_workers=3)
     assert together.shots == alone.shots and together.keyframes == alone.keyframes
     assert [(f.cuts, f.dissolves) for f in together.files] == [
         (f.cuts, f.dissolves) for f in alone.files
     ]
     assert seen[-1] == 1.0 and all(b >= a for a, b in itertools.pairwise(seen))
-    monkeypatch.delenv("REELBOT_ANALYSIS_WORKERS")
-    assert 1 <= workers(5) <= 3 and workers(1) == 1
+    with settings.override(analysis_workers=None):
+        assert workers(5) == 3 and workers(1) == 1
 
 
 def test_a_broken_file_among_others_is_its_own_error_and_stops_the_rest(

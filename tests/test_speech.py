@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import speech
+from pipeline import settings, speech
 from pipeline.bench.samples import colour_clip
 from pipeline.errors import MediaError
 from pipeline.narrate.align import normalise
@@ -64,11 +64,13 @@ def test_configured_model_must_exist(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("REELBOT_WHISPER_MODEL", str(tmp_path / "nope"))
     with pytest.raises(SpeechModelError, match="neither a model folder"):
         speech.resolve_model()
-    monkeypatch.setenv("REELBOT_WHISPER_MODEL", str(tmp_path))
-    with pytest.raises(SpeechModelError, match=r"without model\.bin"):
+    with (
+        settings.override(whisper_model=str(tmp_path)),
+        pytest.raises(SpeechModelError, match=r"without model\.bin"),
+    ):
         speech.resolve_model()
-    monkeypatch.setenv("REELBOT_WHISPER_MODEL", "small")
-    assert speech.resolve_model() == "small"
+    with settings.override(whisper_model="small"):
+        assert speech.resolve_model() == "small"
 
 
 def test_english_speech_words_and_times(transcriber: speech.Transcriber, tmp_path: Path) -> None:

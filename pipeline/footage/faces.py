@@ -18,6 +18,8 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
+from pipeline.settings import settings
+
 log = logging.getLogger(__name__)
 
 
@@ -129,7 +131,7 @@ def _drop_nested(boxes: list[Box]) -> list[Box]:
 @functools.cache
 def default_detector() -> FaceDetector:
     """The process-wide detector (loaded once): YuNet when configured, else the LBP cascade."""
-    model = os.environ.get("REELBOT_FACE_MODEL", "")
+    model = settings().face_model
     if model:
         log.info("face detection: YuNet from %s", model)
         return YuNetDetector(model)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,6 +20,7 @@ from pipeline.errors import ReelbotError
 from pipeline.footage.frames import frame_at
 from pipeline.footage.model import Shot
 from pipeline.media import MediaInfo
+from pipeline.settings import settings
 
 log = logging.getLogger(__name__)
 
@@ -112,14 +112,14 @@ class TextEmbedder:
 @functools.cache
 def image_text_scorer(model: str | None = None) -> ImageTextScorer | None:
     """The process-wide image-text scorer (`model` or $REELBOT_IMAGE_TEXT_MODEL), or None."""
-    name = model or os.environ.get("REELBOT_IMAGE_TEXT_MODEL", "")
+    name = model or settings().image_text_model
     return ImageTextScorer(name) if name else None
 
 
 @functools.cache
 def text_embedder(model: str | None = None) -> TextEmbedder | None:
     """The process-wide text embedder (`model` or $REELBOT_TEXT_EMBED_MODEL), or None."""
-    name = model or os.environ.get("REELBOT_TEXT_EMBED_MODEL", "")
+    name = model or settings().text_embed_model
     return TextEmbedder(name) if name else None
 
 

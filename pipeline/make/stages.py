@@ -24,6 +24,7 @@ from pipeline.make.notices import Notice
 from pipeline.media import MediaInfo, probe
 from pipeline.plan import EditPlan
 from pipeline.script.model import Script
+from pipeline.settings import Settings, settings
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,14 @@ CAPTION_PRESET = "bold"
 class StageRun:
     """One run over a job folder: the stage log, progress, cancel and collected warnings."""
 
-    def __init__(self, job_dir: str, progress: ProgressFn | None, cancel: threading.Event | None):
+    def __init__(
+        self,
+        job_dir: str,
+        progress: ProgressFn | None,
+        cancel: threading.Event | None,
+        config: Settings | None = None,
+    ) -> None:
+        self.settings = config or settings()  # one snapshot for every stage of this run
         self.dir = Path(job_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.log = StageLog(self.dir)
@@ -138,7 +146,9 @@ def analysis_stage(
         progress=lambda f: job.report("analyze", 0.05 + 0.9 * f),
         cancel=job.cancel,
         # REELBOT_ANALYSIS_CACHE=0 turns off the cross-job cache (benchmarks, disk limits).
-        use_cache=os.environ.get("REELBOT_ANALYSIS_CACHE", "1") != "0",
+        use_cache=job.settings.analysis_cache,
+        cache_dir=job.settings.cache_dir / "analysis",
+        max_workers=job.settings.analysis_workers,
     )
     if not analysis.shots:
         raise MediaError(media[0].path, "corrupt", "no usable moment in the footage")
@@ -191,7 +201,7 @@ def script_stage(
     if another:
         seed = int(job.log.entry("script").get("seed", brief.seed)) + 1
         request = dataclasses.replace(request, seed=seed)
-    script = get_writer(model).write(request)
+    script = get_writer(model, job.settings).write(request)
     save_script(job, script)
     job.log.record("script", key, ["script.json"], ran=True, by="writer", seed=request.seed)
     job.report("script", 1.0)
@@ -208,7 +218,7 @@ _narrators: dict[tuple[str, ...], Any] = {}
 _narrators_lock = threading.Lock()
 
 
-def narrator() -> Any:
+def narrator(config: Settings | None = None) -> Any:
     """The narrator for the current settings, made once per process and settings.
 
     `REELBOT_OFFLINE_VOICE=espeak-ng` makes English fall back to espeak-ng instead of piper
@@ -216,10 +226,15 @@ def narrator() -> Any:
     """
     from pipeline.narrate.narrator import Narrator
 
-    conf = tuple(_narrator_conf())
+    config = config or settings()
+    conf = tuple(_narrator_conf(config))
     with _narrators_lock:
         if conf not in _narrators:
-            _narrators[conf] = Narrator(prefer_piper=conf[2] != "espeak-ng")
+            _narrators[conf] = Narrator(
+                offline=config.tts_offline,
+                edge_endpoint=config.edge_tts_url or None,
+                prefer_piper=config.offline_voice != "espeak-ng",
+            )
         return _narrators[conf]
 
 
@@ -230,14 +245,14 @@ def narration_stage(
     from pipeline.narrate.model import Narration
 
     def key_for(s: Script) -> str:
-        return digest("narration", s.to_dict(), brief.voice, _narrator_conf())
+        return digest("narration", s.to_dict(), brief.voice, _narrator_conf(job.settings))
 
     key = key_for(script)
     if job.log.fresh("narration", key):
         job.log.reused("narration")
         return Narration.load(job.dir / "words.json"), script, key
     job.report("narrate", 0.05)
-    narration = narrator().narrate_script(script, job.dir, voice=brief.voice)
+    narration = narrator(job.settings).narrate_script(script, job.dir, voice=brief.voice)
     off = abs(narration.duration - brief.seconds) / brief.seconds
     if off > LENGTH_TOLERANCE and by == "writer" and not job.log.entry("script").get("refit"):
         log.info(
@@ -250,7 +265,7 @@ def narration_stage(
 
         request = script_request(brief, analysis)
         request = dataclasses.replace(request, seed=job.log.entry("script").get("seed", brief.seed))
-        script = get_writer(model).write(request.refit(narration.duration))
+        script = get_writer(model, job.settings).write(request.refit(narration.duration))
         save_script(job, script)
         entry = job.log.entry("script")
         job.log.record(
@@ -263,7 +278,7 @@ def narration_stage(
             refit=True,
         )
         job.report("narrate", 0.5)
-        narration = narrator().narrate_script(script, job.dir, voice=brief.voice)
+        narration = narrator(job.settings).narrate_script(script, job.dir, voice=brief.voice)
         key = key_for(script)
     narration.save(job.dir / "words.json")
     job.log.record("narration", key, ["narration.wav", "words.json"], ran=True)
@@ -271,10 +286,9 @@ def narration_stage(
     return narration, script, key
 
 
-def _narrator_conf() -> list[str]:
-    """The settings a narration depends on (read when used, never at import)."""
-    names = ("REELBOT_TTS_OFFLINE", "REELBOT_EDGE_TTS_URL", "REELBOT_OFFLINE_VOICE")
-    return [os.environ.get(name, "").strip() for name in names]
+def _narrator_conf(config: Settings) -> list[str]:
+    """The settings a narration depends on, as the strings earlier job folders were keyed on."""
+    return ["1" if config.tts_offline else "", config.edge_tts_url, config.offline_voice]
 
 
 def plan_stage(

@@ -41,6 +41,7 @@ from pipeline.narrate.offline import EspeakEngine, PiperEngine
 from pipeline.narrate.voices import edge_hz, edge_percent, pick_voice, voice_gender
 from pipeline.plan import WordTiming
 from pipeline.script.model import Script
+from pipeline.settings import settings
 from pipeline.speech import SpeechModelError, Transcriber, default_transcriber
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ class _Spoken:
 class Narrator:
     """Turns sentences into a `Narration`; engines and the whisper model load once and are reused.
 
-    `offline=True` (or REELBOT_TTS_OFFLINE=1) skips edge-tts; `edge_endpoint` points edge-tts at
+    `offline=True` skips edge-tts (default: REELBOT_TTS_OFFLINE); `edge_endpoint` points edge-tts at
     another websocket URL (or pass a configured `edge` engine); `pause` is the silence between
     sentences in seconds; `prefer_piper=False` makes English fall back to espeak-ng too.
     """
@@ -67,14 +68,14 @@ class Narrator:
     def __init__(
         self,
         *,
-        offline: bool = False,
+        offline: bool | None = None,
         edge_endpoint: str | None = None,
         edge: EdgeEngine | None = None,
         transcriber: Transcriber | None = None,
         pause: float = 0.3,
         prefer_piper: bool = True,
     ) -> None:
-        self.offline = offline or os.environ.get("REELBOT_TTS_OFFLINE", "") == "1"
+        self.offline = settings().tts_offline if offline is None else offline
         self.edge = edge or EdgeEngine(edge_endpoint)
         self._transcriber = transcriber
         self.pause = pause

