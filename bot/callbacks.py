@@ -36,7 +36,7 @@ VIDEO_LANGS: Final = ("zh", "en")
 
 # Telegram user ids are positive and below 2**52; no leading zeros, so one id has one encoding.
 _OWNER = re.compile(r"[1-9][0-9]{0,15}")
-_JOB_ID = re.compile(r"[0-9]{8}-[0-9]{6}-[0-9a-f]{8}")  # bot.jobs.new_job_id
+_JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,48}")  # bot.jobs.new_job_id makes 24 of these
 
 
 @dataclass(frozen=True, slots=True)

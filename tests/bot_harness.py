@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 import io
 import itertools
+import json
 import os
 import socket
 import subprocess
@@ -60,6 +61,10 @@ class SmallRealPipeline(DefaultPipeline):
     180x320, an 8 s target, x264 ultrafast, the offline voice (no edge-tts here): espeak-ng,
     timed by its own word events, the quickest voice to load; test_make covers piper."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.renders = 0  # render_job calls, so a test can tell the storyboard steps render none
+
     def prepare(
         self,
         brief: Brief,
@@ -94,6 +99,7 @@ class SmallRealPipeline(DefaultPipeline):
         progress: ProgressFn | None = None,
         cancel: threading.Event | None = None,
     ) -> MakeResultLike:
+        self.renders += 1
         with _voice_env():
             return super().render_job(job_dir, progress, cancel)
 
@@ -107,9 +113,19 @@ def make_pipeline(*, realtime: bool = False, stand_in: bool = False) -> Pipeline
     return SmallRealPipeline()
 
 
-# Assertions that only hold for the stand-in (1 s per shot, 180x320, its script wording) are
-# guarded by this; the rest hold for any pipeline.
-STAND_IN = False
+# What SmallRealPipeline makes: an 8 s target (the offline script and espeak-ng land within
+# about a second and a half of it: 7.7-9.7 s measured), 180x320.
+REAL_SECONDS = (6.0, 11.5)
+REAL_SIZE = (180, 320)
+
+
+def used_footage(jobs: Path) -> list[str]:
+    """File names of the uploads the real pipeline's edit cut from (its plan.json), one job."""
+    (plan_file,) = jobs.glob("*/plan.json")
+    plan = json.loads(plan_file.read_text())
+    used = {plan["sources"][seg["source"]]["path"] for seg in plan["segments"]}
+    return sorted(Path(p).name for p in used)
+
 
 ALICE = user(1001, "Alice", "en", username="alice")
 BOB = user(1002, "Bob", "en", username="bob")
