@@ -7,6 +7,8 @@ The pipeline's own variables (REELBOT_CACHE_DIR, REELBOT_TTS_OFFLINE, ...) are p
 from __future__ import annotations
 
 import os
+import re
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,6 +118,28 @@ def _ids(env: Mapping[str, str], name: str) -> frozenset[int]:
     return frozenset(out)
 
 
+_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")  # what setWebhook's secret_token allows
+
+
+def _webhook_secret(env: Mapping[str, str]) -> str | None:
+    """REELBOT_WEBHOOK_SECRET; in webhook mode without one, a fresh random secret.
+
+    Without a secret anyone who can reach the listening port (0.0.0.0 by default) could POST
+    an update claiming to be an allowed user. The bot registers the secret with setWebhook at
+    every start, so Telegram sends it back in each call and a generated one needs no setup;
+    set one yourself only when something in front of the bot checks it too."""
+    raw = env.get("REELBOT_WEBHOOK_SECRET", "").strip()
+    if raw:
+        if not _SECRET.fullmatch(raw):
+            raise ConfigError(
+                "REELBOT_WEBHOOK_SECRET", "1-256 characters of A-Z, a-z, 0-9, _ and - only"
+            )
+        return raw
+    if env.get("REELBOT_WEBHOOK_URL", "").strip():
+        return secrets.token_urlsafe(32)  # 256 random bits
+    return None
+
+
 def load_settings(env: Mapping[str, str] | None = None, dotenv: str | None = ".env") -> Settings:
     """Settings from `env` (default: os.environ after loading `dotenv`, which never overrides).
 
@@ -152,7 +176,7 @@ def load_settings(env: Mapping[str, str] | None = None, dotenv: str | None = ".e
         webhook_url=env.get("REELBOT_WEBHOOK_URL", "").strip() or None,
         webhook_listen=env.get("REELBOT_WEBHOOK_LISTEN", "").strip() or "0.0.0.0",
         webhook_port=_int(env, "REELBOT_WEBHOOK_PORT", 8443, low=1),
-        webhook_secret=env.get("REELBOT_WEBHOOK_SECRET", "").strip() or None,
+        webhook_secret=_webhook_secret(env),
         max_upload_mb=_float(env, "REELBOT_MAX_UPLOAD_MB", 0.0) or None,
         pipeline=pipeline,
     )

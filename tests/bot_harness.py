@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 import io
 import itertools
+import json
 import os
 import socket
 import subprocess
@@ -24,6 +25,7 @@ from bot.app import build_application, running
 from bot.config import Settings
 from bot.pipeline_api import (
     DefaultPipeline,
+    MakeResultLike,
     Pipeline,
     ProgressFn,
     StoryboardLike,
@@ -45,6 +47,7 @@ class SmallRealPipeline(DefaultPipeline):
         # The voice settings travel with the pipeline, never through the process's environment.
         base = PipelineSettings.from_env(os.environ)
         super().__init__(dataclasses.replace(base, tts_offline=True, offline_voice="espeak-ng"))
+        self.renders = 0  # render_job calls, so a test can tell the storyboard steps render none
 
     def prepare(
         self,
@@ -60,6 +63,15 @@ class SmallRealPipeline(DefaultPipeline):
         )
         return super().prepare(small, job_dir, progress, cancel)
 
+    def render_job(
+        self,
+        job_dir: str,
+        progress: ProgressFn | None = None,
+        cancel: threading.Event | None = None,
+    ) -> MakeResultLike:
+        self.renders += 1
+        return super().render_job(job_dir, progress, cancel)
+
 
 def make_pipeline(*, realtime: bool = False, stand_in: bool = False) -> Pipeline:
     """The pipeline the bot drives: the real one, except where a test must act while a render
@@ -70,9 +82,19 @@ def make_pipeline(*, realtime: bool = False, stand_in: bool = False) -> Pipeline
     return SmallRealPipeline()
 
 
-# Assertions that only hold for the stand-in (1 s per shot, 180x320, its script wording) are
-# guarded by this; the rest hold for any pipeline.
-STAND_IN = False
+# What SmallRealPipeline makes: an 8 s target (the offline script and espeak-ng land within
+# about a second and a half of it: 7.7-9.7 s measured), 180x320.
+REAL_SECONDS = (6.0, 11.5)
+REAL_SIZE = (180, 320)
+
+
+def used_footage(jobs: Path) -> list[str]:
+    """File names of the uploads the real pipeline's edit cut from (its plan.json), one job."""
+    (plan_file,) = jobs.glob("*/plan.json")
+    plan = json.loads(plan_file.read_text())
+    used = {plan["sources"][seg["source"]]["path"] for seg in plan["segments"]}
+    return sorted(Path(p).name for p in used)
+
 
 ALICE = user(1001, "Alice", "en", username="alice")
 BOB = user(1002, "Bob", "en", username="bob")
