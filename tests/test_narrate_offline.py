@@ -13,9 +13,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from pipeline.cjk import is_han
 from pipeline.cli import main
 from pipeline.narrate import align
-from pipeline.narrate.align import is_cjk, normalise, split_units
+from pipeline.narrate.align import normalise, split_units
 from pipeline.narrate.model import Narration, NarrationError
 from pipeline.narrate.narrator import Narrator
 from pipeline.narrate.offline import Phone, PiperEngine, words_from_phonemes
@@ -44,7 +45,7 @@ def test_without_jieba_chinese_is_timed_per_character(
     monkeypatch.setattr(align, "zh_word_starts", lambda text: None)
     n = Narrator(offline=True).narrate(ZH, "zh", tmp_path)
     check_narration(n, ZH)
-    hanzi = [c for s in ZH for c in s if is_cjk(c)]
+    hanzi = [c for s in ZH for c in s if is_han(c)]
     assert [w.text[0] for w in n.words] == hanzi  # one timed unit per character, in order
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import difflib
 import functools
 import logging
-import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from pipeline.cjk import OPENING, is_spaceless
 from pipeline.plan import WordTiming
 
 log = logging.getLogger(__name__)
@@ -36,13 +36,6 @@ class Timed(Protocol):
     def start(self) -> float: ...
     @property
     def end(self) -> float: ...
-
-
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af]")
-
-
-def is_cjk(ch: str) -> bool:
-    return bool(_CJK.match(ch))
 
 
 def _is_word_char(ch: str) -> bool:
@@ -96,7 +89,9 @@ def split_units(sentence: str, words: bool = True) -> list[str]:
     previous one, so a unit never starts or ends inside a word and joining units gives the
     sentence back (minus spacing between CJK characters).
     """
-    starts = zh_word_starts(sentence) if words and any(map(is_cjk, sentence)) else None
+    # Han and kana are written without spaces: a unit is a jieba word or a single character.
+    # Hangul is written with spaces between words, so it splits like Latin text.
+    starts = zh_word_starts(sentence) if words and any(map(is_spaceless, sentence)) else None
     tokens: list[str] = []
     buf = ""
     pending_open = ""
@@ -108,7 +103,7 @@ def split_units(sentence: str, words: bool = True) -> list[str]:
                 buf = ""
             open_cjk = False
             continue
-        if is_cjk(ch):
+        if is_spaceless(ch):
             if buf:
                 tokens.append(buf)
                 buf = ""
@@ -127,7 +122,7 @@ def split_units(sentence: str, words: bool = True) -> list[str]:
             buf += ch
         elif ch in "\"'" and buf:  # a straight quote right after a word closes it
             buf += ch
-        elif ch in "\"'“‘(（[【《「『":
+        elif ch in OPENING:
             if buf:
                 tokens.append(buf)
                 buf = ""
@@ -144,20 +139,6 @@ def split_units(sentence: str, words: bool = True) -> list[str]:
     if pending_open and tokens:
         tokens[-1] += pending_open
     return [t for t in tokens if t]
-
-
-def join_units(units: Sequence[str]) -> str:
-    """Units back into display text: spaces between non-CJK words only."""
-    out = ""
-    for u in units:
-        if out and not (is_cjk(out[-1]) or is_cjk(u[0]) or _is_cjk_punct(out[-1])):
-            out += " "
-        out += u
-    return out
-
-
-def _is_cjk_punct(ch: str) -> bool:
-    return "\u3000" <= ch <= "\u303f" or "\uff00" <= ch <= "\uffef"
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,8 +212,8 @@ def _merge_cjk(
             and len(src) == 1
             and out_src
             and out_src[-1] == src
-            and is_cjk(normalise(u)[:1] or " ")
-            and is_cjk(normalise(out_u[-1])[-1:] or " ")
+            and is_spaceless(normalise(u)[:1] or " ")
+            and is_spaceless(normalise(out_u[-1])[-1:] or " ")
             and not _ends_clause(out_u[-1])
         )
         if same_word:
