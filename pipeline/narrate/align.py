@@ -12,7 +12,6 @@ between their timed neighbours by length, so every unit gets a time and times ne
 from __future__ import annotations
 
 import difflib
-import functools
 import logging
 import unicodedata
 from collections.abc import Sequence
@@ -22,6 +21,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from pipeline.cjk import OPENING, is_spaceless
+from pipeline.loadonce import Loader
 from pipeline.plan import WordTiming
 
 log = logging.getLogger(__name__)
@@ -47,9 +47,8 @@ def normalise(text: str) -> str:
     return "".join(ch for ch in unicodedata.normalize("NFKC", text).lower() if _is_word_char(ch))
 
 
-@functools.cache
-def _jieba() -> Any | None:
-    """jieba, the standard Chinese word segmenter, if installed (else None)."""
+def _load_jieba(_: str) -> Any | None:
+    """jieba, the standard Chinese word segmenter, with its dictionary loaded (else None)."""
     try:
         import jieba
     except ImportError:
@@ -65,7 +64,15 @@ def _jieba() -> Any | None:
         jieba.dt.tmp_dir = str(folder)
     except OSError:
         pass
+    jieba.initialize()  # the dictionary (~0.5 s), here rather than inside the first lcut
     return jieba
+
+
+_JIEBA: Loader[str, Any | None] = Loader("jieba dictionary", _load_jieba)
+
+
+def _jieba() -> Any | None:
+    return _JIEBA.get("")
 
 
 def zh_word_starts(text: str) -> set[int] | None:
