@@ -27,7 +27,7 @@ import os
 import re
 import subprocess
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
@@ -256,8 +256,3 @@ def _fc_match(pattern: str) -> str | None:
     if any(f.strip().lower() == wanted for f in families.split(",")):
         return path
     return None
-
-
-def units_fit(units: Sequence[str], text: str) -> bool:
-    """Whether joining `units` gives `text` back exactly (so they can stand for it)."""
-    return bool(units) and join_units(units) == text
