@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 from pipeline.brief import Brief
 from pipeline.script.model import Script
@@ -106,8 +106,6 @@ class DefaultPipeline:
     def __init__(self, config: PipelineSettings | None = None) -> None:
         # The pipeline settings every job runs with (None: the process's snapshot).
         self.config = config
-        self._transcriber: Any = None
-        self._lock = threading.Lock()
 
     def prepare(
         self,
@@ -153,11 +151,8 @@ class DefaultPipeline:
         return result
 
     def transcribe(self, path: str) -> TranscriptLike:
-        # The whisper model loads once per process, on the first voice note.
-        with self._lock:
-            if self._transcriber is None:
-                from pipeline import speech  # type: ignore[attr-defined,unused-ignore]
+        # The whisper model loads once per process, on the first voice note (pipeline.loadonce).
+        from pipeline import speech  # type: ignore[attr-defined,unused-ignore]
 
-                self._transcriber = speech.default_transcriber()
-        result: TranscriptLike = self._transcriber.transcribe(path, language=None)
+        result: TranscriptLike = speech.default_transcriber().transcribe(path, language=None)
         return result

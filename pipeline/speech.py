@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.errors import MediaError, ReelbotError
+from pipeline.loadonce import Loader
 from pipeline.settings import settings
 
 if TYPE_CHECKING:
@@ -301,15 +302,11 @@ def _has_audio(path: str) -> bool:
         raise MediaError(path, "not_media", str(exc)) from exc
 
 
-_default: Transcriber | None = None
-_default_lock = threading.Lock()
+# One whisper model per process, keyed by $REELBOT_WHISPER_MODEL as set when asked ("" is the
+# packaged model); the load resolves it (and joins the packaged model) once, inside the loader.
+TRANSCRIBERS: Loader[str, Transcriber] = Loader("whisper model", lambda _setting: Transcriber())
 
 
 def default_transcriber() -> Transcriber:
     """The process-wide transcriber, loaded on first use (thread-safe)."""
-    global _default
-    if _default is None:
-        with _default_lock:
-            if _default is None:
-                _default = Transcriber()
-    return _default
+    return TRANSCRIBERS.get(settings().whisper_model)

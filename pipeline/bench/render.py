@@ -20,10 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.bench import samples
+from pipeline.cjk import font_file
 from pipeline.ffmpeg import ffmpeg_exe, has_encoder
 from pipeline.media import probe
 from pipeline.plan import AudioTrack, CaptionCue, EditPlan, OutputSpec, Segment, cover_rect
-from pipeline.render.subtitles import build_ass, font_file
+from pipeline.render.subtitles import build_ass
 from pipeline.settings import settings
 
 CLIPS = (("testsrc2", 20.0), ("gradients", 20.0), ("life", 20.0))

@@ -18,6 +18,7 @@ from typing import Protocol
 
 import numpy as np
 
+from pipeline.cjk import join_units
 from pipeline.errors import Cancelled, ReelbotError
 from pipeline.footage.cache import AnalysisCache, cache_key
 from pipeline.footage.faces import Box, FaceDetector, default_detector
@@ -246,22 +247,9 @@ def _words(info: MediaInfo, transcriber: Transcriber | None) -> list[SpokenWordL
 def spoken_between(words: Sequence[SpokenWordLike], start: float, end: float) -> str:
     """The words whose middle falls inside [start, end), joined as the language writes them."""
     inside = [w.text.strip() for w in words if start <= (w.start + w.end) / 2 < end]
-    return join_words([w for w in inside if w])
-
-
-def _is_cjk(ch: str) -> bool:
-    o = ord(ch)
-    return 0x3000 <= o <= 0x9FFF or 0xF900 <= o <= 0xFAFF or 0xFF00 <= o <= 0xFFEF
-
-
-def join_words(words: Sequence[str]) -> str:
-    """Join tokens with spaces, except between Chinese/Japanese characters, which take none."""
-    out = ""
-    for w in words:
-        if out and not (_is_cjk(out[-1]) and _is_cjk(w[0])):
-            out += " "
-        out += w
-    return out
+    # The captions' joining rule (pipeline.cjk): no space next to Han/kana or CJK punctuation,
+    # so a transcript reads like the script it is matched against (我们去Paris吧).
+    return join_units([w for w in inside if w])
 
 
 def join_text(parts: Sequence[str]) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 from pipeline.brief import Brief
 from pipeline.errors import Cancelled, MediaError
 from pipeline.footage import Analysis, analyze
+from pipeline.loadonce import Loader
 from pipeline.make.jobdir import StageLog, digest, file_hash, load_json, save_json
 from pipeline.make.notices import Notice
 from pipeline.media import MediaInfo, probe
@@ -214,8 +215,19 @@ def save_script(job: StageRun, script: Script) -> None:
     os.replace(tmp, job.dir / "script.json")
 
 
-_narrators: dict[tuple[str, ...], Any] = {}
-_narrators_lock = threading.Lock()
+def _make_narrator(conf: tuple[str, ...]) -> Any:
+    from pipeline.narrate.narrator import Narrator
+
+    offline, edge_url, offline_voice = conf
+    return Narrator(
+        offline=offline == "1",
+        edge_endpoint=edge_url or None,
+        prefer_piper=offline_voice != "espeak-ng",
+    )
+
+
+# Keyed by the narration settings (`_narrator_conf`): a settings change makes a new narrator.
+NARRATORS: Loader[tuple[str, ...], Any] = Loader("narrator", _make_narrator)
 
 
 def narrator(config: Settings | None = None) -> Any:
@@ -224,18 +236,7 @@ def narrator(config: Settings | None = None) -> Any:
     `REELBOT_OFFLINE_VOICE=espeak-ng` makes English fall back to espeak-ng instead of piper
     (piper is GPL and optional; espeak-ng's own word events time the words, with no whisper pass).
     """
-    from pipeline.narrate.narrator import Narrator
-
-    config = config or settings()
-    conf = tuple(_narrator_conf(config))
-    with _narrators_lock:
-        if conf not in _narrators:
-            _narrators[conf] = Narrator(
-                offline=config.tts_offline,
-                edge_endpoint=config.edge_tts_url or None,
-                prefer_piper=config.offline_voice != "espeak-ng",
-            )
-        return _narrators[conf]
+    return NARRATORS.get(tuple(_narrator_conf(config or settings())))
 
 
 def narration_stage(
