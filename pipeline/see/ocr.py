@@ -50,7 +50,7 @@ class TextLine:
 
 @dataclass(frozen=True, slots=True)
 class FrameText:
-    """The text lines of one keyframe, top to bottom; `skipped` when the time budget ran out first."""
+    """One keyframe's text lines, top to bottom; `skipped` when the time budget ran out first."""
 
     lines: tuple[TextLine, ...]
     skipped: bool = False
@@ -86,7 +86,7 @@ def _engine() -> _Engine:
 
 
 def is_junk(text: str, confidence: float, min_confidence: float = MIN_CONFIDENCE) -> bool:
-    """Whether a recognised line is noise rather than words: unsure, punctuation, one letter, AAAA."""
+    """Whether a recognised line is noise, not words: unsure, punctuation, one letter, AAAA."""
     stripped = "".join(ch for ch in text if not ch.isspace())
     if confidence < min_confidence or not stripped:
         return True
@@ -159,7 +159,9 @@ def read_keyframes(
     out: list[FrameText] = []
     for index, frame in enumerate(frames):
         if time.monotonic() - start >= budget_s:
-            log.info("OCR budget of %.1f s spent; %d keyframes skipped", budget_s, len(frames) - index)
+            log.info(
+                "OCR budget of %.1f s spent; %d keyframes skipped", budget_s, len(frames) - index
+            )
             out.extend(FrameText(lines=(), skipped=True) for _ in frames[index:])
             break
         out.append(

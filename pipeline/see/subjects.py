@@ -56,7 +56,9 @@ class Vocabulary:
 
 def load_vocabulary() -> Vocabulary:
     """The ImageNet-to-everyday table from the package data, checked to cover all 1000 classes."""
-    text = resources.files("pipeline.see").joinpath("data/imagenet_everyday.json").read_text("utf-8")
+    text = (
+        resources.files("pipeline.see").joinpath("data/imagenet_everyday.json").read_text("utf-8")
+    )
     words: list[dict[str, Any]] = json.loads(text)["words"]
     merge = np.zeros((1000, len(words)), dtype=np.float32)
     for col, word in enumerate(words):
