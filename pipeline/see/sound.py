@@ -390,7 +390,8 @@ def sound_of_file(
     silence_db: float = DEFAULT_SILENCE_DB,
     threshold: float = DEFAULT_TAG_THRESHOLD,
 ) -> ClipSound:
-    """Tags for `start`..`end` of a file's audio (all of it by default)."""
+    """Tags for `start`..`end` of a file's audio (all of it by default); window times count
+    from `start`."""
     return sound_of(
         read_audio(path, start, end), SAMPLE_RATE, silence_db=silence_db, threshold=threshold
     )
