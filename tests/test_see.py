@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
-import time
 import wave
 from importlib import resources
 from pathlib import Path
@@ -20,7 +18,7 @@ from PIL import Image, ImageDraw, ImageFont
 from skimage import data as skdata
 
 from pipeline.bench import samples
-from pipeline.see import _once, faces, ocr, sound, subjects
+from pipeline.see import faces, ocr, sound, subjects
 
 
 def bgr(rgb: np.ndarray) -> np.ndarray:
@@ -35,35 +33,6 @@ def photos() -> dict[str, np.ndarray]:
 
 
 # --- load once --------------------------------------------------------------------------------
-
-
-def test_load_once_builds_once_under_threads_and_retries_a_failed_load() -> None:
-    calls: list[int] = []
-
-    def slow() -> object:
-        calls.append(1)
-        time.sleep(0.05)
-        return object()
-
-    got: list[object] = []
-    threads = [
-        threading.Thread(target=lambda: got.append(_once.load_once("test.slow", slow)))
-        for _ in range(8)
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(calls) == 1
-    assert len({id(g) for g in got}) == 1
-
-    def broken() -> object:
-        raise OSError("disk")
-
-    with pytest.raises(OSError):
-        _once.load_once("test.broken", broken)
-    assert not _once.loaded("test.broken")
-    assert _once.load_once("test.broken", lambda: "ok") == "ok"
 
 
 # --- subjects ---------------------------------------------------------------------------------

