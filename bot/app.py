@@ -28,7 +28,7 @@ from telegram.ext import (
 )
 
 from bot import conversation as conv
-from bot import media_in, review
+from bot import media_in, resend, review
 from bot.config import Settings
 from bot.jobs import JobStore
 from bot.pipeline_api import Pipeline
@@ -136,6 +136,8 @@ def add_handlers(app: BotApp) -> None:
     app.add_handler(CommandHandler("lang", lang_cmd))
     app.add_handler(CommandHandler("cancel", conv.cancel))
     app.add_handler(CallbackQueryHandler(review.storyboard_button, pattern=r"^sb:"))
+    app.add_handler(CallbackQueryHandler(resend.resend_button, pattern=resend.PATTERN))
+    app.add_handler(MessageHandler(filters.Sticker.ALL, media_in.sticker))
     app.add_handler(CallbackQueryHandler(stray_button))
     app.add_handler(MessageHandler(filters.REPLY & conv.MEDIA, media_in.pooled_footage))
     app.add_handler(MessageHandler(filters.ChatType.PRIVATE & conv.MEDIA, review.idle))

@@ -46,6 +46,8 @@ class Settings:
     album_wait: float = 1.5  # seconds of quiet that close a media group into one batch
     status_interval: float = 3.0  # at most one edit of the status message per this many seconds
     group_rate: int = 20  # messages per minute the bot allows itself in one group (Bot API FAQ)
+    max_voice_seconds: float = 300.0  # longest voice note transcribed (also its time limit)
+    min_free_mb: int = 500  # disk space kept free under the data dir, beyond what a step needs
 
     def __repr__(self) -> str:
         return f"Settings(data_dir={self.data_dir!r}, local_mode={self.local_mode}, ...)"
@@ -146,4 +148,6 @@ def load_settings(env: Mapping[str, str] | None = None, dotenv: str | None = ".e
         webhook_port=_int(env, "REELBOT_WEBHOOK_PORT", 8443, low=1),
         webhook_secret=env.get("REELBOT_WEBHOOK_SECRET", "").strip() or None,
         max_upload_mb=_float(env, "REELBOT_MAX_UPLOAD_MB", 0.0) or None,
+        max_voice_seconds=_float(env, "REELBOT_MAX_VOICE_SECONDS", 300.0),
+        min_free_mb=_int(env, "REELBOT_MIN_FREE_MB", 500),
     )

@@ -54,3 +54,8 @@ def footage_keyboard(lang: str, owner: int, group: bool) -> InlineKeyboardMarkup
     if group:
         row.append(button(t(lang, "btn_pool_on"), owner, "pool"))
     return InlineKeyboardMarkup([row])
+
+
+def resend_keyboard(lang: str, owner: int, job_id: str) -> InlineKeyboardMarkup:
+    """The 🔁 Send again button under a video Telegram refused (the job id outlives a restart)."""
+    return InlineKeyboardMarkup([[button(t(lang, "btn_resend"), owner, "resend", job_id)]])

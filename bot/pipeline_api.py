@@ -94,8 +94,9 @@ class Pipeline(Protocol):
         """The job folder's plan rendered to the MP4 and its cover."""
         ...
 
-    def transcribe(self, path: str) -> TranscriptLike:
-        """A voice note's words and language."""
+    def transcribe(self, path: str, timeout: float | None = None) -> TranscriptLike:
+        """A voice note's words and language; a `ReelbotError` (key `speech_timeout`) once it
+        has taken `timeout` seconds."""
         ...
 
 
@@ -145,12 +146,12 @@ class DefaultPipeline:
         result: MakeResultLike = make.render_job(job_dir, progress=progress, cancel=cancel)
         return result
 
-    def transcribe(self, path: str) -> TranscriptLike:
+    def transcribe(self, path: str, timeout: float | None = None) -> TranscriptLike:
         # The whisper model loads once per process, on the first voice note.
         with self._lock:
             if self._transcriber is None:
                 from pipeline import speech  # type: ignore[attr-defined,unused-ignore]
 
                 self._transcriber = speech.default_transcriber()
-        result: TranscriptLike = self._transcriber.transcribe(path, language=None)
+        result: TranscriptLike = self._transcriber.transcribe(path, language=None, timeout=timeout)
         return result

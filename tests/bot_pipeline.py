@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import json
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from pipeline.errors import Cancelled, MediaError
 from pipeline.ffmpeg import run_ffmpeg
 from pipeline.media import probe
 from pipeline.script.model import Script, ScriptLine
+from pipeline.speech import SpeechTimeout
 
 W, H, SHOT = 180, 320, 1.0  # output size and seconds per shot: tiny and fast
 
@@ -236,10 +238,16 @@ class FootagePipeline:
             job_dir, out, cover, script, duration, W, H, "test-tone", tuple(state["warnings"])
         )
 
-    def transcribe(self, path: str) -> Transcript:
+    def transcribe(self, path: str, timeout: float | None = None) -> Transcript:
         model = _whisper()
+        deadline = None if timeout is None else time.monotonic() + timeout
         segments, info = model.transcribe(path, beam_size=1, vad_filter=False)
-        return Transcript(info.language, " ".join(s.text.strip() for s in segments))
+        texts = []
+        for seg in segments:
+            texts.append(seg.text.strip())
+            if deadline is not None and time.monotonic() > deadline:
+                raise SpeechTimeout(path, timeout or 0.0)
+        return Transcript(info.language, " ".join(texts))
 
 
 @functools.cache
