@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import logging
 import os
-from datetime import timedelta
 
 import av
 from telegram import Update
@@ -160,8 +159,8 @@ async def transcribe_voice(update: Update, context: Context, draft: Draft) -> st
     if voice is None:
         return ""
     cap = svc.settings.max_voice_seconds
-    said = voice.duration  # seconds, or a timedelta where PTB is set to return those
-    stated = said.total_seconds() if isinstance(said, timedelta) else float(said or 0)
+    # Read from the serialised form: the attribute warns that it will become a timedelta.
+    stated = float(voice.to_dict().get("duration") or 0)
     if stated > cap:
         await ask(update, too_long_text(lang, stated, cap))
         return ""
@@ -197,7 +196,16 @@ async def transcribe_voice(update: Update, context: Context, draft: Draft) -> st
 
 
 def too_long_text(lang: str, seconds: float, cap: float) -> str:
-    return t(lang, "voice_too_long", minutes=seconds / 60, limit=cap / 60)
+    return t(lang, "voice_too_long", length=span(lang, seconds), limit=span(lang, cap))
+
+
+def span(lang: str, seconds: float) -> str:
+    """A length as people say it: "30 min", "1.5 min", "45 s"."""
+    if seconds < 60:
+        return t(lang, "n_seconds", n=f"{seconds:.0f}")
+    minutes = seconds / 60
+    n = f"{minutes:.0f}" if abs(minutes - round(minutes)) < 0.05 else f"{minutes:.1f}"
+    return t(lang, "n_minutes", n=n)
 
 
 def audio_seconds(path: str) -> float:

@@ -243,11 +243,13 @@ T: dict[str, dict[str, str]] = {
     },
     # Reliability: voice-note cap, stickers, low disk, delivery failures.
     "voice_too_long": {
-        "en": "That voice note is {minutes:.1f} min long; I take voice notes of up to "
-        "{limit:.0f} min. Send a shorter one, or type the topic.",
-        "zh": "这条语音有 {minutes:.1f} 分钟，我最多只能识别 {limit:.0f} 分钟的语音。"
+        "en": "That voice note is {length} long; I take voice notes of up to {limit}. Send a "
+        "shorter one, or type the topic.",
+        "zh": "这条语音有 {length}，我最多只能识别 {limit} 的语音。"
         "请发一条短一些的，或者直接用文字发送主题。",
     },
+    "n_minutes": {"en": "{n} min", "zh": "{n} 分钟"},
+    "n_seconds": {"en": "{n} s", "zh": "{n} 秒"},
     "speech_timeout": {
         "en": "Transcribing that voice note took too long, so I stopped. Please type the topic "
         "or send a shorter voice note.",
