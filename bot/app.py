@@ -25,7 +25,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot import callbacks, media_in, review
+from bot import callbacks, media_in, resend, review
 from bot import conversation as conv
 from bot.config import ConfigError, Settings
 from bot.jobs import JobStore
@@ -126,6 +126,8 @@ def add_handlers(app: BotApp) -> None:
     app.add_handler(CommandHandler("lang", lang_cmd))
     app.add_handler(CommandHandler("cancel", conv.cancel))
     app.add_handler(CallbackQueryHandler(review.storyboard_button, pattern=callbacks.board_pattern))
+    app.add_handler(CallbackQueryHandler(resend.resend_button, pattern=callbacks.resend_pattern))
+    app.add_handler(MessageHandler(filters.Sticker.ALL, media_in.sticker))
     app.add_handler(CallbackQueryHandler(stray_button))
     app.add_handler(MessageHandler(filters.REPLY & conv.MEDIA, media_in.pooled_footage))
     app.add_handler(MessageHandler(filters.ChatType.PRIVATE & conv.MEDIA, review.idle))

@@ -5,7 +5,8 @@ Two kinds of button exist:
 - `Choice`: a conversation button (style, language, length, Next, Done, let others add
   footage). It carries its owner's id, so in a group only the member who started the
   conversation can press it: ``c|<owner>|<action>|<value>``.
-- `Board`: a button under a storyboard (render, edit, another version). It carries the job id;
+- `Board`: a button about one job: under a storyboard (render, edit, another version), or
+  🔁 Send again under a video Telegram refused. It carries the job id;
   the job's owner and state come from the job store, so it outlives a restart:
   ``sb:<action>:<job id>``.
 
@@ -29,7 +30,7 @@ from pipeline.script.styles import STYLES
 MAX_BYTES: Final = 64  # the Bot API's limit on callback_data
 
 ChoiceAction: TypeAlias = Literal["style", "lang", "len", "next", "done", "pool"]
-BoardAction: TypeAlias = Literal["render", "edit", "another"]
+BoardAction: TypeAlias = Literal["render", "edit", "another", "resend"]
 CHOICE_ACTIONS: Final[tuple[str, ...]] = get_args(ChoiceAction)
 BOARD_ACTIONS: Final[tuple[str, ...]] = get_args(BoardAction)
 VIDEO_LANGS: Final = ("zh", "en")
@@ -119,4 +120,11 @@ def choice_pattern(*actions: ChoiceAction) -> Callable[[object], bool]:
 
 def board_pattern(data: object) -> bool:
     """A CallbackQueryHandler pattern: valid storyboard buttons."""
-    return isinstance(decode(data), Board)
+    button = decode(data)
+    return isinstance(button, Board) and button.action != "resend"
+
+
+def resend_pattern(data: object) -> bool:
+    """A CallbackQueryHandler pattern: valid 🔁 Send again buttons."""
+    button = decode(data)
+    return isinstance(button, Board) and button.action == "resend"

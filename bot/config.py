@@ -48,6 +48,8 @@ class Settings:
     status_interval: float = 3.0  # at most one edit of the status message per this many seconds
     group_rate: int = 20  # messages per minute the bot allows itself in one group (Bot API FAQ)
     pipeline: pipeline_settings.Settings = field(default_factory=pipeline_settings.Settings)
+    max_voice_seconds: float = 300.0  # longest voice note transcribed (also its time limit)
+    min_free_mb: int = 500  # disk space kept free under the data dir, beyond what a step needs
 
     def __repr__(self) -> str:
         return f"Settings(data_dir={self.data_dir!r}, local_mode={self.local_mode}, ...)"
@@ -179,4 +181,6 @@ def load_settings(env: Mapping[str, str] | None = None, dotenv: str | None = ".e
         webhook_secret=_webhook_secret(env),
         max_upload_mb=_float(env, "REELBOT_MAX_UPLOAD_MB", 0.0) or None,
         pipeline=pipeline,
+        max_voice_seconds=_float(env, "REELBOT_MAX_VOICE_SECONDS", 300.0),
+        min_free_mb=_int(env, "REELBOT_MIN_FREE_MB", 500),
     )

@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 QUEUED, RUNNING, REVIEW, EDITING = "queued", "running", "review", "editing"
 DONE, FAILED, CANCELLED = "done", "failed", "cancelled"
+# Rendered, but Telegram refused the video: it is kept for "🔁 Send again". FAILED is a job
+# whose work failed (its error is the pipeline's key, e.g. render_failed).
+UNDELIVERED = "undelivered"
 ACTIVE = (QUEUED, RUNNING)  # one of these per user at most
 OPEN = (QUEUED, RUNNING, REVIEW, EDITING)  # the job still belongs to a live conversation
 
@@ -47,7 +50,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     resumed INTEGER NOT NULL DEFAULT 0,
     created REAL NOT NULL,
     queued_at REAL NOT NULL,
-    updated REAL NOT NULL
+    updated REAL NOT NULL,
+    result TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, queued_at);
 CREATE INDEX IF NOT EXISTS jobs_user ON jobs (user_id, created);
@@ -73,6 +77,36 @@ class Job:
     error: str | None = None
     resumed: bool = False
     created: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """A finished video as sendVideo needs it, kept in the job's row so that it can be sent
+    again after Telegram refused it, also after a restart (a `MakeResultLike`)."""
+
+    video: str  # the file to send (the re-encoded copy when the render was over the limit)
+    cover: str
+    script: Script
+    duration: float
+    width: int
+    height: int
+    voice_engine: str = ""
+    warnings: tuple[str, ...] = ()  # already in the chat's language
+
+    def warnings_in(self, language: str) -> tuple[str, ...]:
+        return self.warnings
+
+    def to_json(self) -> str:
+        d = dataclasses.asdict(self)
+        d["script"] = json.loads(script_to_json(self.script))
+        return json.dumps(d, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> Rendered:
+        d = json.loads(text)
+        d["script"] = script_from_json(json.dumps(d["script"]))
+        d["warnings"] = tuple(d.get("warnings", ()))
+        return cls(**d)
 
 
 def new_job_id() -> str:
@@ -112,6 +146,9 @@ class JobStore:
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
+        columns = {r["name"] for r in self._db.execute("PRAGMA table_info(jobs)")}
+        if "result" not in columns:  # a store made before delivery failures were kept
+            self._db.execute("ALTER TABLE jobs ADD COLUMN result TEXT")
 
     def close(self) -> None:
         self._db.close()
@@ -189,6 +226,20 @@ class JobStore:
             (status, error, time.time(), job_id),
         )
 
+    def set_undelivered(self, job_id: str, rendered: Rendered, error: str) -> None:
+        """The video is made but Telegram refused it: keep what resending it needs."""
+        self._db.execute(
+            "UPDATE jobs SET status=?, error=?, result=?, updated=? WHERE id=?",
+            (UNDELIVERED, error, rendered.to_json(), time.time(), job_id),
+        )
+
+    def rendered(self, job_id: str) -> Rendered | None:
+        """The kept video of an undelivered job (None for any other job)."""
+        row = self._db.execute(
+            "SELECT result FROM jobs WHERE id=? AND status=?", (job_id, UNDELIVERED)
+        ).fetchone()
+        return Rendered.from_json(row["result"]) if row and row["result"] else None
+
     def set_script(self, job_id: str, script: Script) -> None:
         self._db.execute(
             "UPDATE jobs SET script=?, updated=? WHERE id=?",
@@ -254,8 +305,8 @@ class JobStore:
     def cleanup(self, jobs_root: str, keep_days: float, keep_total_bytes: int) -> list[str]:
         """Remove finished jobs' folders older than `keep_days`, then oldest first over the size.
 
-        Folders of open jobs are never removed; folders with no row (a conversation that was
-        abandoned) count as finished.
+        Folders of open jobs are never removed, nor those of undelivered videos before
+        `keep_days`; folders with no row (a conversation that was abandoned) count as finished.
         """
         cutoff = time.time() - keep_days * 86400
         # A storyboard nobody answered for that long is given up.
@@ -263,13 +314,19 @@ class JobStore:
             "UPDATE jobs SET status=?, updated=? WHERE status IN (?,?) AND updated<?",
             (CANCELLED, time.time(), REVIEW, EDITING, cutoff),
         )
+        # A video nobody asked to be sent again for that long is given up too.
+        self._db.execute(
+            "UPDATE jobs SET status=?, error=?, updated=? WHERE status=? AND updated<?",
+            (FAILED, "delivery:expired", time.time(), UNDELIVERED, cutoff),
+        )
         root = Path(jobs_root)
         if not root.is_dir():
             return []
+        kept = (*OPEN, UNDELIVERED)
         open_ids = {
             r["id"]
             for r in self._db.execute(
-                f"SELECT id FROM jobs WHERE status IN ({','.join('?' * len(OPEN))})", OPEN
+                f"SELECT id FROM jobs WHERE status IN ({','.join('?' * len(kept))})", kept
             )
         }
         folders = []

@@ -6,7 +6,7 @@ from __future__ import annotations
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 
 from bot import callbacks
-from bot.callbacks import Choice, ChoiceAction
+from bot.callbacks import Board, Choice, ChoiceAction
 from bot.services import Draft
 from bot.texts import LENGTHS, style_names, t
 
@@ -60,3 +60,9 @@ def footage_keyboard(lang: str, owner: int, group: bool) -> InlineKeyboardMarkup
     if group:
         row.append(button(t(lang, "btn_pool_on"), owner, "pool"))
     return InlineKeyboardMarkup([row])
+
+
+def resend_keyboard(lang: str, job_id: str) -> InlineKeyboardMarkup:
+    """The 🔁 Send again button under a video Telegram refused (the job id outlives a restart)."""
+    data = callbacks.encode(Board("resend", job_id))
+    return InlineKeyboardMarkup([[InlineKeyboardButton(t(lang, "btn_resend"), callback_data=data)]])

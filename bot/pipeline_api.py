@@ -95,8 +95,9 @@ class Pipeline(Protocol):
         """The job folder's plan rendered to the MP4 and its cover."""
         ...
 
-    def transcribe(self, path: str) -> TranscriptLike:
-        """A voice note's words and language."""
+    def transcribe(self, path: str, timeout: float | None = None) -> TranscriptLike:
+        """A voice note's words and language; a `ReelbotError` (key `speech_timeout`) once it
+        has taken `timeout` seconds."""
         ...
 
 
@@ -150,9 +151,11 @@ class DefaultPipeline:
         )
         return result
 
-    def transcribe(self, path: str) -> TranscriptLike:
+    def transcribe(self, path: str, timeout: float | None = None) -> TranscriptLike:
         # The whisper model loads once per process, on the first voice note (pipeline.loadonce).
         from pipeline import speech  # type: ignore[attr-defined,unused-ignore]
 
-        result: TranscriptLike = speech.default_transcriber().transcribe(path, language=None)
+        result: TranscriptLike = speech.default_transcriber().transcribe(
+            path, language=None, timeout=timeout
+        )
         return result

@@ -257,6 +257,53 @@ T: dict[str, dict[str, str]] = {
         "en": "The video is too large to send even after compressing; try a shorter length.",
         "zh": "视频压缩后仍然太大，无法发送；请选择更短的时长。",
     },
+    # Reliability: voice-note cap, stickers, low disk, delivery failures.
+    "voice_too_long": {
+        "en": "That voice note is {length} long; I take voice notes of up to {limit}. Send a "
+        "shorter one, or type the topic.",
+        "zh": "这条语音有 {length}，我最多只能识别 {limit} 的语音。"
+        "请发一条短一些的，或者直接用文字发送主题。",
+    },
+    "n_minutes": {"en": "{n} min", "zh": "{n} 分钟"},
+    "n_seconds": {"en": "{n} s", "zh": "{n} 秒"},
+    "speech_timeout": {
+        "en": "Transcribing that voice note took too long, so I stopped. Please type the topic "
+        "or send a shorter voice note.",
+        "zh": "这条语音识别太久，已停止。请用文字发送主题，或发一条短一些的语音。",
+    },
+    "sticker_in_draft": {
+        "en": "Stickers cannot go into a video. Send what I asked for: the topic as text or a "
+        "voice note, or your footage as videos and photos (then /done).",
+        "zh": "贴纸不能用在视频里。请按提示发送：用文字或语音发主题，或者发视频和照片作为素材"
+        "（发完后发送 /done）。",
+    },
+    "sticker_idle": {
+        "en": "I cannot use stickers. Send /new to make a video from your own videos and photos.",
+        "zh": "我没法使用贴纸。发送 /new，用你自己的视频和照片来做视频。",
+    },
+    "disk_low_footage": {
+        "en": "The bot's server is short of disk space ({free_mb} MB free), so I could not take "
+        "“{name}”. What you sent before is kept; try again later, or send /done to use it.",
+        "zh": "机器人服务器的磁盘空间不足（剩余 {free_mb} MB），无法接收“{name}”。"
+        "之前发送的素材都已保留；请稍后再试，或发送 /done 使用已有素材。",
+    },
+    "disk_low_render": {
+        "en": "The bot's server is short of disk space ({free_mb} MB free, about {need_mb} MB "
+        "needed to render), so nothing was rendered. Your storyboard is kept: tap ✅ Render "
+        "again later.",
+        "zh": "机器人服务器的磁盘空间不足（剩余 {free_mb} MB，渲染约需 {need_mb} MB），"
+        "没有开始渲染。分镜已保留，请稍后再点“✅ 渲染”。",
+    },
+    "delivery_failed": {
+        "en": "✅ Your video is ready, but Telegram did not accept it when I sent it. It is kept: "
+        "tap 🔁 Send again.",
+        "zh": "✅ 视频已经做好，但发送时 Telegram 没有接收。视频已保留，请点“🔁 重新发送”。",
+    },
+    "btn_resend": {"en": "🔁 Send again", "zh": "🔁 重新发送"},
+    "resend_gone": {
+        "en": "That video is no longer kept on the server; send /new to make it again.",
+        "zh": "服务器上已不再保留这个视频，请发送 /new 重新制作。",
+    },
 }
 
 

@@ -18,6 +18,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from importlib import metadata, resources
 from pathlib import Path
@@ -49,6 +50,15 @@ class SpeechModelError(ReelbotError):
     """No speech-to-text model can be loaded (not packaged, not configured, or broken)."""
 
     key = "speech_model_missing"
+
+
+class SpeechTimeout(ReelbotError):
+    """A transcription ran past its time limit and was stopped (between 30-s windows)."""
+
+    key = "speech_timeout"
+
+    def __init__(self, path: str, seconds: float) -> None:
+        super().__init__(f"transcribing {path} took over {seconds:.0f} s", seconds=seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +227,7 @@ class Transcriber:
         device: str = "auto",
         compute_type: str | None = None,
         cpu_threads: int | None = None,
+        workers: int = 2,
     ) -> None:
         from faster_whisper import WhisperModel
 
@@ -224,15 +235,25 @@ class Transcriber:
         threads = cpu_threads if cpu_threads is not None else min(os.cpu_count() or 1, 4)
         compute = compute_type or settings().whisper_compute
         try:
+            # num_workers: CTranslate2 runs that many model calls at once, sharing one copy of
+            # the weights; calls beyond it wait in its queue one 30-s window at a time.
             self._model: WhisperModel = WhisperModel(
-                self.model_name, device=device, compute_type=compute, cpu_threads=threads
+                self.model_name,
+                device=device,
+                compute_type=compute,
+                cpu_threads=threads,
+                num_workers=workers,
             )
         except Exception as exc:  # CTranslate2 / hub errors have no common base class
             raise SpeechModelError(
                 f"cannot load whisper model {self.model_name}: {exc}", model=self.model_name
             ) from exc
-        # CTranslate2 models are not safe to call from two threads at once on CPU.
-        self._lock = threading.Lock()
+        # WhisperModel.transcribe is safe to call from several threads (faster-whisper documents
+        # it under num_workers; the feature extractor, VAD session and tokenizer keep no
+        # per-call state). So no lock is held for a whole file: a 2-s voice note is not stuck
+        # behind a 10-minute clip. The semaphore only bounds how many files are in flight (each
+        # holds its decoded audio in memory).
+        self._slots = threading.BoundedSemaphore(2 * workers)
         log.info("whisper model loaded: %s", self.model_name)
 
     def transcribe(
@@ -243,12 +264,15 @@ class Transcriber:
         *,
         vad: bool = True,
         retry_temperatures: bool = True,
+        timeout: float | None = None,
     ) -> Transcript:
         """Recognise the speech in `path` with word timestamps.
 
         `vad` skips long silences and music (footage, voice notes); turn it off for clean speech
         such as a narration, where it can clip the first or last word. `retry_temperatures=False`
         keeps greedy decoding only: much faster, and enough when the text is known (alignment).
+        `timeout` (seconds, waiting included) raises `SpeechTimeout` once it has passed; it is
+        checked between the 30-s windows whisper decodes, so it can overrun by one window.
         """
         p = os.fspath(path)
         if not os.path.isfile(p):
@@ -258,7 +282,10 @@ class Transcriber:
         if not _has_audio(p):
             # A silent video has no speech: an empty transcript, not an error.
             return Transcript(language=language or "", text="", words=(), duration=0.0)
-        with self._lock:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if not self._slots.acquire(timeout=timeout):
+            raise SpeechTimeout(p, timeout or 0.0)
+        try:
             try:
                 segments, info = self._model.transcribe(
                     p,
@@ -270,11 +297,17 @@ class Transcriber:
                     temperature=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0) if retry_temperatures else 0.0,
                     condition_on_previous_text=False,
                 )
-                seg_list = list(segments)
+                seg_list = []
+                for seg in segments:  # a lazy generator: each step decodes one more window
+                    seg_list.append(seg)
+                    if deadline is not None and time.monotonic() > deadline:
+                        raise SpeechTimeout(p, timeout or 0.0)
             except ReelbotError:
                 raise
             except Exception as exc:  # PyAV decode errors, empty audio streams
                 raise MediaError(p, "corrupt", f"cannot decode audio: {exc}") from exc
+        finally:
+            self._slots.release()
         words: list[SpokenWord] = []
         texts: list[str] = []
         for seg in seg_list:

@@ -213,8 +213,8 @@ class FootagePipeline:
             job_dir, out, cover, script, duration, W, H, "test-tone", tuple(state["warnings"])
         )
 
-    def transcribe(self, path: str) -> Transcript:
-        heard = _transcriber().transcribe(path)
+    def transcribe(self, path: str, timeout: float | None = None) -> Transcript:
+        heard = _transcriber().transcribe(path, timeout=timeout)
         return Transcript(heard.language, heard.text)
 
 

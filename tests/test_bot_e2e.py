@@ -233,7 +233,7 @@ def test_conversation_survives_restart(tmp_path: Path, media: dict[str, Path]) -
 
 
 class BrokenTranscriber(FootagePipeline):
-    def transcribe(self, path: str) -> Any:
+    def transcribe(self, path: str, timeout: float | None = None) -> Any:
         raise RuntimeError("secret internal detail")
 
 
@@ -258,9 +258,9 @@ class SlowTranscriber(FootagePipeline):
         super().__init__(**kwargs)
         self.release = threading.Event()
 
-    def transcribe(self, path: str) -> Any:
+    def transcribe(self, path: str, timeout: float | None = None) -> Any:
         self.release.wait(20)
-        return super().transcribe(path)
+        return super().transcribe(path, timeout)
 
 
 def test_one_users_slow_work_does_not_hold_up_another(tmp_path: Path) -> None:

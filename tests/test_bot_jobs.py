@@ -1,12 +1,10 @@
 """End to end, the job side: cancel and restart during a render, limits, bad footage, the
-storyboard's edit and another-version buttons, and delivery failures, against the fake Bot API."""
+storyboard's edit and another-version buttons, against the fake Bot API."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-
-import pytest
 
 from tests.bot_harness import (
     ALICE,
@@ -227,27 +225,6 @@ def test_edit_script_and_another_version(tmp_path: Path, media: dict[str, Path])
             assert video.params["caption"] == "Coffee time\n\n#coffee #morning"
             check_video(video)
             assert pipeline.renders == 1  # another version and the edit rendered nothing
-
-    run(scenario())
-
-
-@pytest.mark.logs_errors
-def test_delivery_failure_gives_short_message(tmp_path: Path, media: dict[str, Path]) -> None:
-    async def scenario() -> None:
-        async with (
-            fake_server() as server,
-            bot_running(server, settings_for(server, tmp_path / "data"), make_pipeline()),
-        ):
-            server.fail("sendVideo", 400, "Bad Request: wrong file identifier/HTTP URL specified")
-            await new_video(server, ALICE, ALICE["id"], "Will fail")
-            await server.video(ALICE, ALICE["id"], media["red"])
-            await server.wait_for("sendMessage", lambda c: "Got it: 1 video(s)" in c.text)
-            await server.text(ALICE, ALICE["id"], "/done")
-            await server.wait_for("sendMessage", lambda c: "sb:render" in str(c.params))
-            msg, data = server.button_message(ALICE["id"], "sb:render:")
-            await server.press(ALICE, msg, data)
-            err = await server.wait_for("editMessageText", lambda c: "went wrong" in c.text)
-            assert "Bad Request" not in err.text
 
     run(scenario())
 

@@ -57,6 +57,7 @@ ROUND_TRIP = [
     Board("render", "20260101-120000-0123abcd"),
     Board("edit", "20260101-120000-0123abcd"),
     Board("another", "j1"),
+    Board("resend", "20260101-120000-0123abcd"),
 ]
 
 
@@ -424,7 +425,9 @@ def test_full_disk_keeps_state_and_the_bot_answers(tmp_path: Path, media: dict[s
             with small_tmpfs(tmp_path / "disk", "4m") as disk:
                 data = disk / "data"
                 users = data / "users.json"
-                async with reelbot_process(server, data, log):
+                # No free-space margin: the disk fills under the bot instead of being refused
+                # up front (test_bot_failures covers the margin), so the state writes meet ENOSPC.
+                async with reelbot_process(server, data, log, REELBOT_MIN_FREE_MB="0"):
                     await server.wait_for("deleteWebhook", timeout=60)
                     await to_options(server, ALICE, "Full disk topic")
                     msg, button = server.button_message(chat, f"c|{chat}|next|")
@@ -455,7 +458,7 @@ def test_full_disk_keeps_state_and_the_bot_answers(tmp_path: Path, media: dict[s
                 assert "users.json failed ([Errno 28] No space left on device)" in text
                 # Restart on the still-full disk: it starts, and the draft is there.
                 mark = len(server.calls)
-                async with reelbot_process(server, data, log):
+                async with reelbot_process(server, data, log, REELBOT_MIN_FREE_MB="0"):
                     await server.wait_for("deleteWebhook", since=mark, timeout=60)
                     (disk / "filler").unlink()  # the operator frees space
                     await server.text(ALICE, chat, "/done")
