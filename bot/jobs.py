@@ -7,7 +7,6 @@ touches the store; workers report back through the loop.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import shutil
@@ -16,11 +15,10 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from pipeline.brief import Brief, Footage
-from pipeline.plan import OutputSpec
-from pipeline.script.model import Script, ScriptLine
+from pipeline.brief import Brief
+from pipeline.jsonfiles import dumps, from_dict
+from pipeline.script.model import Script, validate_script
 
 log = logging.getLogger(__name__)
 
@@ -97,16 +95,15 @@ class Rendered:
         return self.warnings
 
     def to_json(self) -> str:
-        d = dataclasses.asdict(self)
-        d["script"] = json.loads(script_to_json(self.script))
-        return json.dumps(d, ensure_ascii=False)
+        validate_script(self.script)
+        return dumps(self, indent=None)
 
     @classmethod
     def from_json(cls, text: str) -> Rendered:
-        d = json.loads(text)
-        d["script"] = script_from_json(json.dumps(d["script"]))
-        d["warnings"] = tuple(d.get("warnings", ()))
-        return cls(**d)
+        """The stored video's facts, validated field by field (the script as a Script)."""
+        rendered = from_dict(cls, json.loads(text), what="rendered video")
+        validate_script(rendered.script)
+        return rendered
 
 
 def new_job_id() -> str:
@@ -115,25 +112,24 @@ def new_job_id() -> str:
 
 
 def brief_to_json(brief: Brief) -> str:
-    return json.dumps(dataclasses.asdict(brief), ensure_ascii=False)
+    return dumps(brief, indent=None)
 
 
 def brief_from_json(text: str) -> Brief:
-    d = json.loads(text)
-    d["footage"] = tuple(Footage(**f) for f in d.get("footage", ()))
-    d["output"] = OutputSpec(**d["output"]) if d.get("output") else OutputSpec()
-    return Brief(**d)
+    """The stored brief, validated field by field (a `DataError` names a bad one)."""
+    return from_dict(Brief, json.loads(text), what="job brief")
 
 
 def script_to_json(script: Script) -> str:
-    return json.dumps(dataclasses.asdict(script), ensure_ascii=False)
+    """The script as stored; checked first, so a bad one fails where it was made, not where
+    the queue reads it back."""
+    validate_script(script)
+    return script.to_json(indent=None)
 
 
 def script_from_json(text: str) -> Script:
-    d: dict[str, Any] = json.loads(text)
-    d["lines"] = tuple(ScriptLine(**line) for line in d.get("lines", ()))
-    d["hashtags"] = tuple(d.get("hashtags", ()))
-    return Script(**d)
+    """The stored script, through `Script`'s own validation (`ScriptError` names a bad field)."""
+    return Script.from_json(text)
 
 
 class JobStore:

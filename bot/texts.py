@@ -231,6 +231,10 @@ T: dict[str, dict[str, str]] = {
         "en": "😵 Rendering failed. Please try again; if it keeps failing, try other footage.",
         "zh": "😵 渲染失败。请重试；如果一直失败，请换一些素材。",
     },
+    "data_invalid": {
+        "en": "😵 A file of this job could not be read back. Please start the video again.",
+        "zh": "😵 这个任务的一个文件无法读取，请重新制作视频。",
+    },
     "plan_invalid": {
         "en": "😵 I could not plan this edit. Please try again with other footage.",
         "zh": "😵 无法规划这次剪辑，请换些素材再试。",

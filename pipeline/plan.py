@@ -13,9 +13,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import pydantic
-
 from pipeline.errors import PlanError
+from pipeline.jsonfiles import DataError, dumps, from_dict, save_json, to_dict
 from pipeline.media import MediaInfo
 
 PLAN_VERSION = 1
@@ -160,27 +159,21 @@ class EditPlan:
     # --- JSON ---------------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = _ADAPTER.dump_python(self, mode="json")
-        return data
+        return to_dict(self)
 
     def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), ensure_ascii=False, indent=indent)
+        return dumps(self, indent)
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        tmp = f"{os.fspath(path)}.tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(self.to_json())
-        os.replace(tmp, path)
+        save_json(path, self, indent=2)
 
     @staticmethod
     def from_dict(data: Any) -> EditPlan:
         """Build and validate a plan; a bad one raises `PlanError` naming the field."""
         try:
-            plan = _ADAPTER.validate_python(data, strict=False)
-        except pydantic.ValidationError as exc:
-            err = exc.errors()[0]
-            where = _dotted(err["loc"])
-            raise PlanError(where or "plan", err["msg"]) from exc
+            plan = from_dict(EditPlan, data, what="plan")
+        except DataError as exc:
+            raise PlanError(exc.field, exc.problem) from exc
         validate_plan(plan)
         return plan
 
@@ -200,19 +193,6 @@ class EditPlan:
         except (OSError, UnicodeDecodeError) as exc:
             raise PlanError("plan", f"cannot read {os.fspath(path)}: {exc}") from exc
         return EditPlan.from_json(text)
-
-
-_ADAPTER: pydantic.TypeAdapter[EditPlan] = pydantic.TypeAdapter(EditPlan)
-
-
-def _dotted(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
 
 
 def _finite(value: float, where: str) -> None:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.errors import MediaError, ReelbotError
+from pipeline.jsonfiles import fsync_dir
 from pipeline.loadonce import Loader
 from pipeline.settings import settings
 
@@ -96,14 +97,6 @@ def _record_entry(dist_name: str, rel: str) -> tuple[int, str] | None:
         if f.as_posix() == rel and f.hash is not None and f.size is not None:
             return f.size, f.hash.value
     return None
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def packaged_model_dir(root: Path | None = None) -> Path:
@@ -182,7 +175,7 @@ def packaged_model_dir(root: Path | None = None) -> Path:
         )
         # mkdtemp makes the folder private; the cache is shared by the user's processes.
         tmp.chmod(0o755)
-        _fsync_dir(tmp)
+        fsync_dir(tmp)
         try:
             os.rename(tmp, target)
         except OSError:
@@ -190,7 +183,7 @@ def packaged_model_dir(root: Path | None = None) -> Path:
                 raise
             log.debug("another process joined the whisper model first")
         else:
-            _fsync_dir(target.parent)
+            fsync_dir(target.parent)
             log.info("joined the packaged whisper base model into %s", target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -178,7 +178,8 @@ def test_analysis_json_round_trip(analysis: Analysis, tmp_path: Path) -> None:
     assert "宇航员" in text  # Chinese kept readable, not \\u-escaped
     assert Analysis.from_json(text) == analysis
     data = json.loads(text)
-    assert set(data["shots"][0]["crops"]) == {"9:16", "1:1", "16:9"}
+    assert {c["aspect"] for c in data["shots"][0]["crops"]} == {"9:16", "1:1", "16:9"}
+    assert "keyframes" not in data and data["version"] == 1
 
 
 class _Word:

@@ -22,6 +22,7 @@ from pathlib import Path
 from pipeline.bench import samples
 from pipeline.cjk import font_file
 from pipeline.ffmpeg import ffmpeg_exe, has_encoder
+from pipeline.jsonfiles import atomic_path
 from pipeline.media import probe
 from pipeline.plan import AudioTrack, CaptionCue, EditPlan, OutputSpec, Segment, cover_rect
 from pipeline.render.subtitles import build_ass
@@ -70,13 +71,12 @@ def make_inputs(seconds: float = 30.0) -> tuple[list[str], str]:
     for name, dur in CLIPS:
         path = d / f"{name}.mp4"
         if not path.exists():
-            tmp = str(path) + ".tmp.mp4"
-            cmd = [ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i", _SOURCES[name],
-                   "-t", str(dur), "-vf", "noise=alls=12:allf=t+u,format=yuv420p",
-                   "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-g", "60",
-                   tmp]  # fmt: skip
-            subprocess.run(cmd, check=True)
-            os.replace(tmp, path)
+            with atomic_path(path, suffix=".mp4") as tmp:
+                cmd = [ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i", _SOURCES[name],
+                       "-t", str(dur), "-vf", "noise=alls=12:allf=t+u,format=yuv420p",
+                       "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-g", "60",
+                       str(tmp)]  # fmt: skip
+                subprocess.run(cmd, check=True)
         clips.append(str(path))
     wav = d / f"narration-{int(seconds)}.wav"
     if not wav.exists():

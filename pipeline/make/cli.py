@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pipeline.jsonfiles import atomic_path
+
 DEMO = {
     "en": ("My weekend: coffee, my cat and a rocket launch",
            ("a cup of coffee", "my cat Chelsea", "the rocket launch", "the moon at night")),
@@ -120,8 +122,8 @@ def demo_footage(folder: str, lang: str) -> list[tuple[str, str]]:
     for (name, scenes), caption in zip(takes.items(), captions, strict=False):
         path = os.path.join(folder, name)
         if not os.path.isfile(path):
-            write_clip(path + ".tmp.mp4", scenes, (1280, 720))
-            os.replace(path + ".tmp.mp4", path)
+            with atomic_path(path, suffix=".mp4") as tmp:
+                write_clip(str(tmp), scenes, (1280, 720))
         out.append((path, caption))
     photo = os.path.join(folder, "moon.jpg")
     if not os.path.isfile(photo):

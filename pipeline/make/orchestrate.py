@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.brief import Brief
+from pipeline.jsonfiles import load_json, save_json, to_dict
 from pipeline.make import jobdir
-from pipeline.make.jobdir import StageLog, digest, file_hash, load_json, save_json
+from pipeline.make.jobdir import StageLog, digest, file_hash
 from pipeline.make.notices import Notice
 from pipeline.make.stages import (
     ProgressFn,
@@ -117,7 +118,7 @@ def _load_brief(job: StageRun) -> tuple[Brief, str | None]:
 
 
 def _save_brief(job: StageRun, brief: Brief, model: str | None) -> None:
-    save_json(job.dir / jobdir.BRIEF_FILE, {**jobdir.brief_to_dict(brief), "script_model": model})
+    save_json(job.dir / jobdir.BRIEF_FILE, {**to_dict(brief), "script_model": model})
 
 
 # --- the calls ---------------------------------------------------------------------------------

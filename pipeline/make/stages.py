@@ -19,8 +19,9 @@ from typing import Any
 from pipeline.brief import Brief
 from pipeline.errors import Cancelled, MediaError
 from pipeline.footage import Analysis, analyze
+from pipeline.jsonfiles import from_dict, load_json, save_json, to_dict
 from pipeline.loadonce import Loader
-from pipeline.make.jobdir import StageLog, digest, file_hash, load_json, save_json
+from pipeline.make.jobdir import StageLog, digest, file_hash
 from pipeline.make.notices import Notice
 from pipeline.media import MediaInfo, probe
 from pipeline.plan import EditPlan
@@ -106,7 +107,7 @@ def media_stage(job: StageRun, brief: Brief) -> tuple[tuple[MediaInfo, ...], tup
         except MediaError as exc:
             skipped.append({"path": f.path, "reason": exc.reason, "message": exc.message})
     data = {
-        "media": [dataclasses.asdict(m) for m in media],
+        "media": [to_dict(m) for m in media],
         "captions": captions,
         "skipped": skipped,
     }
@@ -116,7 +117,7 @@ def media_stage(job: StageRun, brief: Brief) -> tuple[tuple[MediaInfo, ...], tup
 
 
 def _media_from(data: dict[str, Any]) -> tuple[MediaInfo, ...]:
-    return tuple(MediaInfo(**m) for m in data["media"])
+    return from_dict(tuple[MediaInfo, ...], data["media"], what="media.json")
 
 
 def check_media(job: StageRun, brief: Brief, media: tuple[MediaInfo, ...]) -> None:
@@ -210,9 +211,7 @@ def script_stage(
 
 
 def save_script(job: StageRun, script: Script) -> None:
-    tmp = job.dir / "script.json.tmp"
-    tmp.write_text(script.to_json(), encoding="utf-8")
-    os.replace(tmp, job.dir / "script.json")
+    script.save(job.dir / "script.json")
 
 
 def _make_narrator(conf: tuple[str, ...]) -> Any:

@@ -21,6 +21,7 @@ from typing import Literal
 import numpy as np
 
 from pipeline.ffmpeg import run_ffmpeg
+from pipeline.jsonfiles import atomic_path
 from pipeline.narrate.align import (
     align_words,
     audible_bounds,
@@ -213,10 +214,10 @@ class Narrator:
         try:
             write_wav(native, audio, rate)
             words, timing = self._time_words(texts, language, spoken.engine, trimmed, spans, native)
-            tmp_out = out / f".{path.stem}.tmp.wav"
-            run_ffmpeg(["-v", "error", "-i", native, "-ar", str(OUTPUT_RATE), "-ac", "1",
-                        "-c:a", "pcm_s16le", str(tmp_out)], what="writing narration")  # fmt: skip
-            os.replace(tmp_out, path)
+            with atomic_path(path, suffix=".wav") as tmp_out:
+                args = ["-v", "error", "-i", native, "-ar", str(OUTPUT_RATE), "-ac", "1",
+                        "-c:a", "pcm_s16le", str(tmp_out)]  # fmt: skip
+                run_ffmpeg(args, what="writing narration")
         finally:
             os.remove(native)
         with wave.open(str(path), "rb") as wav:
