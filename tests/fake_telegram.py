@@ -152,17 +152,19 @@ class FakeTelegram(BotAPIServer):
 
     async def wait_for(
         self,
-        method: str,
+        method: str | tuple[str, ...],
         where: Callable[[Call], bool] = lambda c: True,
         timeout: float = 60.0,  # the real pipeline loads voices and whisper on its first job
         since: int = 0,
     ) -> Call:
-        """The first call of `method` (from index `since`) that satisfies `where`."""
+        """The first call of `method` (or of any of several) from index `since` that satisfies
+        `where`."""
+        methods = (method,) if isinstance(method, str) else method
         deadline = time.monotonic() + timeout
         async with self._changed:
             while True:
                 for call in self.calls[since:]:
-                    if call.method == method and where(call):
+                    if call.method in methods and where(call):
                         return call
                 left = deadline - time.monotonic()
                 if left <= 0:
