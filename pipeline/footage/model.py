@@ -88,6 +88,9 @@ class FileAnalysis:
     shots: int
     from_cache: bool = False
     seconds: float = 0.0  # time the analysis took (0 for a cache hit)
+    # Why the file was left out ("" when it was analysed): a `MediaError` reason and its text.
+    failed: str = ""
+    message: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +118,7 @@ class Analysis:
                     "shots": f.shots,
                     "from_cache": f.from_cache,
                     "seconds": f.seconds,
+                    **({"failed": f.failed, "message": f.message} if f.failed else {}),
                 }
                 for f in self.files
             ],
@@ -135,6 +139,8 @@ class Analysis:
                     shots=int(f["shots"]),
                     from_cache=bool(f.get("from_cache", False)),
                     seconds=float(f.get("seconds", 0.0)),
+                    failed=str(f.get("failed", "")),
+                    message=str(f.get("message", "")),
                 )
                 for f in data["files"]
             ),
