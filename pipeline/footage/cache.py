@@ -55,6 +55,15 @@ def cache_key(path: str, params: AnalysisParams, detector_name: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class CacheEntry:
+    """One file of the cache: where, when last written or hit (epoch seconds), how big."""
+
+    path: Path
+    used: float
+    size: int
+
+
 class AnalysisCache:
     """Per-file analysis results on disk; counts its hits and misses (asserted by tests)."""
 
@@ -77,7 +86,27 @@ class AnalysisCache:
             self.misses += 1
             return None
         self.hits += 1
+        try:
+            os.utime(path)  # a hit is use: eviction goes by last use, oldest first
+        except OSError:
+            pass
         return result
+
+    def entries(self) -> list[CacheEntry]:
+        """Every entry (and stray temporary file), with its last use and size."""
+        found = []
+        try:
+            names = list(self.dir.iterdir())
+        except OSError:
+            return []
+        for p in names:
+            try:
+                st = p.stat()
+            except OSError:
+                continue  # removed meanwhile
+            if p.is_file() and p.suffix in (".json", ".tmp"):
+                found.append(CacheEntry(p, st.st_mtime, st.st_size))
+        return found
 
     def put(self, key: str, result: FileResult) -> None:
         try:
