@@ -130,11 +130,28 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo:
     try:
         container = av.open(openable(p), metadata_errors="ignore")
     except (av.error.InvalidDataError, av.error.EOFError) as exc:
-        raise MediaError(p, "not_media", str(exc)) from exc
+        # A video container's signature with nothing readable after it is a damaged video
+        # (an upload cut short loses the MP4 index at its end), not some other kind of file.
+        reason = "corrupt" if _container_signature(p) else "not_media"
+        raise MediaError(p, reason, exc.strerror or str(exc)) from exc
     except av.error.FFmpegError as exc:
-        raise MediaError(p, "corrupt", str(exc)) from exc
+        raise MediaError(p, "corrupt", exc.strerror or str(exc)) from exc
     with container:
         return _probe_open(p, size, container, caps)
+
+
+def _container_signature(path: str) -> bool:
+    """Whether the file starts like a video container: MP4/MOV, Matroska/WebM, AVI."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+    except OSError:
+        return False
+    return (
+        head[4:8] == b"ftyp"
+        or head[:4] == b"\x1a\x45\xdf\xa3"
+        or (head[:4] == b"RIFF" and head[8:12] == b"AVI ")
+    )
 
 
 def _image_header(path: str, size: int, caps: MediaCaps) -> MediaInfo | None:

@@ -11,6 +11,7 @@ time) hits the cache.
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -86,10 +87,8 @@ class AnalysisCache:
             self.misses += 1
             return None
         self.hits += 1
-        try:
+        with contextlib.suppress(OSError):
             os.utime(path)  # a hit is use: eviction goes by last use, oldest first
-        except OSError:
-            pass
         return result
 
     def entries(self) -> list[CacheEntry]:
