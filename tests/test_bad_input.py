@@ -150,11 +150,11 @@ def test_analysis_leaves_out_a_file_that_fails_and_keeps_the_rest(
         else:
             assert f.failed == case.reason and case.name in f.message
             assert all(s.path != str(case.path) for s in analysis.shots)
-    # The sheet draws every kept shot, a 4096x16 strip included (its 9:16 window rounds to
-    # less than a pixel: Pillow's ValueError ended the job).
-    sheet = contact_sheet(analysis, media, str(tmp_path / "sheet.jpg"), thumb_width=240)
+    # The sheet draws every kept shot, a 4096x16 strip included (its 9:16 window is under a
+    # pixel wide at this thumbnail size: Pillow's ValueError ended the job).
+    sheet = contact_sheet(analysis, media, str(tmp_path / "sheet.jpg"), thumb_width=120)
     with av.open(sheet) as c:
-        assert next(c.decode(video=0)).width == 4 * 248
+        assert next(c.decode(video=0)).width == 4 * 128
 
 
 # --- reelbot make --------------------------------------------------------------------------
