@@ -26,6 +26,8 @@ from telegram import (
 from telegram.constants import ChatAction, MessageLimit
 from telegram.error import BadRequest, TelegramError
 
+from bot import callbacks
+from bot.callbacks import Board, BoardAction
 from bot.jobs import Job
 from bot.pipeline_api import MakeResultLike, StoryboardLike
 from bot.texts import t
@@ -208,16 +210,11 @@ class StatusReporter:
 
 
 def storyboard_keyboard(job: Job) -> InlineKeyboardMarkup:
-    lang = job.lang
-    return InlineKeyboardMarkup(
-        [
-            [InlineKeyboardButton(t(lang, "btn_render"), callback_data=f"sb:render:{job.id}")],
-            [
-                InlineKeyboardButton(t(lang, "btn_edit"), callback_data=f"sb:edit:{job.id}"),
-                InlineKeyboardButton(t(lang, "btn_another"), callback_data=f"sb:another:{job.id}"),
-            ],
-        ]
-    )
+    def button(action: BoardAction) -> InlineKeyboardButton:
+        data = callbacks.encode(Board(action, job.id))
+        return InlineKeyboardButton(t(job.lang, f"btn_{action}"), callback_data=data)
+
+    return InlineKeyboardMarkup([[button("render")], [button("edit"), button("another")]])
 
 
 async def send_storyboard(bot: Bot, job: Job, board: StoryboardLike) -> Message:

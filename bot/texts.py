@@ -6,7 +6,9 @@ message here; a key with no entry gets the generic message, never the exception'
 
 from __future__ import annotations
 
+import errno
 import logging
+import sqlite3
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -241,6 +243,20 @@ T: dict[str, dict[str, str]] = {
         "en": "I could not download “{name}” from Telegram; please send it again.",
         "zh": "无法从 Telegram 下载“{name}”，请重新发送。",
     },
+    "script_request_invalid": {
+        "en": "I cannot write a script for this request. Send /new to start again.",
+        "zh": "无法为这个请求撰写文案。请发送 /new 重新开始。",
+    },
+    # A ScriptRequestError names its field; a field with its own entry gets it.
+    "script_request_invalid_topic": {
+        "en": "I cannot use that as a topic: once emoji, symbols and markup are left out, no "
+        "words remain. What is the video about? Send it in words.",
+        "zh": "这个主题无法使用：去掉表情、符号和标记后没有剩下文字。视频讲什么？请用文字发给我。",
+    },
+    "storage_full": {
+        "en": "😵 My disk is full, so I cannot keep that now. Please try again later.",
+        "zh": "😵 服务器磁盘已满，暂时无法保存。请稍后再试。",
+    },
     "too_big_result": {
         "en": "The video is too large to send even after compressing; try a shorter length.",
         "zh": "视频压缩后仍然太大，无法发送；请选择更短的时长。",
@@ -270,9 +286,27 @@ def error_text(lang: str, key: str, params: dict[str, Any] | None = None) -> str
     """The short user message for an error key; unknown keys get the generic message."""
     if key == "cancelled":
         key = "cancelled_error"
+    field = (params or {}).get("field")
+    if isinstance(field, str) and f"{key}_{field}" in T:
+        key = f"{key}_{field}"
     if key not in T:
         key = "error_generic"
     return t(lang, key, **(params or {}))
+
+
+def error_key(err: BaseException | None) -> tuple[str, dict[str, Any]]:
+    """The text key and parameters for an exception: a ReelbotError's own key; a full disk
+    (an OSError ENOSPC, SQLite's "database or disk is full") is worded as such, since the
+    user can do nothing but wait; anything else is "internal" (the generic message)."""
+    from pipeline.errors import ReelbotError
+
+    if isinstance(err, ReelbotError):
+        return err.key, dict(err.params)
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "storage_full", {}
+    if isinstance(err, sqlite3.OperationalError) and "full" in str(err).lower():
+        return "storage_full", {}
+    return "internal", {}
 
 
 def style_names() -> dict[str, dict[str, str]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from bot.config import Settings
 from bot.fit import fit_video
 from bot.jobs import CANCELLED, DONE, FAILED, REVIEW, Job, JobStore
 from bot.pipeline_api import MakeResultLike, Pipeline, StoryboardLike
-from bot.texts import error_text, t
+from bot.texts import error_key, error_text, t
 from pipeline.errors import Cancelled, ReelbotError
 
 log = logging.getLogger(__name__)
@@ -187,10 +188,14 @@ class JobRunner:
                 self.store.set_status(job.id, FAILED, exc.key)
                 await reporter.finish(error_text(job.lang, exc.key, exc.params))
                 return
-            except Exception:
+            except Exception as exc:
                 log.exception("job %s crashed", job.id)
-                self.store.set_status(job.id, FAILED, "internal")
-                await reporter.finish(error_text(job.lang, "internal"))
+                key, params = error_key(exc)  # a full disk is told as such
+                try:
+                    self.store.set_status(job.id, FAILED, key)
+                except sqlite3.Error:
+                    log.exception("job %s: recording the failure failed", job.id)
+                await reporter.finish(error_text(job.lang, key, params))
                 return
             await self._deliver(job, reporter, out)
         finally:

@@ -24,6 +24,7 @@ import numpy as np
 from av.video.reformatter import ColorRange, Colorspace
 
 from pipeline.ffmpeg import run_ffmpeg
+from pipeline.settings import settings
 
 LEVEL = 8  # Hald level: LEVEL**2 = 64 steps per channel, a LEVEL**3 = 512 px square image
 SIZE = LEVEL * LEVEL
@@ -39,9 +40,7 @@ _lock = threading.Lock()
 
 
 def _cache_dir() -> Path:
-    env = os.environ.get("REELBOT_CACHE_DIR")
-    root = Path(env).expanduser() if env else Path.home() / ".cache" / "reelbot"
-    return root / "hdr"
+    return settings().cache_dir / "hdr"
 
 
 def cube_file(transfer: str) -> str:

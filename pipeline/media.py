@@ -32,33 +32,22 @@ _IMAGE_FORMATS = ("image2", "_pipe", "png", "webp")
 # brand says they are photos.
 _STILL_BRANDS = ("avif", "avis", "heic", "heix", "heim", "heis", "mif1", "msf1")
 
-# Pixels per video/animation frame: 4K UHD. Larger frames cost memory in every decoder thread.
-MAX_FRAME_PIXELS = 3840 * 2160
-# Pixels of a photo: a 48 Mpx phone camera fits; the analysis holds a photo whole, in RGB.
-MAX_PHOTO_PIXELS = 50_000_000
-
 
 @dataclass(frozen=True, slots=True)
 class MediaCaps:
     """What a user's file may cost, checked from its headers before anything decodes it."""
 
-    frame_pixels: int = MAX_FRAME_PIXELS
-    photo_pixels: int = MAX_PHOTO_PIXELS
+    frame_pixels: int  # pixels per video/animation frame
+    photo_pixels: int  # pixels of a photo
 
 
 def media_caps() -> MediaCaps:
-    """`REELBOT_MAX_FRAME_PIXELS` and `REELBOT_MAX_PHOTO_PIXELS` (read when called; a value that
-    is not a positive integer keeps the default, with a warning)."""
-    values = {}
-    for field, name, default in (
-        ("frame_pixels", "REELBOT_MAX_FRAME_PIXELS", MAX_FRAME_PIXELS),
-        ("photo_pixels", "REELBOT_MAX_PHOTO_PIXELS", MAX_PHOTO_PIXELS),
-    ):
-        raw = os.environ.get(name, "").strip()
-        if raw and not (raw.isdigit() and int(raw) > 0):
-            log.warning("%s=%r is not a positive whole number; using %d", name, raw, default)
-        values[field] = int(raw) if raw.isdigit() and int(raw) > 0 else default
-    return MediaCaps(**values)
+    """The caps from the settings snapshot (`REELBOT_MAX_FRAME_PIXELS`,
+    `REELBOT_MAX_PHOTO_PIXELS`)."""
+    from pipeline.settings import settings
+
+    conf = settings()
+    return MediaCaps(frame_pixels=conf.max_frame_pixels, photo_pixels=conf.max_photo_pixels)
 
 
 _pillow_lock = threading.Lock()

@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.errors import MediaError, ReelbotError
+from pipeline.loadonce import Loader
+from pipeline.settings import settings
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
@@ -71,8 +73,7 @@ class Transcript:
 
 def cache_dir() -> Path:
     """Where reelbot keeps derived files (joined models): $REELBOT_CACHE_DIR or ~/.cache/reelbot."""
-    env = os.environ.get("REELBOT_CACHE_DIR")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "reelbot"
+    return settings().cache_dir
 
 
 def _record_entry(dist_name: str, rel: str) -> tuple[int, str] | None:
@@ -188,7 +189,7 @@ def packaged_model_dir(root: Path | None = None) -> Path:
 
 def resolve_model() -> str:
     """The model to load: $REELBOT_WHISPER_MODEL (folder or size name) or the packaged base."""
-    env = os.environ.get("REELBOT_WHISPER_MODEL", "").strip()
+    env = settings().whisper_model
     if env:
         if Path(env).expanduser().is_dir():
             folder = Path(env).expanduser()
@@ -221,7 +222,7 @@ class Transcriber:
 
         self.model_name = model or resolve_model()
         threads = cpu_threads if cpu_threads is not None else min(os.cpu_count() or 1, 4)
-        compute = compute_type or os.environ.get("REELBOT_WHISPER_COMPUTE", "int8")
+        compute = compute_type or settings().whisper_compute
         try:
             self._model: WhisperModel = WhisperModel(
                 self.model_name, device=device, compute_type=compute, cpu_threads=threads
@@ -301,15 +302,11 @@ def _has_audio(path: str) -> bool:
         raise MediaError(path, "not_media", str(exc)) from exc
 
 
-_default: Transcriber | None = None
-_default_lock = threading.Lock()
+# One whisper model per process, keyed by $REELBOT_WHISPER_MODEL as set when asked ("" is the
+# packaged model); the load resolves it (and joins the packaged model) once, inside the loader.
+TRANSCRIBERS: Loader[str, Transcriber] = Loader("whisper model", lambda _setting: Transcriber())
 
 
 def default_transcriber() -> Transcriber:
     """The process-wide transcriber, loaded on first use (thread-safe)."""
-    global _default
-    if _default is None:
-        with _default_lock:
-            if _default is None:
-                _default = Transcriber()
-    return _default
+    return TRANSCRIBERS.get(settings().whisper_model)

@@ -114,23 +114,21 @@ def test_oversized_pictures_are_refused_before_decoding(corpus: list[Case]) -> N
         assert peak < base + 60, (case.name, peak, base)  # a probe, not a decode
 
 
-def test_caps_are_settings(corpus: list[Case], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_caps_are_settings(corpus: list[Case]) -> None:
+    from pipeline.footage.frames import read_photo
+    from pipeline.settings import override
+
     good = by_name(corpus, "good.jpg")[0]  # 320x240 = 76800 pixels
-    monkeypatch.setenv("REELBOT_MAX_PHOTO_PIXELS", "76799")
-    with pytest.raises(MediaError) as err:
+    with override(max_photo_pixels=76799), pytest.raises(MediaError) as err:
         probe(good.path)
     assert err.value.reason == "too_large"
-    monkeypatch.setenv("REELBOT_MAX_PHOTO_PIXELS", "76800")
-    assert probe(good.path).kind == "photo"
-    monkeypatch.setenv("REELBOT_MAX_FRAME_PIXELS", str(160 * 90 - 1))
-    with pytest.raises(MediaError, match=r"good\.mp4: too large"):
+    with override(max_photo_pixels=76800):
+        info = probe(good.path)
+        assert info.kind == "photo"
+    with override(max_frame_pixels=160 * 90 - 1), pytest.raises(MediaError, match="too large"):
         probe(by_name(corpus, "good.mp4")[0].path)
     # Pillow's own bomb limit follows: a photo over the cap is refused by read_photo too.
-    from pipeline.footage.frames import read_photo
-
-    info = probe(good.path)
-    monkeypatch.setenv("REELBOT_MAX_PHOTO_PIXELS", "30000")
-    with pytest.raises(MediaError) as err:
+    with override(max_photo_pixels=30000), pytest.raises(MediaError) as err:
         read_photo(info, 64)
     assert err.value.reason == "too_large"
 

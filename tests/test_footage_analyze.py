@@ -13,9 +13,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pipeline import settings
 from pipeline.bench.samples import colour_clip
 from pipeline.bench.synth import Scene, load_photo, match_cuts, view_transform, write_clip
-from pipeline.footage.analyze import analyze, join_words, spoken_between
+from pipeline.cjk import join_units
+from pipeline.footage.analyze import analyze, spoken_between
 from pipeline.footage.faces import Box, default_detector
 from pipeline.footage.frames import frame_at
 from pipeline.footage.model import Analysis, Shot
@@ -188,7 +190,7 @@ class _Transcript:
     def __init__(self, words: list[_Word]) -> None:
         self.language = "zh"
         self.words = tuple(words)
-        self.text = join_words([w.text for w in words])
+        self.text = join_units([w.text for w in words])
 
 
 def test_speech_inside_a_shot_becomes_its_text(footage: Footage, tmp_path: Path) -> None:
@@ -217,7 +219,10 @@ def test_spoken_between_uses_word_middles() -> None:
     words = [_Word("a", 0.0, 0.4), _Word("b", 0.9, 1.3), _Word("c", 1.5, 1.6)]
     assert spoken_between(words, 0.0, 1.0) == "a"
     assert spoken_between(words, 1.0, 2.0) == "b c"
-    assert join_words(["我们", "去", "Paris", "吧"]) == "我们去 Paris 吧"
+    # The captions' joining rule: no space next to Chinese (pipeline.cjk.join_units).
+    chinese = [_Word("我们", 2.0, 2.2), _Word("去", 2.2, 2.3), _Word("Paris", 2.3, 2.7),
+               _Word("吧", 2.7, 2.8)]  # fmt: skip
+    assert spoken_between(chinese, 2.0, 3.0) == "我们去Paris吧"
 
 
 def test_face_detector_finds_the_astronaut() -> None:
@@ -375,18 +380,18 @@ def test_files_analysed_side_by_side_give_what_one_at_a_time_gives(
 
     media = [footage.clip, footage.portrait, footage.photo]
     monkeypatch.setenv("REELBOT_ANALYSIS_WORKERS", "1")
+    assert workers(3) == 1  # the variable, read into the settings
     alone = analyze(media, use_cache=False)
-    monkeypatch.setenv("REELBOT_ANALYSIS_WORKERS", "3")
-    assert workers(3) == 3
+    assert workers(3, 3) == 3
     seen: list[float] = []
-    together = analyze(media, use_cache=False, progress=seen.append)
+    together = analyze(media, use_cache=False, progress=seen.append, max_workers=3)
     assert together.shots == alone.shots and together.keyframes == alone.keyframes
     assert [(f.cuts, f.dissolves) for f in together.files] == [
         (f.cuts, f.dissolves) for f in alone.files
     ]
     assert seen[-1] == 1.0 and all(b >= a for a, b in itertools.pairwise(seen))
-    monkeypatch.delenv("REELBOT_ANALYSIS_WORKERS")
-    assert 1 <= workers(5) <= 3 and workers(1) == 1
+    with settings.override(analysis_workers=None):
+        assert workers(5) == 3 and workers(1) == 1
 
 
 def test_a_broken_file_among_others_is_its_own_error_and_stops_the_rest(

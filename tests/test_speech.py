@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import speech
-from pipeline.bench.samples import colour_clip, write_wav
+from pipeline import settings, speech
+from pipeline.bench.samples import colour_clip
 from pipeline.errors import MediaError
 from pipeline.narrate.align import normalise
+from pipeline.narrate.model import write_wav
 from pipeline.narrate.offline import EspeakEngine
 from pipeline.speech import SpeechModelError, Transcript, default_transcriber
 
@@ -63,11 +64,13 @@ def test_configured_model_must_exist(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("REELBOT_WHISPER_MODEL", str(tmp_path / "nope"))
     with pytest.raises(SpeechModelError, match="neither a model folder"):
         speech.resolve_model()
-    monkeypatch.setenv("REELBOT_WHISPER_MODEL", str(tmp_path))
-    with pytest.raises(SpeechModelError, match=r"without model\.bin"):
+    with (
+        settings.override(whisper_model=str(tmp_path)),
+        pytest.raises(SpeechModelError, match=r"without model\.bin"),
+    ):
         speech.resolve_model()
-    monkeypatch.setenv("REELBOT_WHISPER_MODEL", "small")
-    assert speech.resolve_model() == "small"
+    with settings.override(whisper_model="small"):
+        assert speech.resolve_model() == "small"
 
 
 def test_english_speech_words_and_times(transcriber: speech.Transcriber, tmp_path: Path) -> None:

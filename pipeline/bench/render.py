@@ -20,10 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.bench import samples
+from pipeline.cjk import font_file
 from pipeline.ffmpeg import ffmpeg_exe, has_encoder
 from pipeline.media import probe
 from pipeline.plan import AudioTrack, CaptionCue, EditPlan, OutputSpec, Segment, cover_rect
-from pipeline.render.subtitles import build_ass, font_file
+from pipeline.render.subtitles import build_ass
+from pipeline.settings import settings
 
 CLIPS = (("testsrc2", 20.0), ("gradients", 20.0), ("life", 20.0))
 SHOT_STARTS = (2.0, 3.0, 6.5, 9.0, 11.0, 13.5)
@@ -45,8 +47,7 @@ class Run:
 
 
 def _cache_dir() -> Path:
-    base = os.environ.get("REELBOT_CACHE_DIR") or os.path.join(Path.home(), ".cache", "reelbot")
-    d = Path(base) / "bench-render-v1"
+    d = settings().cache_dir / "bench-render-v1"
     d.mkdir(parents=True, exist_ok=True)
     return d
 

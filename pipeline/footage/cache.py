@@ -22,6 +22,7 @@ from typing import Any
 
 from pipeline.footage.model import shot_from_dict, shot_to_dict
 from pipeline.footage.moments import AnalysisParams, FileResult, Moment
+from pipeline.settings import settings
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +32,8 @@ SAMPLE = 1 << 20
 
 
 def default_dir() -> Path:
-    """`$REELBOT_CACHE_DIR/analysis`, else `~/.cache/reelbot/analysis` (read when called)."""
-    env = os.environ.get("REELBOT_CACHE_DIR")
-    if env:
-        return Path(env) / "analysis"
-    return Path.home() / ".cache" / "reelbot" / "analysis"
+    """`$REELBOT_CACHE_DIR/analysis`, else `~/.cache/reelbot/analysis`."""
+    return settings().cache_dir / "analysis"
 
 
 def content_hash(path: str) -> str:

@@ -36,6 +36,7 @@ from pipeline.make.stages import (
 )
 from pipeline.plan import EditPlan
 from pipeline.script.model import Script
+from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -131,9 +132,12 @@ def prepare(
     cancel: threading.Event | None = None,
     *,
     model: str | None = None,
+    config: Settings | None = None,
 ) -> Storyboard:
-    """Analysis, script, narration and plan into `job_dir`: everything but the render."""
-    job = StageRun(job_dir, progress, cancel)
+    """Analysis, script, narration and plan into `job_dir`: everything but the render.
+
+    `config` replaces the process's settings (`pipeline.settings.settings()`) for this run."""
+    job = StageRun(job_dir, progress, cancel, config)
     _save_brief(job, brief, model)
     _, script, _ = _prepared(job, brief, model, storyboard=True)
     return _board(job, script)
@@ -146,10 +150,11 @@ def revise(
     another: bool = False,
     progress: ProgressFn | None = None,
     cancel: threading.Event | None = None,
+    config: Settings | None = None,
 ) -> Storyboard:
     """The user's edited script (or, with `another`, a new version) narrated and planned again;
     the footage analysis is reused."""
-    job = StageRun(job_dir, progress, cancel)
+    job = StageRun(job_dir, progress, cancel, config)
     brief, model = _load_brief(job)
     if script is not None:
         save_script(job, script)
@@ -158,11 +163,15 @@ def revise(
 
 
 def render_job(
-    job_dir: str, progress: ProgressFn | None = None, cancel: threading.Event | None = None
+    job_dir: str,
+    progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+    *,
+    config: Settings | None = None,
 ) -> MakeResult:
     """The job folder's plan rendered to out.mp4 and cover.jpg (stages before it redone only
     if their inputs changed, e.g. after an edit of script.json)."""
-    job = StageRun(job_dir, progress, cancel)
+    job = StageRun(job_dir, progress, cancel, config)
     brief, model = _load_brief(job)
     return _render(job, brief, model)
 
@@ -207,18 +216,23 @@ def make_video(
     cancel: threading.Event | None = None,
     *,
     model: str | None = None,
+    config: Settings | None = None,
 ) -> MakeResult:
     """The whole pipeline: footage, script, voice, plan and the rendered MP4, in `job_dir`."""
-    job = StageRun(job_dir, progress, cancel)
+    job = StageRun(job_dir, progress, cancel, config)
     _save_brief(job, brief, model)
     return _render(job, brief, model)
 
 
 def resume(
-    job_dir: str, progress: ProgressFn | None = None, cancel: threading.Event | None = None
+    job_dir: str,
+    progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+    *,
+    config: Settings | None = None,
 ) -> MakeResult:
     """Bring a job folder up to date after edits (script.json, brief.json) and render it."""
-    return render_job(job_dir, progress, cancel)
+    return render_job(job_dir, progress, cancel, config=config)
 
 
 def last_run(job_dir: str) -> dict[str, str]:

@@ -19,11 +19,13 @@ from typing import Any
 from pipeline.brief import Brief
 from pipeline.errors import Cancelled, MediaError
 from pipeline.footage import Analysis, analyze
+from pipeline.loadonce import Loader
 from pipeline.make.jobdir import StageLog, digest, file_hash, load_json, save_json
 from pipeline.make.notices import Notice
 from pipeline.media import MediaInfo, probe
 from pipeline.plan import EditPlan
 from pipeline.script.model import Script
+from pipeline.settings import Settings, settings
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +37,14 @@ CAPTION_PRESET = "bold"
 class StageRun:
     """One run over a job folder: the stage log, progress, cancel and collected warnings."""
 
-    def __init__(self, job_dir: str, progress: ProgressFn | None, cancel: threading.Event | None):
+    def __init__(
+        self,
+        job_dir: str,
+        progress: ProgressFn | None,
+        cancel: threading.Event | None,
+        config: Settings | None = None,
+    ) -> None:
+        self.settings = config or settings()  # one snapshot for every stage of this run
         self.dir = Path(job_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.log = StageLog(self.dir)
@@ -159,7 +168,9 @@ def analysis_stage(
         progress=lambda f: job.report("analyze", 0.05 + 0.9 * f),
         cancel=job.cancel,
         # REELBOT_ANALYSIS_CACHE=0 turns off the cross-job cache (benchmarks, disk limits).
-        use_cache=os.environ.get("REELBOT_ANALYSIS_CACHE", "1") != "0",
+        use_cache=job.settings.analysis_cache,
+        cache_dir=job.settings.cache_dir / "analysis",
+        max_workers=job.settings.analysis_workers,
     )
     analysis.save(job.dir / "shots.json")
     from pipeline.footage.contact import contact_sheet
@@ -214,7 +225,7 @@ def script_stage(
     if another:
         seed = int(job.log.entry("script").get("seed", brief.seed)) + 1
         request = dataclasses.replace(request, seed=seed)
-    script = get_writer(model).write(request)
+    script = get_writer(model, job.settings).write(request)
     save_script(job, script)
     job.log.record("script", key, ["script.json"], ran=True, by="writer", seed=request.seed)
     job.report("script", 1.0)
@@ -227,23 +238,28 @@ def save_script(job: StageRun, script: Script) -> None:
     os.replace(tmp, job.dir / "script.json")
 
 
-_narrators: dict[tuple[str, ...], Any] = {}
-_narrators_lock = threading.Lock()
+def _make_narrator(conf: tuple[str, ...]) -> Any:
+    from pipeline.narrate.narrator import Narrator
+
+    offline, edge_url, offline_voice = conf
+    return Narrator(
+        offline=offline == "1",
+        edge_endpoint=edge_url or None,
+        prefer_piper=offline_voice != "espeak-ng",
+    )
 
 
-def narrator() -> Any:
+# Keyed by the narration settings (`_narrator_conf`): a settings change makes a new narrator.
+NARRATORS: Loader[tuple[str, ...], Any] = Loader("narrator", _make_narrator)
+
+
+def narrator(config: Settings | None = None) -> Any:
     """The narrator for the current settings, made once per process and settings.
 
     `REELBOT_OFFLINE_VOICE=espeak-ng` makes English fall back to espeak-ng instead of piper
     (piper is GPL and optional; espeak-ng's own word events time the words, with no whisper pass).
     """
-    from pipeline.narrate.narrator import Narrator
-
-    conf = tuple(_narrator_conf())
-    with _narrators_lock:
-        if conf not in _narrators:
-            _narrators[conf] = Narrator(prefer_piper=conf[2] != "espeak-ng")
-        return _narrators[conf]
+    return NARRATORS.get(tuple(_narrator_conf(config or settings())))
 
 
 def narration_stage(
@@ -253,14 +269,14 @@ def narration_stage(
     from pipeline.narrate.model import Narration
 
     def key_for(s: Script) -> str:
-        return digest("narration", s.to_dict(), brief.voice, _narrator_conf())
+        return digest("narration", s.to_dict(), brief.voice, _narrator_conf(job.settings))
 
     key = key_for(script)
     if job.log.fresh("narration", key):
         job.log.reused("narration")
         return Narration.load(job.dir / "words.json"), script, key
     job.report("narrate", 0.05)
-    narration = narrator().narrate_script(script, job.dir, voice=brief.voice)
+    narration = narrator(job.settings).narrate_script(script, job.dir, voice=brief.voice)
     off = abs(narration.duration - brief.seconds) / brief.seconds
     if off > LENGTH_TOLERANCE and by == "writer" and not job.log.entry("script").get("refit"):
         log.info(
@@ -273,7 +289,7 @@ def narration_stage(
 
         request = script_request(brief, analysis)
         request = dataclasses.replace(request, seed=job.log.entry("script").get("seed", brief.seed))
-        script = get_writer(model).write(request.refit(narration.duration))
+        script = get_writer(model, job.settings).write(request.refit(narration.duration))
         save_script(job, script)
         entry = job.log.entry("script")
         job.log.record(
@@ -286,7 +302,7 @@ def narration_stage(
             refit=True,
         )
         job.report("narrate", 0.5)
-        narration = narrator().narrate_script(script, job.dir, voice=brief.voice)
+        narration = narrator(job.settings).narrate_script(script, job.dir, voice=brief.voice)
         key = key_for(script)
     narration.save(job.dir / "words.json")
     job.log.record("narration", key, ["narration.wav", "words.json"], ran=True)
@@ -294,10 +310,9 @@ def narration_stage(
     return narration, script, key
 
 
-def _narrator_conf() -> list[str]:
-    """The settings a narration depends on (read when used, never at import)."""
-    names = ("REELBOT_TTS_OFFLINE", "REELBOT_EDGE_TTS_URL", "REELBOT_OFFLINE_VOICE")
-    return [os.environ.get(name, "").strip() for name in names]
+def _narrator_conf(config: Settings) -> list[str]:
+    """The settings a narration depends on, as the strings earlier job folders were keyed on."""
+    return ["1" if config.tts_offline else "", config.edge_tts_url, config.offline_voice]
 
 
 def plan_stage(

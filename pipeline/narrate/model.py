@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import wave
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
@@ -154,3 +155,13 @@ class Clip:
     @property
     def duration(self) -> float:
         return len(self.samples) / self.rate
+
+
+def write_wav(path: str, samples: np.ndarray, rate: int) -> None:
+    """Mono float samples in [-1, 1] -> a 16-bit PCM WAV file."""
+    pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2")
+    with wave.open(path, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(pcm.tobytes())

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import logging
-import os
 from typing import Protocol
 
 from pipeline.script.model import Script
 from pipeline.script.offline import OfflineWriter
 from pipeline.script.request import ScriptRequest
+from pipeline.settings import Settings, settings
 
 log = logging.getLogger(__name__)
 
-ENV_MODEL = "REELBOT_SCRIPT_MODEL"
-ENV_DEVICE = "REELBOT_SCRIPT_DEVICE"
-ENV_TIMEOUT = "REELBOT_SCRIPT_TIMEOUT"
 _OFFLINE_NAMES = frozenset({"", "offline", "none", "builtin"})
 
 
@@ -29,22 +26,19 @@ class ScriptWriter(Protocol):
 _WRITERS: dict[tuple[str, str, float], ScriptWriter] = {}
 
 
-def get_writer(model: str | None = None) -> ScriptWriter:
+def get_writer(model: str | None = None, config: Settings | None = None) -> ScriptWriter:
     """The writer for `model` (a hub id, a local path or "offline"), else `$REELBOT_SCRIPT_MODEL`.
 
     Writers for a model are kept per process, so its weights load once however often this is
     called. `$REELBOT_SCRIPT_DEVICE` (auto, cpu, cuda, cuda:1) and `$REELBOT_SCRIPT_TIMEOUT`
-    (seconds) tune the model writer.
+    (seconds) tune the model writer; `config` replaces the process's settings.
     """
-    chosen = (model if model is not None else os.environ.get(ENV_MODEL, "")).strip()
+    config = config or settings()
+    chosen = (model if model is not None else config.script_model).strip()
     if chosen.lower() in _OFFLINE_NAMES:
         return OfflineWriter()
-    device = os.environ.get(ENV_DEVICE, "auto").strip() or "auto"
-    try:
-        timeout = float(os.environ.get(ENV_TIMEOUT, "180"))
-    except ValueError:
-        log.warning("%s is not a number; using 180 s", ENV_TIMEOUT)
-        timeout = 180.0
+    device = config.script_device
+    timeout = config.script_timeout
     key = (chosen, device, timeout)
     if key not in _WRITERS:
         from pipeline.script.llm import TransformersWriter
