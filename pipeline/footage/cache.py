@@ -79,8 +79,9 @@ class AnalysisCache:
         except FileNotFoundError:
             self.misses += 1
             return None
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            # A damaged entry (disk full, killed mid-write on another system) is just a miss.
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            # A damaged entry (disk full, killed mid-write on another system) or one another
+            # version wrote in another shape (a shared cache folder) is just a miss.
             log.warning("ignoring unreadable cache entry %s: %s", path, exc)
             self.misses += 1
             return None
