@@ -142,11 +142,21 @@ async def on_start(app: BotApp) -> None:
     runner = JobRunner(app.bot, store, app.bot_data["pipeline"], settings)
     app.bot_data["services"] = Services(settings, store, runner, app.bot_data["pipeline"])
     store.cleanup(
-        str(Path(settings.data_dir) / "jobs"), settings.keep_days, settings.keep_total_mb * 2**20
+        str(Path(settings.data_dir) / "jobs"),
+        settings.keep_days,
+        settings.keep_total_mb * 2**20,
+        cache_dir=analysis_cache_dir(),
     )
     await runner.start()
     app.bot_data["housekeeping"] = asyncio.create_task(housekeeping(app), name="housekeeping")
     log.info("reelbot is up as @%s", app.bot.username)
+
+
+def analysis_cache_dir() -> Path:
+    """The footage analysis's cross-job cache, which the job-folder budget counts too."""
+    from pipeline.footage.cache import default_dir
+
+    return default_dir()
 
 
 async def housekeeping(app: BotApp, every: float = 3600.0) -> None:
@@ -157,7 +167,8 @@ async def housekeeping(app: BotApp, every: float = 3600.0) -> None:
         settings = svc.settings
         try:
             svc.store.cleanup(str(Path(settings.data_dir) / "jobs"), settings.keep_days,
-                              settings.keep_total_mb * 2**20)  # fmt: skip
+                              settings.keep_total_mb * 2**20,
+                              cache_dir=analysis_cache_dir())  # fmt: skip
         except OSError:
             log.exception("cleaning old job folders failed")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import sqlite3
 import time
@@ -298,11 +299,21 @@ class JobStore:
             )
         return self.queued()
 
-    def cleanup(self, jobs_root: str, keep_days: float, keep_total_bytes: int) -> list[str]:
-        """Remove finished jobs' folders older than `keep_days`, then oldest first over the size.
+    def cleanup(
+        self,
+        jobs_root: str,
+        keep_days: float,
+        keep_total_bytes: int,
+        cache_dir: str | os.PathLike[str] | None = None,
+    ) -> list[str]:
+        """Remove finished jobs' folders and analysis cache entries unused for `keep_days`, then
+        the oldest of both while together they exceed `keep_total_bytes`.
 
-        Folders of open jobs are never removed, nor those of undelivered videos before
-        `keep_days`; folders with no row (a conversation that was abandoned) count as finished.
+        A folder's age is its last activity (the newest file in it: an upload into a draft
+        does not change the folder's own mtime). Folders of open jobs are never removed, nor
+        those of undelivered videos before `keep_days`; folders with no row (a conversation
+        that was abandoned) count as finished. The cache (`cache_dir`, the footage analysis's
+        cross-job cache) is counted in the total and evicted by last use.
         """
         cutoff = time.time() - keep_days * 86400
         # A storyboard nobody answered for that long is given up.
@@ -316,8 +327,6 @@ class JobStore:
             (FAILED, "delivery:expired", time.time(), UNDELIVERED, cutoff),
         )
         root = Path(jobs_root)
-        if not root.is_dir():
-            return []
         kept = (*OPEN, UNDELIVERED)
         open_ids = {
             r["id"]
@@ -325,19 +334,47 @@ class JobStore:
                 f"SELECT id FROM jobs WHERE status IN ({','.join('?' * len(kept))})", kept
             )
         }
-        folders = []
-        for d in root.iterdir():
-            if d.is_dir() and d.name not in open_ids:
-                size = sum(f.stat().st_size for f in d.rglob("*") if f.is_file())
-                folders.append((d.stat().st_mtime, size, d))
-        total = sum(size for _, size, _ in folders)
+        # (last activity, size, path, is a job folder)
+        items: list[tuple[float, int, Path, bool]] = []
+        if root.is_dir():
+            for d in root.iterdir():
+                if d.is_dir() and d.name not in open_ids:
+                    used, size = _activity(d)
+                    items.append((used, size, d, True))
+        if cache_dir is not None:
+            from pipeline.footage.cache import AnalysisCache
+
+            items += [(e.used, e.size, e.path, False) for e in AnalysisCache(cache_dir).entries()]
+        total = sum(size for _, size, _, _ in items)
         removed = []
         recent = time.time() - 3600  # a folder touched this hour may be a draft being filled
-        for mtime, size, d in sorted(folders, key=lambda f: f[0]):
-            if mtime < cutoff or (total > keep_total_bytes and mtime < recent):
-                shutil.rmtree(d, ignore_errors=True)
+        evicted = 0
+        for used, size, path, folder in sorted(items, key=lambda f: f[0]):
+            over = total > keep_total_bytes and (used < recent or not folder)
+            if used < cutoff or over:
+                if folder:
+                    shutil.rmtree(path, ignore_errors=True)
+                    removed.append(path.name)
+                else:
+                    path.unlink(missing_ok=True)
+                    evicted += 1
                 total -= size
-                removed.append(d.name)
+        if evicted:
+            log.info("evicted %d analysis cache entries", evicted)
         if removed:
             log.info("removed %d old job folders", len(removed))
         return removed
+
+
+def _activity(folder: Path) -> tuple[float, int]:
+    """A folder's last activity (its own mtime or its newest file's) and its size in bytes."""
+    used, size = folder.stat().st_mtime, 0
+    for f in folder.rglob("*"):
+        try:
+            st = f.stat()
+        except OSError:
+            continue
+        used = max(used, st.st_mtime)
+        if f.is_file():
+            size += st.st_size
+    return used, size

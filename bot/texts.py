@@ -225,6 +225,10 @@ T: dict[str, dict[str, str]] = {
         "en": "“{name}” is in a format I cannot read.",
         "zh": "“{name}” 的格式无法读取。",
     },
+    "media_too_large": {
+        "en": "“{name}” is too large a picture (over the pixel limit).",
+        "zh": "“{name}” 的画面太大（超过像素上限）。",
+    },
     "media_unusable": {"en": "“{name}” cannot be used.", "zh": "“{name}” 无法使用。"},
     "cancelled_error": {"en": "❌ Cancelled.", "zh": "❌ 已取消。"},
     "render_failed": {

@@ -125,6 +125,7 @@ class OutputSpec:
     tail: float = 0.0  # informational: seconds of picture kept after the last word
 
 
+MAX_SIDE = 4096  # output pixels per side
 SIZES: dict[str, tuple[int, int]] = {
     "1080x1920": (1080, 1920),
     "720x1280": (720, 1280),
@@ -295,7 +296,11 @@ def output_size(spec: str) -> tuple[int, int]:
     try:
         w, h = (int(v) for v in spec.lower().split("x"))
     except ValueError as exc:
-        raise PlanError("output.width", f"size {spec!r} is not WIDTHxHEIGHT") from exc
+        raise PlanError("output.width", f"{spec!r} is not WIDTHxHEIGHT") from exc
+    # The same bounds `validate_plan` applies, checked here so a bad size is refused before any
+    # work (0x0 used to reach a division by zero in the planner); 4096 is what players accept.
+    if not (16 <= w <= MAX_SIDE and 16 <= h <= MAX_SIDE and w % 2 == 0 and h % 2 == 0):
+        raise PlanError("output.width", f"width and height must be even, 16 to {MAX_SIDE}")
     return w, h
 
 

@@ -57,6 +57,9 @@ class Settings:
     script_model: str = ""
     script_device: str = "auto"
     script_timeout: float = 180.0
+    # Resource caps on what a user sends, checked from a file's headers before decoding it.
+    max_frame_pixels: int = 3840 * 2160  # per video/animation frame: 4K UHD
+    max_photo_pixels: int = 50_000_000  # per photo: a 48 Mpx phone camera fits
 
     @property
     def cache_dir(self) -> Path:
@@ -106,6 +109,16 @@ def _workers(name: str, raw: str) -> int:
     return value
 
 
+def _pixels(name: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(name, f"not a whole number of pixels: {raw!r}") from None
+    if value < 1:
+        raise SettingsError(name, "must be at least 1 pixel")
+    return value
+
+
 def _seconds(name: str, raw: str) -> float:
     try:
         value = float(raw)
@@ -128,6 +141,8 @@ _PARSERS = {
     "analysis_workers": _workers,
     "script_timeout": _seconds,
     "offline_voice": _offline_voice,
+    "max_frame_pixels": _pixels,
+    "max_photo_pixels": _pixels,
 }
 
 _lock = threading.Lock()

@@ -221,9 +221,11 @@ def test_cleanup_by_age_and_size(tmp_path: Path) -> None:
     stale.mkdir()
     (stale / "a.mp4").write_bytes(b"y" * 5000)
     two_hours = time.time() - 7200
-    os.utime(stale, (two_hours, two_hours))
+    for p in (stale, stale / "a.mp4"):  # a folder's age is its newest file's
+        os.utime(p, (two_hours, two_hours))
     week = time.time() - 8 * 86400
-    os.utime(old_done.job_dir, (week, week))
+    for p in (Path(old_done.job_dir), Path(old_done.job_dir) / "out.mp4"):
+        os.utime(p, (week, week))
     removed = store.cleanup(str(root), keep_days=7, keep_total_bytes=10**9)
     assert removed == [old_done.id]
     removed = store.cleanup(str(root), keep_days=7, keep_total_bytes=2000)

@@ -48,6 +48,8 @@ CASES: list[tuple[str, str, Any]] = [
     ("script_model", "Qwen/Qwen2.5-3B-Instruct", "Qwen/Qwen2.5-3B-Instruct"),
     ("script_device", "cuda:1", "cuda:1"),
     ("script_timeout", "60", 60.0),
+    ("max_frame_pixels", "2073600", 1920 * 1080),
+    ("max_photo_pixels", "12000000", 12_000_000),
 ]
 
 
@@ -92,6 +94,8 @@ def test_tilde_in_the_cache_dir_is_expanded_for_every_cache(
         ("REELBOT_SCRIPT_TIMEOUT", "-5"),
         ("REELBOT_SCRIPT_TIMEOUT", "nan"),
         ("REELBOT_OFFLINE_VOICE", "espeak"),
+        ("REELBOT_MAX_FRAME_PIXELS", "4K"),
+        ("REELBOT_MAX_PHOTO_PIXELS", "0"),
     ],
 )
 def test_a_bad_value_names_its_variable(name: str, raw: str) -> None:

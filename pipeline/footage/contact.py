@@ -61,11 +61,12 @@ def contact_sheet(
         oy = y0 + (thumb_h - img.height) // 2
         sheet.paste(img, (ox, oy))
         r = shot.crop("9:16")
-        draw.rectangle(
-            (ox + r.x * img.width, oy + r.y * img.height,
-             ox + (r.x + r.w) * img.width - 1, oy + (r.y + r.h) * img.height - 1),
-            outline=(255, 212, 0), width=2,
-        )  # fmt: skip
+        left, top = ox + r.x * img.width, oy + r.y * img.height
+        # A thin strip (4096x16) thumbnails to a picture a pixel high: the window's far edge
+        # must not come before its near one (Pillow raises ValueError).
+        right = max(left, ox + (r.x + r.w) * img.width - 1)
+        bottom = max(top, oy + (r.y + r.h) * img.height - 1)
+        draw.rectangle((left, top, right, bottom), outline=(255, 212, 0), width=2)
         colour = (120, 220, 120) if shot.score >= 0.6 else (230, 190, 90)
         if shot.score < 0.3:
             colour = (230, 100, 100)

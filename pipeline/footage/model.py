@@ -89,6 +89,9 @@ class FileAnalysis:
     shots: int
     from_cache: bool = False
     seconds: float = 0.0  # time the analysis took (0 for a cache hit)
+    # Why the file was left out ("" when it was analysed): a `MediaError` reason and its text.
+    failed: str = ""
+    message: str = ""
 
 
 @dataclass(frozen=True, slots=True)

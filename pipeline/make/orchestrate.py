@@ -26,6 +26,7 @@ from pipeline.make.stages import (
     ProgressFn,
     StageRun,
     analysis_stage,
+    check_analysis,
     check_media,
     media_stage,
     narration_stage,
@@ -92,6 +93,7 @@ def _prepared(
     media, captions, mkey = media_stage(job, brief)
     check_media(job, brief, media)
     analysis, akey = analysis_stage(job, media, captions, mkey)
+    check_analysis(job, brief, media, analysis)
     script, by = script_stage(job, brief, model, analysis, akey, another)
     narration, script, nkey = narration_stage(job, brief, model, analysis, script, by)
     if narration.fallback_reason:
