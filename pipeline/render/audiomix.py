@@ -102,8 +102,10 @@ def mix_audio(
     if sources:
         ducked.append("srcall")
     if narr_label is not None and ducked:
-        chains.append(f"[narr]asplit={len(ducked) + 1}[narr_mix]" + "".join(
-            f"[narr_sc{d}]" for d in range(len(ducked))))  # fmt: skip
+        # Padded to the video's length: the compressor stops with its shorter input, and the
+        # tail after the last word must keep the music and the footage's sound.
+        keys = "".join(f"[narr_sc{d}]" for d in range(len(ducked)))
+        chains.append(f"[narr]apad=whole_dur={total:.3f},asplit={len(ducked) + 1}[narr_mix]{keys}")
         labels.append("[narr_mix]")
         for d, name in enumerate(ducked):
             release = SOURCE_RELEASE_MS if name == "srcall" else MUSIC_RELEASE_MS
