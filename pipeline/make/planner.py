@@ -402,3 +402,24 @@ def sound_decisions(
         for seg, c in zip(segments, choices, strict=True)
     ]
     return out, music
+
+
+def sound_notes(
+    plan: EditPlan, spans: Sequence[tuple[float, float]], music: str | None
+) -> tuple[tuple[int, str], ...]:
+    """For the storyboard: (sentence number from 1, reason) for each sound decision, in order,
+    once per sentence; (0, "music_left_out") first when the footage's music replaced `music`."""
+    from pipeline.render.renderer import frame_counts
+
+    edges = cut_frames(spans, plan.duration, plan.output.fps)
+    notes: list[tuple[int, str]] = []
+    if music and not any(t.role == "music" for t in plan.audio):
+        notes.append((0, "music_left_out"))
+    at = 0
+    for seg, n in zip(plan.segments, frame_counts(plan), strict=True):
+        sentence = max(i for i, e in enumerate(edges[:-1]) if e <= at) + 1
+        note = (sentence, seg.sound_reason)
+        if seg.sound_reason and note not in notes:
+            notes.append(note)
+        at += n
+    return tuple(notes)
