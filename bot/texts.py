@@ -172,6 +172,17 @@ T: dict[str, dict[str, str]] = {
     },
     "sound_noise_muted": {"en": "wind/noise muted", "zh": "风声/噪音已静音"},
     "sound_speech_muted": {"en": "talk muted under the voice", "zh": "素材人声静音"},
+    "btn_no_music": {"en": "🔇 No music", "zh": "🔇 不要音乐"},
+    "music_ok": {
+        "en": "🎵 “{name}” ({seconds}) will be the music, looped and lowered under the voice. "
+        "Send another audio file to replace it, or tap 🔇 No music.",
+        "zh": "🎵 “{name}”（{seconds}）将作为背景音乐，循环播放，说话时自动压低。"
+        "再发一个音频可替换，点 🔇 不要音乐 可取消。",
+    },
+    "music_off": {
+        "en": "🔇 No music: the video has only the voice and the footage's own sound.",
+        "zh": "🔇 不加音乐：视频只有配音和素材本身的声音。",
+    },
     "btn_render": {"en": "✅ Render", "zh": "✅ 渲染"},
     "btn_edit": {"en": "✏️ Edit script", "zh": "✏️ 修改文案"},
     "btn_another": {"en": "🔁 Another version", "zh": "🔁 换一个版本"},
@@ -239,6 +250,10 @@ T: dict[str, dict[str, str]] = {
     "media_zero_duration": {
         "en": "“{name}” has no length (0 s).",
         "zh": "“{name}” 时长为 0。",
+    },
+    "media_not_audio": {
+        "en": "“{name}” is not music I can play, so it is not used; your footage is kept.",
+        "zh": "“{name}” 不是可以播放的音乐，未采用；已收到的素材都还在。",
     },
     "media_unsupported": {
         "en": "“{name}” is in a format I cannot read.",

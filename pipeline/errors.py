@@ -35,6 +35,7 @@ class MediaError(ReelbotError):
         "audio_only",
         "zero_duration",
         "unsupported",
+        "not_audio",  # music that is not a playable sound
     )
 
     def __init__(self, path: str, reason: str, detail: str = "") -> None:

@@ -228,11 +228,13 @@ def build_plan(
     music: str | None = None,
     *,
     tail: float = TAIL,
+    music_gain_db: float = MUSIC_GAIN_DB,
 ) -> EditPlan:
     """The edit plan for a narrated script over analysed footage (see the module's rules).
 
     The script's narrated sentences (`Script.spoken()`) match `narration.line_spans` one to
-    one; `cues` are the captions (`narrate.cues.build_cues`).
+    one; `cues` are the captions (`narrate.cues.build_cues`). `music_gain_db` is the music's
+    gain (`pipeline.music.Music.gain_db`: its measured level brought to one target).
     """
     sentences = script.spoken()
     shots = analysis.shots
@@ -280,7 +282,7 @@ def build_plan(
     segments, music = sound_decisions(segments, [shots[j] for j in played], script, music)
     tracks = [AudioTrack(narration.audio_path, "narration")]
     if music:
-        tracks.append(AudioTrack(music, "music", gain_db=MUSIC_GAIN_DB, loop=True, duck=True))
+        tracks.append(AudioTrack(music, "music", gain_db=music_gain_db, loop=True, duck=True))
     cover = _cover_time(shots[hook], hook_piece)
     named = tuple(dataclasses.replace(c, style=style.name) for c in cues)
     return EditPlan(
