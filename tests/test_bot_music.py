@@ -102,3 +102,27 @@ def test_no_music_button_leaves_the_music_out(tmp_path: Path, media: dict[str, P
             assert '"role": "music"' not in plan_file.read_text()
 
     run(scenario())
+
+
+def test_no_music_button_data_is_validated() -> None:
+    from bot import callbacks
+    from bot.callbacks import Choice
+
+    data = callbacks.encode(Choice(42, "music", "off"))
+    assert callbacks.decode(data) == Choice(42, "music", "off")
+    assert callbacks.choice_pattern("music")(data)
+    # Only "off" is a music choice a button makes: anything else is forged.
+    assert callbacks.decode("c|42|music|on") is None
+    assert callbacks.decode("c|42|music|/etc/passwd") is None
+
+
+def test_storyboard_sound_line_in_both_languages() -> None:
+    from bot.texts import sound_text
+
+    notes = ((0, "music_left_out"), (2, "laughter_kept"), (3, "noise_muted"), (4, "newer_code"))
+    en = sound_text("en", notes)
+    assert en.startswith("🔊 Sound:") and "line 2: laughter kept" in en
+    assert "line 3: wind/noise muted" in en and "newer" not in en
+    zh = sound_text("zh", notes)
+    assert "第 2 句保留笑声" in zh and "素材自带音乐" in zh
+    assert sound_text("en", ()) == ""

@@ -327,3 +327,50 @@ def test_plain_segments_default_to_silence_without_a_reason(tmp_path: Path) -> N
     seg = Segment(0, 0.0, 1.0, cover_rect(320, 180, 180, 320))
     assert seg.volume == 0 and seg.sound_reason == ""
     assert AudioTrack("m.wav", "music").duck
+
+
+def test_storyboard_notes_name_the_sentence_of_each_decision() -> None:
+    from pipeline.make.planner import sound_notes
+
+    crop = Rect(0.3, 0.0, 0.32, 1.0)
+    src = MediaInfo("v.mp4", "video", 20.0, 1920, 1080, 30.0, 0, True, "h264", 1000)
+    plan = EditPlan(
+        sources=(src,),
+        segments=(
+            Segment(0, 0, 2, crop, volume=1.0, sound_reason="laughter_kept"),
+            Segment(0, 2, 3, crop, sound_reason="noise_muted"),  # still the first sentence
+            Segment(0, 3, 6, crop, sound_reason="noise_muted"),
+            Segment(0, 6, 8, crop),
+        ),
+        output=OUT,
+        audio=(AudioTrack("n.wav", "narration"),),
+    )
+    spans = ((0.1, 2.8), (3.2, 5.8), (6.2, 7.5))  # cuts at 3.0 and 6.0
+    assert sound_notes(plan, spans, None) == ((1, "laughter_kept"), (1, "noise_muted"),
+                                              (2, "noise_muted"))  # fmt: skip
+    assert sound_notes(plan, spans, "song.mp3")[0] == (0, "music_left_out")
+
+
+def test_music_is_measured_and_a_non_audio_file_refused(tmp_path: Path) -> None:
+    from pipeline.errors import MediaError
+    from pipeline.music import MUSIC_LEVEL_DB, check_music
+
+    loud = samples.tone_wav(str(tmp_path / "loud.wav"), 2.0, level=0.5)
+    quiet = samples.tone_wav(str(tmp_path / "quiet.wav"), 2.0, level=0.05)
+    a, b = check_music(loud), check_music(quiet)
+    assert a.level_db == pytest.approx(20 * np.log10(0.5 / np.sqrt(2)), abs=0.3)
+    assert a.seconds == pytest.approx(2.0, abs=0.05)
+    # Both end up at the same level under the narration.
+    assert a.level_db + a.gain_db == pytest.approx(MUSIC_LEVEL_DB, abs=0.2)
+    assert b.level_db + b.gain_db == pytest.approx(MUSIC_LEVEL_DB, abs=0.2)
+    for name, data in (("text.mp3", b"not audio at all " * 40), ("empty.wav", b"")):
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(MediaError) as err:
+            check_music(str(tmp_path / name))
+        assert err.value.key == "media_not_audio" and err.value.params["name"] == name
+    silent = samples.tone_wav(str(tmp_path / "silent.wav"), 2.0, level=0.0)
+    with pytest.raises(MediaError):
+        check_music(silent)
+    video_only = samples.colour_clip(str(tmp_path / "v.mp4"), "red", 1.0)
+    with pytest.raises(MediaError):
+        check_music(video_only)
