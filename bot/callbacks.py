@@ -3,7 +3,7 @@
 Two kinds of button exist:
 
 - `Choice`: a conversation button (style, language, length, Next, Done, let others add
-  footage). It carries its owner's id, so in a group only the member who started the
+  footage, 🔇 no music). It carries its owner's id, so in a group only the member who started the
   conversation can press it: ``c|<owner>|<action>|<value>``.
 - `Board`: a button about one job: under a storyboard (render, edit, another version), or
   🔁 Send again under a video Telegram refused. It carries the job id;
@@ -29,7 +29,7 @@ from pipeline.script.styles import STYLES
 
 MAX_BYTES: Final = 64  # the Bot API's limit on callback_data
 
-ChoiceAction: TypeAlias = Literal["style", "lang", "len", "next", "done", "pool"]
+ChoiceAction: TypeAlias = Literal["style", "lang", "len", "next", "done", "pool", "music"]
 BoardAction: TypeAlias = Literal["render", "edit", "another", "resend"]
 CHOICE_ACTIONS: Final[tuple[str, ...]] = get_args(ChoiceAction)
 BOARD_ACTIONS: Final[tuple[str, ...]] = get_args(BoardAction)
@@ -67,6 +67,8 @@ def _value_ok(action: str, value: str) -> bool:
         return value in VIDEO_LANGS
     if action == "len":
         return value in {str(n) for n in LENGTHS}
+    if action == "music":
+        return value == "off"  # the only music choice a button makes; music itself is a file
     return value == ""  # next, done, pool carry nothing
 
 

@@ -56,6 +56,9 @@ class Draft:
     prompt_id: int | None = None
     reply_to: int | None = None
     skip_options: bool = False
+    music: str | None = None  # an audio file the member sent: the video's background music
+    music_name: str = ""  # its name as sent, for the messages
+    collecting: bool = False  # footage is being asked for (an audio file then is music)
 
     @property
     def uploads(self) -> str:

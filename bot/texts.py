@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import logging
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -153,6 +154,35 @@ T: dict[str, dict[str, str]] = {
         "another version.",
         "zh": "📝 分镜：“{title}”\n\n{script}\n\n可以直接渲染、修改文案，或换一个版本。",
     },
+    "storyboard_sound": {"en": "🔊 Sound: {items}", "zh": "🔊 现场声音：{items}"},
+    "sound_at": {"en": "line {n}: {what}", "zh": "第 {n} 句{what}"},
+    "sound_music_left_out": {
+        "en": "the footage has its own music, so the background music is left out",
+        "zh": "素材自带音乐，不再叠加背景音乐",
+    },
+    "sound_laughter_kept": {"en": "laughter kept", "zh": "保留笑声"},
+    "sound_applause_kept": {"en": "applause kept", "zh": "保留掌声"},
+    "sound_cheering_kept": {"en": "cheering kept", "zh": "保留欢呼声"},
+    "sound_animal_kept": {"en": "animal sounds kept", "zh": "保留动物叫声"},
+    "sound_speech_quoted": {"en": "the quoted words kept", "zh": "保留引用的原话"},
+    "sound_music_in_footage": {"en": "the footage's music kept", "zh": "保留素材里的音乐"},
+    "sound_footage_music_muted": {
+        "en": "the footage's music muted under your music",
+        "zh": "素材音乐静音，只用背景音乐",
+    },
+    "sound_noise_muted": {"en": "wind/noise muted", "zh": "风声/噪音已静音"},
+    "sound_speech_muted": {"en": "talk muted under the voice", "zh": "素材人声静音"},
+    "btn_no_music": {"en": "🔇 No music", "zh": "🔇 不要音乐"},
+    "music_ok": {
+        "en": "🎵 “{name}” ({seconds}) will be the music, looped and lowered under the voice. "
+        "Send another audio file to replace it, or tap 🔇 No music.",
+        "zh": "🎵 “{name}”（{seconds}）将作为背景音乐，循环播放，说话时自动压低。"
+        "再发一个音频可替换，点 🔇 不要音乐 可取消。",
+    },
+    "music_off": {
+        "en": "🔇 No music: the video has only the voice and the footage's own sound.",
+        "zh": "🔇 不加音乐：视频只有配音和素材本身的声音。",
+    },
     "btn_render": {"en": "✅ Render", "zh": "✅ 渲染"},
     "btn_edit": {"en": "✏️ Edit script", "zh": "✏️ 修改文案"},
     "btn_another": {"en": "🔁 Another version", "zh": "🔁 换一个版本"},
@@ -220,6 +250,10 @@ T: dict[str, dict[str, str]] = {
     "media_zero_duration": {
         "en": "“{name}” has no length (0 s).",
         "zh": "“{name}” 时长为 0。",
+    },
+    "media_not_audio": {
+        "en": "“{name}” is not music I can play, so it is not used; your footage is kept.",
+        "zh": "“{name}” 不是可以播放的音乐，未采用；已收到的素材都还在。",
     },
     "media_unsupported": {
         "en": "“{name}” is in a format I cannot read.",
@@ -368,3 +402,15 @@ def style_names() -> dict[str, dict[str, str]]:
         sid: {lang: f"{style.emoji} {style.name(lang)}".strip() for lang in LANGS}
         for sid, style in pipeline_styles.items()
     }
+
+
+def sound_text(lang: str, sounds: Sequence[tuple[int, str]]) -> str:
+    """The storyboard's line on the footage's own sound ("" when there is nothing to say);
+    reason codes this version does not know are left out."""
+    items = []
+    for n, code in sounds:
+        if f"sound_{code}" not in T:
+            continue
+        what = t(lang, f"sound_{code}")
+        items.append(what if n <= 0 else t(lang, "sound_at", n=n, what=what))
+    return t(lang, "storyboard_sound", items="; ".join(items)) if items else ""

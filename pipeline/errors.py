@@ -36,6 +36,7 @@ class MediaError(ReelbotError):
         "zero_duration",
         "unsupported",
         "too_large",
+        "not_audio",  # music that is not a playable sound
     )
 
     def __init__(self, path: str, reason: str, detail: str = "") -> None:

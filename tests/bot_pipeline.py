@@ -31,6 +31,7 @@ class Storyboard:
     script: Script
     frames: tuple[tuple[str, str], ...]
     warnings: tuple[str, ...]
+    sounds: tuple[tuple[int, str], ...] = ()
 
     def warnings_in(self, language: str) -> tuple[str, ...]:
         return self.warnings

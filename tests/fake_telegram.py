@@ -118,6 +118,23 @@ class FakeTelegram(BotAPIServer):
         voice = {**ref, "duration": duration, "mime_type": "audio/ogg"}
         return await self.message(user, chat_id, voice=voice)
 
+    async def audio(
+        self,
+        user: dict[str, Any],
+        chat_id: int,
+        path: str | Path,
+        *,
+        as_document: bool = False,
+        mime_type: str = "audio/mpeg",
+        duration: int = 5,
+    ) -> dict[str, Any]:
+        """An audio file (a song, sent as music or as a file), not a voice note."""
+        ref = self.store_file(Path(path).read_bytes())
+        item = {**ref, "file_name": Path(path).name, "mime_type": mime_type}
+        if as_document:
+            return await self.message(user, chat_id, document=item)
+        return await self.message(user, chat_id, audio={**item, "duration": duration})
+
     async def sticker(
         self, user: dict[str, Any], chat_id: int, kind: str = "static"
     ) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from pipeline.settings import settings
 log = logging.getLogger(__name__)
 
 # Bump when a change in the code changes what analysis produces for the same file.
-CODE_VERSION = "footage-4"  # footage-4: entries written by pipeline.jsonfiles
+CODE_VERSION = "footage-5"  # footage-5: shots carry their sound tags (Shot.heard)
 SAMPLE = 1 << 20
 
 

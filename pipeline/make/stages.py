@@ -323,7 +323,8 @@ def plan_stage(
     narration: Any,
     keys: list[str],
 ) -> EditPlan:
-    from pipeline.make.planner import build_plan
+    from pipeline.make.planner import MUSIC_GAIN_DB, build_plan
+    from pipeline.music import check_music
     from pipeline.narrate.cues import build_cues, caption_style
 
     music = brief.music
@@ -335,7 +336,10 @@ def plan_stage(
     job.report("plan", 0.1)
     style = caption_style(CAPTION_PRESET)
     cues = build_cues(narration.words, narration.line_spans, script.language, style=style.name)
-    plan = build_plan(media, analysis, script, narration, cues, style, brief.output, music)
+    gain = check_music(music).gain_db if music else MUSIC_GAIN_DB
+    plan = build_plan(
+        media, analysis, script, narration, cues, style, brief.output, music, music_gain_db=gain
+    )
     plan.save(job.dir / "plan.json")
     job.log.record("plan", key, ["plan.json"], ran=True)
     job.report("plan", 1.0)
