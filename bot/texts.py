@@ -241,6 +241,11 @@ T: dict[str, dict[str, str]] = {
         "en": "The video is too large to send even after compressing; try a shorter length.",
         "zh": "视频压缩后仍然太大，无法发送；请选择更短的时长。",
     },
+    "render_timeout": {
+        "en": "😵 Rendering got stuck and was stopped, also on a second, safer try. "
+        "Please try again; if it happens again, try other footage.",
+        "zh": "😵 渲染卡住，已停止（较稳妥的第二次尝试也未成功）。请重试；如果再次发生，请换一些素材。",
+    },
 }
 
 
