@@ -375,6 +375,11 @@ def test_proxy_scale_keeps_the_output_resolution(tmp_path: Path) -> None:
 def test_moviepy_variant_leaves_the_cwd_clean(
     media_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """moviepy writes the sound first to a temporary file (named after the output, in the
+    current directory unless told otherwise) and deletes it only after a successful write: a
+    failed or killed variant left it behind. Here the video write fails after the sound."""
+    import moviepy.video.VideoClip as moviepy_clip
+
     from pipeline.bench.render import run_moviepy
     from pipeline.plan import AudioTrack
 
@@ -387,9 +392,19 @@ def test_moviepy_variant_leaves_the_cwd_clean(
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     monkeypatch.chdir(cwd)
-    run_moviepy(plan, str(tmp_path / "moviepy.mp4"))
-    assert (tmp_path / "moviepy.mp4").stat().st_size > 0
+    sound: list[str] = []
+
+    def fail(*args: object, audiofile: str | None = None, **kw: object) -> None:
+        assert audiofile is not None and os.path.getsize(audiofile) > 0
+        sound.append(os.path.abspath(audiofile))
+        raise RuntimeError("video write failed")
+
+    monkeypatch.setattr(moviepy_clip, "ffmpeg_write_video", fail)
+    with pytest.raises(RuntimeError):
+        run_moviepy(plan, str(tmp_path / "moviepy.mp4"))
+    assert sound and not sound[0].startswith(str(cwd))
     assert list(cwd.iterdir()) == []
+    assert not os.path.exists(sound[0])
 
 
 def test_plan_json_of_the_report_loads(tmp_path: Path, joined: Path) -> None:
