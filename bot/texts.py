@@ -244,7 +244,8 @@ T: dict[str, dict[str, str]] = {
     "render_timeout": {
         "en": "😵 Rendering got stuck and was stopped, also on a second, safer try. "
         "Please try again; if it happens again, try other footage.",
-        "zh": "😵 渲染卡住，已停止（较稳妥的第二次尝试也未成功）。请重试；如果再次发生，请换一些素材。",
+        "zh": "😵 渲染卡住，已停止（较稳妥的第二次尝试也未成功）。"
+        "请重试；如果再次发生，请换一些素材。",
     },
 }
 
