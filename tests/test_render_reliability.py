@@ -260,8 +260,12 @@ def test_killed_render_leaves_no_ffmpeg_and_a_rerun_is_clean(tmp_path: Path) -> 
                     if b"-reinit_filter" in Path(f"/proc/{c}/cmdline").read_bytes()]  # fmt: skip
         time.sleep(0.05)
     assert children, "the render's main ffmpeg never started"
-    time.sleep(1.0)  # mid-render: the .part file is being written
+    # Mid-render: wait until ffmpeg writes the .part file (it opens it with its first packet).
+    until = time.monotonic() + 60
+    while time.monotonic() < until and not list(tmp_path.glob(".out.mp4.*.part.mp4")):
+        time.sleep(0.05)
     assert list(tmp_path.glob(".out.mp4.*.part.mp4"))
+    assert proc.poll() is None
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
     gone_by = time.monotonic() + 2.0
