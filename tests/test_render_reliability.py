@@ -4,7 +4,6 @@ segment-by-segment retry), a killed parent, odd characters in its folders, huge 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -409,11 +408,3 @@ def test_moviepy_variant_leaves_the_cwd_clean(
     assert sound and not sound[0].startswith(str(cwd))
     assert list(cwd.iterdir()) == []
     assert not os.path.exists(sound[0])
-
-
-def test_plan_json_of_the_report_loads(tmp_path: Path, joined: Path) -> None:
-    """The plan format of the report (as saved by reelbot) round-trips, path included."""
-    plan = _hang_plan(joined)
-    plan.save(str(tmp_path / "p.json"))
-    assert json.loads((tmp_path / "p.json").read_text())["segments"][1]["crop_end"] is not None
-    assert EditPlan.load(str(tmp_path / "p.json")).sources[0].path == str(joined)
