@@ -346,6 +346,12 @@ T: dict[str, dict[str, str]] = {
         "en": "That video is no longer kept on the server; send /new to make it again.",
         "zh": "服务器上已不再保留这个视频，请发送 /new 重新制作。",
     },
+    "render_timeout": {
+        "en": "😵 Rendering got stuck and was stopped, also on a second, safer try. "
+        "Please try again; if it happens again, try other footage.",
+        "zh": "😵 渲染卡住，已停止（较稳妥的第二次尝试也未成功）。"
+        "请重试；如果再次发生，请换一些素材。",
+    },
 }
 
 

@@ -19,7 +19,7 @@ from pipeline.narrate.model import write_wav
 
 def _run(args: Sequence[str]) -> None:
     cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y", *args]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=600)
     if done.returncode != 0:
         raise RuntimeError(f"sample generation failed: {done.stderr[-2000:]}")
 

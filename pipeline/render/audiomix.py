@@ -16,10 +16,11 @@ import os
 import re
 import subprocess
 import threading
+import time
 from dataclasses import dataclass
 
-from pipeline.errors import Cancelled, RenderError
-from pipeline.ffmpeg import ffmpeg_exe
+from pipeline.errors import Cancelled, RenderError, RenderTimeout
+from pipeline.ffmpeg import ffmpeg_exe, kill, limits_for, popen
 from pipeline.plan import EditPlan
 
 # --- audio -----------------------------------------------------------------------------------
@@ -143,9 +144,16 @@ def mix_audio(
 def _run_capturing(
     args: list[str], total: float, cancel: threading.Event | None, sink: list[str]
 ) -> None:
+    """Run ffmpeg keeping its whole log (the loudness report is in it), with a time limit.
+
+    An audio-only pass runs at tens of times real time: its limit is the video pass's overall
+    limit for the same length, far more than it needs, but never forever.
+    """
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", "-loglevel", "info", *args]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            encoding="utf-8", errors="replace")  # fmt: skip
+    _, limit = limits_for(total)
+    deadline = time.monotonic() + limit
+    proc = popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                 text=True, encoding="utf-8", errors="replace")  # fmt: skip
     try:
         while True:
             try:
@@ -153,13 +161,16 @@ def _run_capturing(
                 break
             except subprocess.TimeoutExpired:
                 if cancel is not None and cancel.is_set():
-                    proc.kill()
-                    proc.wait()
+                    kill(proc)
                     raise Cancelled("audio mix cancelled") from None
+                if time.monotonic() > deadline:
+                    kill(proc)
+                    raise RenderTimeout(
+                        f"audio mix: ffmpeg ran longer than {limit:.0f} s and was stopped",
+                        "too_long",
+                    ) from None
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        kill(proc)
     sink.extend(err.splitlines())
     if proc.returncode != 0:
         raise RenderError("audio mix failed", "\n".join(sink[-30:]), proc.returncode)
