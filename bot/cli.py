@@ -103,7 +103,7 @@ def _worker_cmd(args: argparse.Namespace) -> int:
     if settings is None:
         raise ConfigError("REELBOT_BROKER_URL", "not set (e.g. redis://redis:6379/0)")
     engine.configure_worker(settings)
-    app = engine.make_app(settings)
+    app = engine.make_app(settings, worker=True)
     name = args.hostname.replace("%h", socket.gethostname())
     if args.ping:
         replies = app.control.ping(destination=[name], timeout=settings.timeout)

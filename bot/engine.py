@@ -38,6 +38,7 @@ from typing import Any
 
 import redis
 from celery import Celery
+from celery.backends.redis import RedisBackend
 
 from bot.config import EngineSettings
 from bot.fit import fit_video
@@ -59,7 +60,7 @@ LEASE_SECONDS = 5.0  # a dead worker's lease is gone this long after its last re
 WATCH_EVERY = 0.5  # seconds between the watcher's rounds: lease, cancel flag, progress
 KEEP_SECONDS = 2 * 86400  # how long outcomes and flags stay in Redis
 
-# Task states as Celery stores them, plus the progress state the worker reports.
+# Task states as Celery stores them; PROGRESS: started, with a stage and fraction reported.
 PENDING, STARTED, PROGRESS, SUCCESS = "PENDING", "STARTED", "PROGRESS", "SUCCESS"
 
 
@@ -78,10 +79,25 @@ def redis_client(engine: EngineSettings) -> redis.Redis:
     return client
 
 
-def make_app(engine: EngineSettings) -> Celery:
+class PolledRedisBackend(RedisBackend):  # type: ignore[misc]
+    """Celery's Redis result store without the subscription it opens for each task sent.
+
+    The bot polls task states (`Engine.poll`) and never waits on a result; that subscription
+    would retry for 20 s when Redis is away, then refuse to work until the process restarts."""
+
+    def on_task_call(self, producer: Any, task_id: str) -> None:
+        return None
+
+
+def make_app(engine: EngineSettings, worker: bool = False) -> Celery:
     """The Celery application both sides use: the bot to send and follow, workers to run."""
-    app = Celery("reelbot", broker=engine.broker_url, backend=engine.broker_url)
+    backend = f"{__name__}:PolledRedisBackend+{engine.broker_url}"
+    app = Celery("reelbot", broker=engine.broker_url, backend=backend)
     timeout = engine.timeout
+    # Celery retries a lost result store 20 times a second apart. A worker storing an outcome
+    # should ride out a short Redis restart that way; the bot must not wait: its job stays
+    # queued, or followed, and the next round tries again.
+    retries = 20 if worker else 0
     app.conf.update(
         task_serializer="json",
         result_serializer="json",
@@ -107,6 +123,14 @@ def make_app(engine: EngineSettings) -> Celery:
         redis_socket_timeout=timeout,
         redis_socket_connect_timeout=timeout,
         redis_retry_on_timeout=False,
+        result_backend_transport_options={
+            "retry_policy": {
+                "max_retries": retries,
+                "interval_start": 0,
+                "interval_step": 1,
+                "interval_max": 1,
+            }
+        },
         # Sending a task when Redis is down fails at once; the job waits in the bot's records.
         task_publish_retry=False,
         worker_hijack_root_logger=False,
@@ -213,30 +237,28 @@ class Engine:
     def submit(self, task_id: str, payload: dict[str, Any]) -> None:
         """Send one step as task `task_id` (sending an id again runs it only once)."""
         with _down_as_engine_down():
-            result = self.app.send_task(TASK, args=(payload,), task_id=task_id, queue=QUEUE)
-            # The bot follows tasks by polling, not by waiting on them: drop the result's
-            # subscription at once.
-            result.backend.result_consumer.cancel_for(task_id)
+            self.app.send_task(TASK, args=(payload,), task_id=task_id, queue=QUEUE)
 
     def poll(self, task_ids: list[str]) -> dict[str, TaskState]:
         """The state of each task, in one round trip."""
         if not task_ids:
             return {}
         backend: Any = self.app.backend
+        keys = [backend.get_key_for_task(t) for t in task_ids]
+        keys += [_key("progress", t) for t in task_ids]
         with _down_as_engine_down():
-            raw = self.redis.mget([backend.get_key_for_task(t) for t in task_ids])
+            raw = self.redis.mget(keys)
         states = {}
-        for task_id, value in zip(task_ids, raw, strict=True):
-            if value is None:
-                states[task_id] = TaskState(PENDING)
-                continue
-            meta = backend.decode_result(value)
+        for task_id, value, progress in zip(
+            task_ids, raw[: len(task_ids)], raw[len(task_ids) :], strict=True
+        ):
+            meta = backend.decode_result(value) if value is not None else {}
             status, result = meta.get("status", PENDING), meta.get("result")
             if status == SUCCESS:
                 states[task_id] = TaskState(SUCCESS, outcome=outcome_of(result))
-            elif status == PROGRESS and isinstance(result, dict):
-                stage, fraction = str(result.get("stage", "")), float(result.get("fraction", 0))
-                states[task_id] = TaskState(PROGRESS, stage, fraction)
+            elif progress is not None and status in (PENDING, STARTED):
+                stage, _, fraction = progress.decode().partition(" ")
+                states[task_id] = TaskState(PROGRESS, stage, float(fraction or 0))
             elif status in (PENDING, STARTED, "RECEIVED", "RETRY"):
                 states[task_id] = TaskState(status)
             else:  # FAILURE, REVOKED: the task itself broke
@@ -467,8 +489,9 @@ class _Watcher:
                 self.cancel.set()
             latest = self._latest
             if latest is not None and latest != self._sent:
-                meta = {"stage": latest[0], "fraction": latest[1]}
-                self.task.backend.store_result(self.task_id, meta, PROGRESS)
+                # A key of its own, not the task's state: one bounded write, no retries.
+                text = f"{latest[0]} {latest[1]}"
+                self.r.set(_key("progress", self.task_id), text, ex=KEEP_SECONDS)
                 self._sent = latest
             self._failing = False
         except redis.RedisError as exc:
