@@ -25,6 +25,7 @@ This module imports neither `telegram` nor the bot's handlers, so a worker needs
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import json
 import logging
@@ -188,16 +189,19 @@ def outcome_of(data: Any) -> Outcome:
     """A task's returned JSON as an Outcome; anything unreadable is an internal error."""
     if not isinstance(data, dict):
         return Outcome(error="internal")
-    when = {k: float(data.get(k) or 0.0) for k in ("started", "finished")}
-    worker = str(data.get("worker", ""))
+    base = Outcome(
+        started=float(data.get("started") or 0.0),
+        finished=float(data.get("finished") or 0.0),
+        worker=str(data.get("worker", "")),
+    )
     try:
         if data.get("cancelled"):
-            return Outcome(cancelled=True, worker=worker, **when)
+            return dataclasses.replace(base, cancelled=True)
         if data.get("error"):
             params = data.get("params") if isinstance(data.get("params"), dict) else {}
-            return Outcome(error=str(data["error"]), params=params, worker=worker, **when)
+            return dataclasses.replace(base, error=str(data["error"]), params=params)
         if "rendered" in data:
-            return Outcome(rendered=Rendered.from_json(data["rendered"]), worker=worker, **when)
+            return dataclasses.replace(base, rendered=Rendered.from_json(data["rendered"]))
         board = data["storyboard"]
         storyboard = Storyboard(
             job_dir=board["job_dir"],
@@ -205,7 +209,7 @@ def outcome_of(data: Any) -> Outcome:
             frames=tuple((str(text), str(path)) for text, path in board["frames"]),
             warnings=tuple(board["warnings"]),
         )
-        return Outcome(storyboard=storyboard, worker=worker, **when)
+        return dataclasses.replace(base, storyboard=storyboard)
     except (KeyError, TypeError, ValueError, ReelbotError):
         log.exception("a worker's outcome cannot be read")
         return Outcome(error="internal")
@@ -257,7 +261,8 @@ class Engine:
             if status == SUCCESS:
                 states[task_id] = TaskState(SUCCESS, outcome=outcome_of(result))
             elif progress is not None and status in (PENDING, STARTED):
-                stage, _, fraction = progress.decode().partition(" ")
+                text = progress.decode() if isinstance(progress, bytes) else str(progress)
+                stage, _, fraction = text.partition(" ")
                 states[task_id] = TaskState(PROGRESS, stage, float(fraction or 0))
             elif status in (PENDING, STARTED, "RECEIVED", "RETRY"):
                 states[task_id] = TaskState(status)

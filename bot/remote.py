@@ -229,7 +229,8 @@ class RemoteRunner:
                 await reporter.finish(t(job.lang, "cancelled"))
             elif outcome.error is not None:
                 self.store.set_status(job.id, FAILED, outcome.error)
-                await reporter.finish(error_text(job.lang, outcome.error, outcome.params or {}))
+                text = error_text(job.lang, outcome.error, dict(outcome.params or {}))
+                await reporter.finish(text)
             elif outcome.storyboard is not None:
                 await deliver_storyboard(self.bot, self.store, job, reporter, outcome.storyboard)
             elif outcome.rendered is not None:
