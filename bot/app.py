@@ -34,7 +34,7 @@ from bot.services import Context, Services, ask, services, user_lang
 from bot.state import JsonPersistence
 from bot.texts import LANGS, error_key, error_text, t
 from bot.updates import PerUserUpdateProcessor
-from bot.workers import JobRunner
+from bot.workers import JobRunner, Runner
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,15 @@ async def on_start(app: BotApp) -> None:
     """After initialize: open the job store, resume unfinished jobs, clean old job folders."""
     settings: Settings = app.bot_data["settings"]
     store = JobStore(str(Path(settings.data_dir) / "jobs.sqlite3"))
-    runner = JobRunner(app.bot, store, app.bot_data["pipeline"], settings)
+    runner: Runner
+    if settings.engine is not None:
+        # Imported here: Celery loads only when the engine is configured.
+        from bot.engine import Engine
+        from bot.remote import RemoteRunner
+
+        runner = RemoteRunner(app.bot, store, settings, Engine(settings.engine))
+    else:
+        runner = JobRunner(app.bot, store, app.bot_data["pipeline"], settings)
     app.bot_data["services"] = Services(settings, store, runner, app.bot_data["pipeline"])
     store.cleanup(
         str(Path(settings.data_dir) / "jobs"),

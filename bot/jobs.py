@@ -50,7 +50,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     created REAL NOT NULL,
     queued_at REAL NOT NULL,
     updated REAL NOT NULL,
-    result TEXT
+    result TEXT,
+    task_id TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, queued_at);
 CREATE INDEX IF NOT EXISTS jobs_user ON jobs (user_id, created);
@@ -76,6 +77,9 @@ class Job:
     error: str | None = None
     resumed: bool = False
     created: float = 0.0
+    # The engine's task for the current step (REELBOT_BROKER_URL set): a restarted bot follows
+    # it instead of starting the step again. None with the embedded queue.
+    task_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +150,8 @@ class JobStore:
         columns = {r["name"] for r in self._db.execute("PRAGMA table_info(jobs)")}
         if "result" not in columns:  # a store made before delivery failures were kept
             self._db.execute("ALTER TABLE jobs ADD COLUMN result TEXT")
+        if "task_id" not in columns:  # a store made before the distributed engine
+            self._db.execute("ALTER TABLE jobs ADD COLUMN task_id TEXT")
 
     def close(self) -> None:
         self._db.close()
@@ -169,6 +175,7 @@ class JobStore:
             error=row["error"],
             resumed=bool(row["resumed"]),
             created=row["created"],
+            task_id=row["task_id"],
         )
 
     def submit(self, job: Job) -> Job:
@@ -210,9 +217,10 @@ class JobStore:
     ) -> None:
         """Send a job waiting for the user back to the queue for its next step."""
         now = time.time()
+        # A new step is a new task: the old task id must not be followed again.
         self._db.execute(
             "UPDATE jobs SET status=?, step=?, script=COALESCE(?, script), another=?,"
-            " queued_at=?, updated=?, error=NULL WHERE id=?",
+            " queued_at=?, updated=?, error=NULL, task_id=NULL WHERE id=?",
             (QUEUED, step, script_to_json(script) if script else None, int(another), now, now,
              job_id),
         )  # fmt: skip
@@ -222,6 +230,27 @@ class JobStore:
             "UPDATE jobs SET status=?, error=?, updated=? WHERE id=?",
             (status, error, time.time(), job_id),
         )
+
+    def set_task(self, job_id: str, task_id: str) -> None:
+        """Name the engine task about to carry the job's step (before it is sent, so a bot that
+        stops between the two sends the same task again, which the workers run only once)."""
+        self._db.execute(
+            "UPDATE jobs SET task_id=?, updated=? WHERE id=?", (task_id, time.time(), job_id)
+        )
+
+    def handed_over(self, job_id: str) -> None:
+        """The engine has the job's task: it is running as far as the queue is concerned."""
+        self._db.execute(
+            "UPDATE jobs SET status=?, updated=? WHERE id=? AND status=?",
+            (RUNNING, time.time(), job_id, QUEUED),
+        )
+
+    def in_flight(self) -> list[Job]:
+        """Jobs handed to the engine and not yet finished, oldest first."""
+        rows = self._db.execute(
+            "SELECT * FROM jobs WHERE status=? ORDER BY queued_at", (RUNNING,)
+        ).fetchall()
+        return [j for j in (self._row(r) for r in rows) if j is not None]
 
     def set_undelivered(self, job_id: str, rendered: Rendered, error: str) -> None:
         """The video is made but Telegram refused it: keep what resending it needs."""

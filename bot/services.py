@@ -17,7 +17,7 @@ from bot.config import Settings
 from bot.jobs import JobStore
 from bot.pipeline_api import Pipeline
 from bot.texts import lang_of
-from bot.workers import JobRunner
+from bot.workers import Runner
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +99,7 @@ class Services:
 
     settings: Settings
     store: JobStore
-    runner: JobRunner
+    runner: Runner  # threads here, or the distributed engine (bot.remote)
     pipeline: Pipeline
     # album acknowledgements waiting for the media group to go quiet
     albums: dict[tuple[int, int, str], asyncio.Task[None]] = field(default_factory=dict)
