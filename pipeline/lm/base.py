@@ -2,8 +2,9 @@
 
 A caller builds OpenAI-style chat messages (`{"role": ..., "content": ...}`; content is a string
 or a list of parts, images as data URLs from `image_part`), asks `generate()` for at most
-`max_tokens` within `timeout_s` seconds, optionally constrained to a JSON schema, and gets a
-`Completion` back or one of three typed errors. No backend ever waits past `timeout_s`.
+`max_tokens` within `timeout_s` seconds, optionally constrained to a JSON schema and with a
+sampling `seed` where the backend honours one, and gets a `Completion` back or one of three
+typed errors. No backend ever waits past `timeout_s`.
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ class LanguageModel(Protocol):
         temperature: float = 0.7,
         json_schema: dict[str, Any] | None = None,
         timeout_s: float = 120.0,
+        seed: int | None = None,
     ) -> Completion: ...
 
 

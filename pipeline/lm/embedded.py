@@ -210,7 +210,7 @@ class EmbeddedModel:
         temperature: float = 0.7,
         json_schema: dict[str, Any] | None = None,
         timeout_s: float = 120.0,
-        seed: int = 0,
+        seed: int | None = None,
     ) -> Completion:
         """One answer within `timeout_s` (loading included); see `LanguageModel.generate`."""
         if has_images(messages):
@@ -222,7 +222,7 @@ class EmbeddedModel:
             "messages": list(messages),
             "max_tokens": max_tokens,
             "temperature": temperature,
-            "seed": seed,
+            "seed": seed if seed is not None else 0,
             "stream": True,
             "stream_options": {"include_usage": True},
         }

@@ -55,14 +55,14 @@ class TransformersModel:
         temperature: float = 0.7,
         json_schema: dict[str, Any] | None = None,
         timeout_s: float = 120.0,
-        seed: int = 0,
+        seed: int | None = None,
     ) -> Completion:
         """One answer within `timeout_s` (loading included); see `LanguageModel.generate`."""
         if has_images(messages):
             raise LMUnavailable("the transformers backend sends text only", BACKEND)
         started = time.monotonic()
         deadline = started + timeout_s
-        counts = [seed]
+        counts = [seed or 0]
 
         def ask(chat: list[Message], left: float) -> tuple[str, int, int]:
             stop = threading.Event()
