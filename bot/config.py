@@ -1,25 +1,26 @@
-"""Bot settings: read once at startup from the environment (and a `.env` file) into Settings."""
+"""Bot settings: read once at startup from the environment (and a `.env` file) into Settings.
+
+The pipeline's own variables (REELBOT_CACHE_DIR, REELBOT_TTS_OFFLINE, ...) are parsed by
+`pipeline.settings`; the bot's Settings holds that snapshot (`pipeline`) and passes it down.
+"""
 
 from __future__ import annotations
 
 import os
+import re
+import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.errors import ReelbotError
+from pipeline import settings as pipeline_settings
+from pipeline.settings import SettingsError
 
 MB = 1024 * 1024
 
-
-class ConfigError(ReelbotError):
-    """A setting is missing or malformed; `name` is the environment variable."""
-
-    key = "config_invalid"
-
-    def __init__(self, name: str, problem: str) -> None:
-        super().__init__(f"{name}: {problem}", name=name, problem=problem)
-        self.name = name
+# A setting is missing or malformed; `name` is the environment variable. One class for the bot's
+# variables and the pipeline's, so a caller catches both.
+ConfigError = SettingsError
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +47,9 @@ class Settings:
     album_wait: float = 1.5  # seconds of quiet that close a media group into one batch
     status_interval: float = 3.0  # at most one edit of the status message per this many seconds
     group_rate: int = 20  # messages per minute the bot allows itself in one group (Bot API FAQ)
+    pipeline: pipeline_settings.Settings = field(default_factory=pipeline_settings.Settings)
+    max_voice_seconds: float = 300.0  # longest voice note transcribed (also its time limit)
+    min_free_mb: int = 500  # disk space kept free under the data dir, beyond what a step needs
 
     def __repr__(self) -> str:
         return f"Settings(data_dir={self.data_dir!r}, local_mode={self.local_mode}, ...)"
@@ -116,14 +120,44 @@ def _ids(env: Mapping[str, str], name: str) -> frozenset[int]:
     return frozenset(out)
 
 
+_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")  # what setWebhook's secret_token allows
+
+
+def _webhook_secret(env: Mapping[str, str]) -> str | None:
+    """REELBOT_WEBHOOK_SECRET; in webhook mode without one, a fresh random secret.
+
+    Without a secret anyone who can reach the listening port (0.0.0.0 by default) could POST
+    an update claiming to be an allowed user. The bot registers the secret with setWebhook at
+    every start, so Telegram sends it back in each call and a generated one needs no setup;
+    set one yourself only when something in front of the bot checks it too."""
+    raw = env.get("REELBOT_WEBHOOK_SECRET", "").strip()
+    if raw:
+        if not _SECRET.fullmatch(raw):
+            raise ConfigError(
+                "REELBOT_WEBHOOK_SECRET", "1-256 characters of A-Z, a-z, 0-9, _ and - only"
+            )
+        return raw
+    if env.get("REELBOT_WEBHOOK_URL", "").strip():
+        return secrets.token_urlsafe(32)  # 256 random bits
+    return None
+
+
 def load_settings(env: Mapping[str, str] | None = None, dotenv: str | None = ".env") -> Settings:
-    """Settings from `env` (default: os.environ after loading `dotenv`, which never overrides)."""
+    """Settings from `env` (default: os.environ after loading `dotenv`, which never overrides).
+
+    Read from the process's environment, the pipeline snapshot is also installed as the process's
+    `pipeline.settings.settings()`, so the `.env` file's pipeline variables reach every stage.
+    """
     if env is None:
         if dotenv:
             from dotenv import load_dotenv
 
             load_dotenv(dotenv, override=False)
         env = os.environ
+        pipeline = pipeline_settings.Settings.from_env(env)
+        pipeline_settings.install(pipeline)
+    else:
+        pipeline = pipeline_settings.Settings.from_env(env)
     token = env.get("TELEGRAM_BOT_TOKEN", "").strip()
     if not token:
         raise ConfigError("TELEGRAM_BOT_TOKEN", "not set (get one from @BotFather)")
@@ -144,6 +178,9 @@ def load_settings(env: Mapping[str, str] | None = None, dotenv: str | None = ".e
         webhook_url=env.get("REELBOT_WEBHOOK_URL", "").strip() or None,
         webhook_listen=env.get("REELBOT_WEBHOOK_LISTEN", "").strip() or "0.0.0.0",
         webhook_port=_int(env, "REELBOT_WEBHOOK_PORT", 8443, low=1),
-        webhook_secret=env.get("REELBOT_WEBHOOK_SECRET", "").strip() or None,
+        webhook_secret=_webhook_secret(env),
         max_upload_mb=_float(env, "REELBOT_MAX_UPLOAD_MB", 0.0) or None,
+        pipeline=pipeline,
+        max_voice_seconds=_float(env, "REELBOT_MAX_VOICE_SECONDS", 300.0),
+        min_free_mb=_int(env, "REELBOT_MIN_FREE_MB", 500),
     )

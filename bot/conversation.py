@@ -14,6 +14,7 @@ import warnings
 from pathlib import Path
 
 from telegram import Update
+from telegram.error import BadRequest
 from telegram.ext import BaseHandler as Handler
 from telegram.ext import (
     CallbackQueryHandler,
@@ -24,12 +25,14 @@ from telegram.ext import (
 )
 
 from bot import media_in
+from bot.callbacks import choice_pattern
 from bot.jobs import CANCELLED, EDITING, QUEUED, REVIEW, Job, new_job_id
 from bot.keyboards import footage_keyboard, options_keyboard, owned_query, style_keyboard
 from bot.services import Context, Draft, ask, get_draft, is_group, services, set_draft, user_lang
-from bot.texts import style_names, t
+from bot.texts import error_text, style_names, t
 from bot.uploads import parse_request
 from pipeline.brief import Brief, Footage
+from pipeline.script.request import ScriptRequest, ScriptRequestError, normalise
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +105,8 @@ async def voice_request(update: Update, context: Context) -> int:
         await ask(update, t(lang, "ask_topic"))
         return TOPIC
     request = parse_request(text)
+    if not await topic_ok(update, context, request.topic):
+        return TOPIC
     draft.topic = request.topic
     draft.style = request.style
     draft.seconds = request.seconds or draft.seconds
@@ -114,14 +119,27 @@ async def voice_request(update: Update, context: Context) -> int:
     return await ask_footage(update, context, draft)
 
 
-async def topic_text(update: Update, context: Context) -> int:
+async def topic_text(update: Update, context: Context) -> int | None:
     """The topic, typed: keep it and ask for the style."""
     draft = current(update, context)
     msg = update.effective_message
     if draft is None or msg is None or not msg.text:
         return END
+    if not await topic_ok(update, context, msg.text):
+        return None  # asked again; the conversation stays where it is
     draft.topic = msg.text.strip()
     return await ask_style(update, context, draft)
+
+
+async def topic_ok(update: Update, context: Context, topic: str) -> bool:
+    """Whether the script writer will take `topic`, checked as the script request checks it
+    (so the member hears the problem now, not after the upload); if not, say what is wrong."""
+    try:
+        normalise(ScriptRequest(topic=topic))
+    except ScriptRequestError as exc:
+        await ask(update, error_text(user_lang(update, context), exc.key, exc.params))
+        return False
+    return True
 
 
 async def topic_voice(update: Update, context: Context) -> int | None:
@@ -130,7 +148,7 @@ async def topic_voice(update: Update, context: Context) -> int | None:
     if draft is None:
         return END
     text = await media_in.transcribe_voice(update, context, draft)
-    if not text:
+    if not text or not await topic_ok(update, context, text):
         return None
     draft.topic = text
     return await ask_style(update, context, draft)
@@ -150,7 +168,7 @@ async def style_chosen(update: Update, context: Context) -> int | None:
     draft = current(update, context)
     if picked is None or draft is None:
         return None
-    draft.style = picked[1]
+    draft.style = picked.value
     query = update.callback_query
     assert query is not None
     await query.edit_message_text(f"{t(lang, 'ask_style')} {style_names()[draft.style][lang]}")
@@ -173,17 +191,25 @@ async def option_chosen(update: Update, context: Context) -> int | None:
     query = update.callback_query
     if picked is None or draft is None or query is None:
         return None
-    action, value = picked
-    if action == "next":
+    if picked.action == "next":
         await query.edit_message_reply_markup(None)
         return await ask_footage(update, context, draft)
-    if action == "lang" and value in ("zh", "en"):
-        draft.video_lang = value
-    elif action == "len" and value.isdigit():
-        draft.seconds = int(value)
-    await query.edit_message_text(
-        options_text(lang, draft), reply_markup=options_keyboard(draft, draft.owner_id)
-    )
+    before = (draft.video_lang, draft.seconds)
+    if picked.action == "lang":
+        draft.video_lang = picked.value
+    elif picked.action == "len":
+        draft.seconds = int(picked.value)  # decode let only LENGTHS through
+    if (draft.video_lang, draft.seconds) == before:
+        return None  # the ticked option again: nothing changes, so nothing to edit
+    try:
+        await query.edit_message_text(
+            options_text(lang, draft), reply_markup=options_keyboard(draft, draft.owner_id)
+        )
+    except BadRequest as exc:
+        # Two quick taps can both change the draft before the first edit lands; Telegram then
+        # refuses the second edit as identical. The message already shows the choice.
+        if "not modified" not in str(exc).lower():
+            raise
     return None
 
 
@@ -225,7 +251,7 @@ async def footage_button(update: Update, context: Context) -> int | None:
     draft = current(update, context)
     if picked is None or draft is None:
         return None
-    if picked[0] == "pool":
+    if picked.action == "pool":
         draft.pool = True
         if draft.prompt_id is not None:
             services(context).pools[(draft.chat_id, draft.prompt_id)] = draft.owner_id
@@ -324,17 +350,17 @@ def build_conversation() -> ConversationHandler[Context]:
             MessageHandler(VOICE, topic_voice),
         ],
         STYLE: [
-            CallbackQueryHandler(style_chosen, pattern=r"^c\|\d+\|style\|"),
+            CallbackQueryHandler(style_chosen, pattern=choice_pattern("style")),
             MessageHandler(TEXT, topic_text),  # a corrected topic
             MessageHandler(VOICE, topic_voice),
         ],
         OPTIONS: [
-            CallbackQueryHandler(option_chosen, pattern=r"^c\|\d+\|(lang|len|next)\|"),
+            CallbackQueryHandler(option_chosen, pattern=choice_pattern("lang", "len", "next")),
         ],
         FOOTAGE: [
             MessageHandler(MEDIA, footage_received),
             CommandHandler("done", submit),
-            CallbackQueryHandler(footage_button, pattern=r"^c\|\d+\|(done|pool)\|"),
+            CallbackQueryHandler(footage_button, pattern=choice_pattern("done", "pool")),
             MessageHandler(TEXT | VOICE | filters.Document.ALL, not_footage),
         ],
     }

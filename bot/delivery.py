@@ -26,7 +26,9 @@ from telegram import (
 from telegram.constants import ChatAction, MessageLimit
 from telegram.error import BadRequest, TelegramError
 
-from bot.jobs import Job
+from bot import callbacks
+from bot.callbacks import Board, BoardAction
+from bot.jobs import DONE, FAILED, UNDELIVERED, Job, JobStore, Rendered
 from bot.pipeline_api import MakeResultLike, StoryboardLike
 from bot.texts import t
 from pipeline.script.model import Script
@@ -171,12 +173,14 @@ class StatusReporter:
                 await self._ticker
             self._ticker = None
 
-    async def finish(self, text: str) -> None:
-        """Stop ticking and leave `text` as the status message's last word."""
+    async def finish(self, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
+        """Stop ticking and leave `text` (with any buttons) as the status message's last word."""
         await self.stop()
-        await self.show(text, force=True)
+        await self.show(text, force=True, markup=markup)
 
-    async def show(self, text: str, force: bool = False) -> None:
+    async def show(
+        self, text: str, force: bool = False, markup: InlineKeyboardMarkup | None = None
+    ) -> None:
         """Put `text` in the status message (throttled unless forced); send one if it is gone."""
         if text == self._shown or (
             not force and time.monotonic() - self._last_edit < self.interval
@@ -185,7 +189,9 @@ class StatusReporter:
         self._last_edit = time.monotonic()
         if self.message_id is not None:
             try:
-                await self.bot.edit_message_text(text, self.job.chat_id, self.message_id)
+                await self.bot.edit_message_text(
+                    text, self.job.chat_id, self.message_id, reply_markup=markup
+                )
                 self._shown = text
                 return
             except BadRequest as exc:
@@ -198,7 +204,7 @@ class StatusReporter:
                 return
         try:
             msg = await self.bot.send_message(
-                self.job.chat_id, text, reply_parameters=reply_to(self.job)
+                self.job.chat_id, text, reply_parameters=reply_to(self.job), reply_markup=markup
             )
         except TelegramError as exc:
             log.warning("sending the status of job %s failed: %s", self.job.id, exc)
@@ -208,16 +214,11 @@ class StatusReporter:
 
 
 def storyboard_keyboard(job: Job) -> InlineKeyboardMarkup:
-    lang = job.lang
-    return InlineKeyboardMarkup(
-        [
-            [InlineKeyboardButton(t(lang, "btn_render"), callback_data=f"sb:render:{job.id}")],
-            [
-                InlineKeyboardButton(t(lang, "btn_edit"), callback_data=f"sb:edit:{job.id}"),
-                InlineKeyboardButton(t(lang, "btn_another"), callback_data=f"sb:another:{job.id}"),
-            ],
-        ]
-    )
+    def button(action: BoardAction) -> InlineKeyboardButton:
+        data = callbacks.encode(Board(action, job.id))
+        return InlineKeyboardButton(t(job.lang, f"btn_{action}"), callback_data=data)
+
+    return InlineKeyboardMarkup([[button("render")], [button("edit"), button("another")]])
 
 
 async def send_storyboard(bot: Bot, job: Job, board: StoryboardLike) -> Message:
@@ -298,3 +299,45 @@ async def send_result(
     except TelegramError as exc:
         log.warning("job %s: the video was sent, a follow-up message failed: %s", job.id, exc)
     return sent
+
+
+def rendered_of(result: MakeResultLike, video: str, lang: str) -> Rendered:
+    """What sending `video` needs, fixed before the first try so a refusal can be retried."""
+    return Rendered(
+        video=video,
+        cover=result.cover,
+        script=result.script,
+        duration=result.duration,
+        width=result.width,
+        height=result.height,
+        voice_engine=result.voice_engine,
+        warnings=tuple(result.warnings_in(lang)),
+    )
+
+
+async def deliver_video(bot: Bot, store: JobStore, job: Job, rendered: Rendered) -> str:
+    """Send the finished video; the job's new status: DONE once Telegram has it.
+
+    When Telegram refuses it (a 400, 429s past the rate limiter's retries, a timeout) the job
+    becomes undelivered with the video kept, for the "🔁 Send again" button; when the files
+    themselves are gone it has failed for good."""
+    sent = False
+
+    def done() -> None:
+        nonlocal sent
+        store.set_status(job.id, DONE)
+        sent = True
+
+    try:
+        await send_result(bot, job, rendered, rendered.video, on_sent=done)
+    except TelegramError as exc:
+        if sent:  # only a follow-up failed; the video is out
+            return DONE
+        log.warning("job %s: Telegram refused the video (%s); kept to send again", job.id, exc)
+        store.set_undelivered(job.id, rendered, f"delivery:{type(exc).__name__}")
+        return UNDELIVERED
+    except OSError:
+        log.exception("job %s: the rendered files cannot be read", job.id)
+        store.set_status(job.id, FAILED, "delivery:missing")
+        return FAILED
+    return DONE

@@ -7,25 +7,27 @@ touches the store; workers report back through the loop.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
+import os
 import shutil
 import sqlite3
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from pipeline.brief import Brief, Footage
-from pipeline.plan import OutputSpec
-from pipeline.script.model import Script, ScriptLine
+from pipeline.brief import Brief
+from pipeline.jsonfiles import dumps, from_dict
+from pipeline.script.model import Script, validate_script
 
 log = logging.getLogger(__name__)
 
 QUEUED, RUNNING, REVIEW, EDITING = "queued", "running", "review", "editing"
 DONE, FAILED, CANCELLED = "done", "failed", "cancelled"
+# Rendered, but Telegram refused the video: it is kept for "🔁 Send again". FAILED is a job
+# whose work failed (its error is the pipeline's key, e.g. render_failed).
+UNDELIVERED = "undelivered"
 ACTIVE = (QUEUED, RUNNING)  # one of these per user at most
 OPEN = (QUEUED, RUNNING, REVIEW, EDITING)  # the job still belongs to a live conversation
 
@@ -47,7 +49,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     resumed INTEGER NOT NULL DEFAULT 0,
     created REAL NOT NULL,
     queued_at REAL NOT NULL,
-    updated REAL NOT NULL
+    updated REAL NOT NULL,
+    result TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, queued_at);
 CREATE INDEX IF NOT EXISTS jobs_user ON jobs (user_id, created);
@@ -75,31 +78,59 @@ class Job:
     created: float = 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """A finished video as sendVideo needs it, kept in the job's row so that it can be sent
+    again after Telegram refused it, also after a restart (a `MakeResultLike`)."""
+
+    video: str  # the file to send (the re-encoded copy when the render was over the limit)
+    cover: str
+    script: Script
+    duration: float
+    width: int
+    height: int
+    voice_engine: str = ""
+    warnings: tuple[str, ...] = ()  # already in the chat's language
+
+    def warnings_in(self, language: str) -> tuple[str, ...]:
+        return self.warnings
+
+    def to_json(self) -> str:
+        validate_script(self.script)
+        return dumps(self, indent=None)
+
+    @classmethod
+    def from_json(cls, text: str) -> Rendered:
+        """The stored video's facts, validated field by field (the script as a Script)."""
+        rendered = from_dict(cls, json.loads(text), what="rendered video")
+        validate_script(rendered.script)
+        return rendered
+
+
 def new_job_id() -> str:
     """A fresh job id, also the name of the job's folder."""
     return time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:8]
 
 
 def brief_to_json(brief: Brief) -> str:
-    return json.dumps(dataclasses.asdict(brief), ensure_ascii=False)
+    return dumps(brief, indent=None)
 
 
 def brief_from_json(text: str) -> Brief:
-    d = json.loads(text)
-    d["footage"] = tuple(Footage(**f) for f in d.get("footage", ()))
-    d["output"] = OutputSpec(**d["output"]) if d.get("output") else OutputSpec()
-    return Brief(**d)
+    """The stored brief, validated field by field (a `DataError` names a bad one)."""
+    return from_dict(Brief, json.loads(text), what="job brief")
 
 
 def script_to_json(script: Script) -> str:
-    return json.dumps(dataclasses.asdict(script), ensure_ascii=False)
+    """The script as stored; checked first, so a bad one fails where it was made, not where
+    the queue reads it back."""
+    validate_script(script)
+    return script.to_json(indent=None)
 
 
 def script_from_json(text: str) -> Script:
-    d: dict[str, Any] = json.loads(text)
-    d["lines"] = tuple(ScriptLine(**line) for line in d.get("lines", ()))
-    d["hashtags"] = tuple(d.get("hashtags", ()))
-    return Script(**d)
+    """The stored script, through `Script`'s own validation (`ScriptError` names a bad field)."""
+    return Script.from_json(text)
 
 
 class JobStore:
@@ -112,6 +143,9 @@ class JobStore:
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
+        columns = {r["name"] for r in self._db.execute("PRAGMA table_info(jobs)")}
+        if "result" not in columns:  # a store made before delivery failures were kept
+            self._db.execute("ALTER TABLE jobs ADD COLUMN result TEXT")
 
     def close(self) -> None:
         self._db.close()
@@ -189,6 +223,20 @@ class JobStore:
             (status, error, time.time(), job_id),
         )
 
+    def set_undelivered(self, job_id: str, rendered: Rendered, error: str) -> None:
+        """The video is made but Telegram refused it: keep what resending it needs."""
+        self._db.execute(
+            "UPDATE jobs SET status=?, error=?, result=?, updated=? WHERE id=?",
+            (UNDELIVERED, error, rendered.to_json(), time.time(), job_id),
+        )
+
+    def rendered(self, job_id: str) -> Rendered | None:
+        """The kept video of an undelivered job (None for any other job)."""
+        row = self._db.execute(
+            "SELECT result FROM jobs WHERE id=? AND status=?", (job_id, UNDELIVERED)
+        ).fetchone()
+        return Rendered.from_json(row["result"]) if row and row["result"] else None
+
     def set_script(self, job_id: str, script: Script) -> None:
         self._db.execute(
             "UPDATE jobs SET script=?, updated=? WHERE id=?",
@@ -251,11 +299,21 @@ class JobStore:
             )
         return self.queued()
 
-    def cleanup(self, jobs_root: str, keep_days: float, keep_total_bytes: int) -> list[str]:
-        """Remove finished jobs' folders older than `keep_days`, then oldest first over the size.
+    def cleanup(
+        self,
+        jobs_root: str,
+        keep_days: float,
+        keep_total_bytes: int,
+        cache_dir: str | os.PathLike[str] | None = None,
+    ) -> list[str]:
+        """Remove finished jobs' folders and analysis cache entries unused for `keep_days`, then
+        the oldest of both while together they exceed `keep_total_bytes`.
 
-        Folders of open jobs are never removed; folders with no row (a conversation that was
-        abandoned) count as finished.
+        A folder's age is its last activity (the newest file in it: an upload into a draft
+        does not change the folder's own mtime). Folders of open jobs are never removed, nor
+        those of undelivered videos before `keep_days`; folders with no row (a conversation
+        that was abandoned) count as finished. The cache (`cache_dir`, the footage analysis's
+        cross-job cache) is counted in the total and evicted by last use.
         """
         cutoff = time.time() - keep_days * 86400
         # A storyboard nobody answered for that long is given up.
@@ -263,28 +321,60 @@ class JobStore:
             "UPDATE jobs SET status=?, updated=? WHERE status IN (?,?) AND updated<?",
             (CANCELLED, time.time(), REVIEW, EDITING, cutoff),
         )
+        # A video nobody asked to be sent again for that long is given up too.
+        self._db.execute(
+            "UPDATE jobs SET status=?, error=?, updated=? WHERE status=? AND updated<?",
+            (FAILED, "delivery:expired", time.time(), UNDELIVERED, cutoff),
+        )
         root = Path(jobs_root)
-        if not root.is_dir():
-            return []
+        kept = (*OPEN, UNDELIVERED)
         open_ids = {
             r["id"]
             for r in self._db.execute(
-                f"SELECT id FROM jobs WHERE status IN ({','.join('?' * len(OPEN))})", OPEN
+                f"SELECT id FROM jobs WHERE status IN ({','.join('?' * len(kept))})", kept
             )
         }
-        folders = []
-        for d in root.iterdir():
-            if d.is_dir() and d.name not in open_ids:
-                size = sum(f.stat().st_size for f in d.rglob("*") if f.is_file())
-                folders.append((d.stat().st_mtime, size, d))
-        total = sum(size for _, size, _ in folders)
+        # (last activity, size, path, is a job folder)
+        items: list[tuple[float, int, Path, bool]] = []
+        if root.is_dir():
+            for d in root.iterdir():
+                if d.is_dir() and d.name not in open_ids:
+                    used, size = _activity(d)
+                    items.append((used, size, d, True))
+        if cache_dir is not None:
+            from pipeline.footage.cache import AnalysisCache
+
+            items += [(e.used, e.size, e.path, False) for e in AnalysisCache(cache_dir).entries()]
+        total = sum(size for _, size, _, _ in items)
         removed = []
         recent = time.time() - 3600  # a folder touched this hour may be a draft being filled
-        for mtime, size, d in sorted(folders, key=lambda f: f[0]):
-            if mtime < cutoff or (total > keep_total_bytes and mtime < recent):
-                shutil.rmtree(d, ignore_errors=True)
+        evicted = 0
+        for used, size, path, folder in sorted(items, key=lambda f: f[0]):
+            over = total > keep_total_bytes and (used < recent or not folder)
+            if used < cutoff or over:
+                if folder:
+                    shutil.rmtree(path, ignore_errors=True)
+                    removed.append(path.name)
+                else:
+                    path.unlink(missing_ok=True)
+                    evicted += 1
                 total -= size
-                removed.append(d.name)
+        if evicted:
+            log.info("evicted %d analysis cache entries", evicted)
         if removed:
             log.info("removed %d old job folders", len(removed))
         return removed
+
+
+def _activity(folder: Path) -> tuple[float, int]:
+    """A folder's last activity (its own mtime or its newest file's) and its size in bytes."""
+    used, size = folder.stat().st_mtime, 0
+    for f in folder.rglob("*"):
+        try:
+            st = f.stat()
+        except OSError:
+            continue
+        used = max(used, st.st_mtime)
+        if f.is_file():
+            size += st.st_size
+    return used, size

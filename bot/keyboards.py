@@ -1,29 +1,35 @@
 """The inline keyboards of the conversation. Every button carries its owner's id, so in a group
-only the member who started the conversation can press it."""
+only the member who started the conversation can press it (callback data: `bot.callbacks`)."""
 
 from __future__ import annotations
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 
+from bot import callbacks
+from bot.callbacks import Board, Choice, ChoiceAction
 from bot.services import Draft
 from bot.texts import LENGTHS, style_names, t
 
 
-def button(text: str, owner: int, action: str, value: str = "") -> InlineKeyboardButton:
-    return InlineKeyboardButton(text, callback_data=f"c|{owner}|{action}|{value}")
+def button(text: str, owner: int, action: ChoiceAction, value: str = "") -> InlineKeyboardButton:
+    return InlineKeyboardButton(text, callback_data=callbacks.encode(Choice(owner, action, value)))
 
 
-async def owned_query(update: Update, lang: str) -> tuple[str, str] | None:
-    """(action, value) of a button press by its owner; others get a short notice and None."""
+async def owned_query(update: Update, lang: str) -> Choice | None:
+    """The button pressed, when its owner pressed it; anyone else, and data that is not a
+    button of ours (forged, or from an older version), gets a short answer and None."""
     query = update.callback_query
-    if query is None or not query.data:
+    if query is None:
         return None
-    _, owner, action, value = query.data.split("|", 3)
-    if query.from_user.id != int(owner):
+    pressed = callbacks.decode(query.data)
+    if not isinstance(pressed, Choice):
+        await query.answer(t(lang, "stale"))
+        return None
+    if query.from_user.id != pressed.owner:
         await query.answer(t(lang, "not_yours"))
         return None
     await query.answer()
-    return action, value
+    return pressed
 
 
 def style_keyboard(lang: str, owner: int) -> InlineKeyboardMarkup:
@@ -54,3 +60,9 @@ def footage_keyboard(lang: str, owner: int, group: bool) -> InlineKeyboardMarkup
     if group:
         row.append(button(t(lang, "btn_pool_on"), owner, "pool"))
     return InlineKeyboardMarkup([row])
+
+
+def resend_keyboard(lang: str, job_id: str) -> InlineKeyboardMarkup:
+    """The 🔁 Send again button under a video Telegram refused (the job id outlives a restart)."""
+    data = callbacks.encode(Board("resend", job_id))
+    return InlineKeyboardMarkup([[InlineKeyboardButton(t(lang, "btn_resend"), callback_data=data)]])

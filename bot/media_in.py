@@ -8,14 +8,16 @@ import contextlib
 import logging
 import os
 
+import av
 from telegram import Update
 from telegram.error import TelegramError
 
 from bot.config import MB
-from bot.services import Clip, Context, Draft, ask, services, user_lang
+from bot.disk import room_for
+from bot.services import Clip, Context, Draft, ask, get_draft, is_group, services, user_lang
 from bot.texts import error_text, t
 from bot.uploads import download, incoming_media
-from pipeline.errors import ReelbotError
+from pipeline.errors import MediaError, ReelbotError
 from pipeline.media import probe
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,12 @@ async def take_footage(update: Update, context: Context, draft: Draft, credit: s
         return False
     if len(draft.footage) >= limits.max_footage:
         await ask(update, t(lang, "limit_footage", limit=limits.max_footage), force=False)
+        return False
+    room = room_for(draft.uploads, item.size or 0, limits.min_free_mb)
+    if not room.ok:
+        # Refused before a byte is written; the footage already received stays in the draft.
+        text = t(lang, "disk_low_footage", name=item.name, free_mb=room.free_mb)
+        await ask(update, text, force=False)
         return False
     try:
         path = await download(update.get_bot(), item.file_id, draft.uploads, item.name)
@@ -139,12 +147,22 @@ def get_draft_of(context: Context, user_id: int, chat_id: int) -> Draft | None:
 
 
 async def transcribe_voice(update: Update, context: Context, draft: Draft) -> str:
-    """Fetch a voice note into the draft's folder, transcribe it off the loop, echo the text."""
+    """Fetch a voice note into the draft's folder, transcribe it off the loop, echo the text.
+
+    Notes over `max_voice_seconds` are refused: by the length Telegram states, before
+    downloading, and again by the length of the file itself. The transcription has a time
+    limit, so a note that decodes slowly cannot hold a worker thread for long."""
     svc = services(context)
     msg = update.effective_message
     lang = user_lang(update, context)
     voice = (msg.voice or msg.audio) if msg is not None else None
     if voice is None:
+        return ""
+    cap = svc.settings.max_voice_seconds
+    # Read from the serialised form: the attribute warns that it will become a timedelta.
+    stated = float(voice.to_dict().get("duration") or 0)
+    if stated > cap:
+        await ask(update, too_long_text(lang, stated, cap))
         return ""
     if voice.file_size and voice.file_size > svc.settings.download_limit:
         await ask(update, t(lang, "voice_unclear"))
@@ -155,10 +173,17 @@ async def transcribe_voice(update: Update, context: Context, draft: Draft) -> st
         path = await download(
             update.get_bot(), voice.file_id, f"{draft.job_dir}/voice", "voice.ogg"
         )
-        heard = await asyncio.to_thread(svc.pipeline.transcribe, path)
+        # What Telegram says of the length is the sender's word; the file is checked too.
+        seconds = await asyncio.to_thread(audio_seconds, path)
+        if seconds > cap + 1.0:
+            os.remove(path)
+            await ask(update, too_long_text(lang, seconds, cap))
+            return ""
+        heard = await asyncio.to_thread(svc.pipeline.transcribe, path, max(60.0, 2 * cap))
     except (TelegramError, ReelbotError) as exc:
         log.warning("voice note not transcribed: %s", exc)
-        await ask(update, t(lang, "voice_unclear"))
+        key = "speech_timeout" if getattr(exc, "key", "") == "speech_timeout" else "voice_unclear"
+        await ask(update, t(lang, key))
         return ""
     text = heard.text.strip()
     if not text:
@@ -168,3 +193,45 @@ async def transcribe_voice(update: Update, context: Context, draft: Draft) -> st
         draft.video_lang = heard.language
     await ask(update, t(lang, "heard", text=text) + "\n" + t(lang, "heard_fix"), force=False)
     return text
+
+
+def too_long_text(lang: str, seconds: float, cap: float) -> str:
+    return t(lang, "voice_too_long", length=span(lang, seconds), limit=span(lang, cap))
+
+
+def span(lang: str, seconds: float) -> str:
+    """A length as people say it: "30 min", "1.5 min", "45 s"."""
+    if seconds < 60:
+        return t(lang, "n_seconds", n=f"{seconds:.0f}")
+    minutes = seconds / 60
+    n = f"{minutes:.0f}" if abs(minutes - round(minutes)) < 0.05 else f"{minutes:.1f}"
+    return t(lang, "n_minutes", n=n)
+
+
+def audio_seconds(path: str) -> float:
+    """The length of an audio file as its container states it (0 when it does not say)."""
+    try:
+        with av.open(path) as container:
+            if container.duration is not None:
+                return float(container.duration) / av.time_base
+            stream = container.streams.audio[0] if container.streams.audio else None
+            if stream is not None and stream.duration is not None and stream.time_base:
+                return float(stream.duration * stream.time_base)
+    except (av.error.FFmpegError, UnicodeDecodeError) as exc:
+        raise MediaError(path, "not_media", str(exc)) from exc
+    return 0.0
+
+
+async def sticker(update: Update, context: Context) -> None:
+    """A sticker (static, animated or video): say what to send instead. In groups only when it
+    answers the bot or its sender has a video in the making there (else it is chat noise)."""
+    msg, chat = update.effective_message, update.effective_chat
+    if msg is None or chat is None:
+        return
+    draft = get_draft(context, chat.id)
+    answered = msg.reply_to_message.from_user if msg.reply_to_message else None
+    to_bot = answered is not None and answered.id == context.bot.id
+    if is_group(update) and draft is None and not to_bot:
+        return
+    lang = user_lang(update, context)
+    await ask(update, t(lang, "sticker_in_draft" if draft else "sticker_idle"), force=False)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 from pipeline.brief import Brief
 from pipeline.script.model import Script
+from pipeline.settings import Settings as PipelineSettings
 
 ProgressFn = Callable[[str, float], None]
 
@@ -94,17 +95,18 @@ class Pipeline(Protocol):
         """The job folder's plan rendered to the MP4 and its cover."""
         ...
 
-    def transcribe(self, path: str) -> TranscriptLike:
-        """A voice note's words and language."""
+    def transcribe(self, path: str, timeout: float | None = None) -> TranscriptLike:
+        """A voice note's words and language; a `ReelbotError` (key `speech_timeout`) once it
+        has taken `timeout` seconds."""
         ...
 
 
 class DefaultPipeline:
     """The real pipeline: `pipeline.make.orchestrate` and the packaged speech-to-text model."""
 
-    def __init__(self) -> None:
-        self._transcriber: Any = None
-        self._lock = threading.Lock()
+    def __init__(self, config: PipelineSettings | None = None) -> None:
+        # The pipeline settings every job runs with (None: the process's snapshot).
+        self.config = config
 
     def prepare(
         self,
@@ -115,7 +117,9 @@ class DefaultPipeline:
     ) -> StoryboardLike:
         from pipeline.make import orchestrate as make  # type: ignore[attr-defined,unused-ignore]
 
-        result: StoryboardLike = make.prepare(brief, job_dir, progress=progress, cancel=cancel)
+        result: StoryboardLike = make.prepare(
+            brief, job_dir, progress=progress, cancel=cancel, config=self.config
+        )
         return result
 
     def revise(
@@ -130,7 +134,7 @@ class DefaultPipeline:
         from pipeline.make import orchestrate as make  # type: ignore[attr-defined,unused-ignore]
 
         result: StoryboardLike = make.revise(
-            job_dir, script, another=another, progress=progress, cancel=cancel
+            job_dir, script, another=another, progress=progress, cancel=cancel, config=self.config
         )
         return result
 
@@ -142,15 +146,16 @@ class DefaultPipeline:
     ) -> MakeResultLike:
         from pipeline.make import orchestrate as make  # type: ignore[attr-defined,unused-ignore]
 
-        result: MakeResultLike = make.render_job(job_dir, progress=progress, cancel=cancel)
+        result: MakeResultLike = make.render_job(
+            job_dir, progress=progress, cancel=cancel, config=self.config
+        )
         return result
 
-    def transcribe(self, path: str) -> TranscriptLike:
-        # The whisper model loads once per process, on the first voice note.
-        with self._lock:
-            if self._transcriber is None:
-                from pipeline import speech  # type: ignore[attr-defined,unused-ignore]
+    def transcribe(self, path: str, timeout: float | None = None) -> TranscriptLike:
+        # The whisper model loads once per process, on the first voice note (pipeline.loadonce).
+        from pipeline import speech  # type: ignore[attr-defined,unused-ignore]
 
-                self._transcriber = speech.default_transcriber()
-        result: TranscriptLike = self._transcriber.transcribe(path, language=None)
+        result: TranscriptLike = speech.default_transcriber().transcribe(
+            path, language=None, timeout=timeout
+        )
         return result

@@ -14,6 +14,7 @@ from contextlib import suppress
 from telegram import ForceReply, ReplyParameters, Update
 from telegram.error import TelegramError
 
+from bot import callbacks
 from bot.delivery import script_text
 from bot.jobs import EDITING, REVIEW
 from bot.services import Context, ask, is_group, services, user_lang
@@ -67,11 +68,15 @@ async def storyboard_button(update: Update, context: Context) -> None:
     """✅ Render / ✏️ Edit script / 🔁 Another version under a storyboard."""
     svc = services(context)
     query = update.callback_query
-    if query is None or not query.data:
+    if query is None:
         return
     lang = user_lang(update, context)
-    _, action, job_id = query.data.split(":", 2)
-    job = svc.store.get(job_id)
+    pressed = callbacks.decode(query.data)
+    if not isinstance(pressed, callbacks.Board):
+        await query.answer(t(lang, "stale"))
+        return
+    action = pressed.action
+    job = svc.store.get(pressed.job_id)
     if job is None or job.status not in (REVIEW, EDITING):
         await query.answer(t(lang, "stale"))
         return

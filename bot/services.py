@@ -4,6 +4,7 @@ of the video a user is putting together in a chat."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import shutil
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,8 +31,6 @@ class Clip:
 
     @property
     def photo(self) -> bool:
-        # Not a field: drafts are pickled with the conversations, and a new field would not
-        # unpickle from a draft saved by an older version.
         return self.seconds == 0.0
 
 
@@ -39,7 +38,8 @@ class Clip:
 class Draft:
     """A video being put together: what /new collects before it becomes a queued job.
 
-    Kept in the user's persistent data (per chat), so plain values only.
+    Kept in the user's persistent data (per chat) and saved as plain JSON (`to_dict`,
+    `from_dict`), never pickled: a saved draft does not depend on where this class lives.
     """
 
     job_id: str
@@ -64,6 +64,26 @@ class Draft:
     @property
     def total_seconds(self) -> float:
         return sum(clip.seconds for clip in self.footage)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The draft as JSON-able values."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Draft:
+        """A draft from `to_dict`'s values; fields it does not know are ignored, so a draft
+        saved by a newer version loads. Raises TypeError or ValueError when it is no draft."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        clip_fields = {f.name for f in dataclasses.fields(Clip)}
+        values["footage"] = [
+            Clip(**{k: v for k, v in c.items() if k in clip_fields})
+            for c in values.get("footage", [])
+        ]
+        draft = cls(**values)
+        if not isinstance(draft.chat_id, int) or not isinstance(draft.owner_id, int):
+            raise ValueError("a draft's chat and owner are ids")
+        return draft
 
     def discard(self) -> None:
         """Remove the files collected for a draft that will not become a job."""

@@ -6,7 +6,9 @@ message here; a key with no entry gets the generic message, never the exception'
 
 from __future__ import annotations
 
+import errno
 import logging
+import sqlite3
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -223,11 +225,19 @@ T: dict[str, dict[str, str]] = {
         "en": "“{name}” is in a format I cannot read.",
         "zh": "“{name}” 的格式无法读取。",
     },
+    "media_too_large": {
+        "en": "“{name}” is too large a picture (over the pixel limit).",
+        "zh": "“{name}” 的画面太大（超过像素上限）。",
+    },
     "media_unusable": {"en": "“{name}” cannot be used.", "zh": "“{name}” 无法使用。"},
     "cancelled_error": {"en": "❌ Cancelled.", "zh": "❌ 已取消。"},
     "render_failed": {
         "en": "😵 Rendering failed. Please try again; if it keeps failing, try other footage.",
         "zh": "😵 渲染失败。请重试；如果一直失败，请换一些素材。",
+    },
+    "data_invalid": {
+        "en": "😵 A file of this job could not be read back. Please start the video again.",
+        "zh": "😵 这个任务的一个文件无法读取，请重新制作视频。",
     },
     "plan_invalid": {
         "en": "😵 I could not plan this edit. Please try again with other footage.",
@@ -237,9 +247,70 @@ T: dict[str, dict[str, str]] = {
         "en": "I could not download “{name}” from Telegram; please send it again.",
         "zh": "无法从 Telegram 下载“{name}”，请重新发送。",
     },
+    "script_request_invalid": {
+        "en": "I cannot write a script for this request. Send /new to start again.",
+        "zh": "无法为这个请求撰写文案。请发送 /new 重新开始。",
+    },
+    # A ScriptRequestError names its field; a field with its own entry gets it.
+    "script_request_invalid_topic": {
+        "en": "I cannot use that as a topic: once emoji, symbols and markup are left out, no "
+        "words remain. What is the video about? Send it in words.",
+        "zh": "这个主题无法使用：去掉表情、符号和标记后没有剩下文字。视频讲什么？请用文字发给我。",
+    },
+    "storage_full": {
+        "en": "😵 My disk is full, so I cannot keep that now. Please try again later.",
+        "zh": "😵 服务器磁盘已满，暂时无法保存。请稍后再试。",
+    },
     "too_big_result": {
         "en": "The video is too large to send even after compressing; try a shorter length.",
         "zh": "视频压缩后仍然太大，无法发送；请选择更短的时长。",
+    },
+    # Reliability: voice-note cap, stickers, low disk, delivery failures.
+    "voice_too_long": {
+        "en": "That voice note is {length} long; I take voice notes of up to {limit}. Send a "
+        "shorter one, or type the topic.",
+        "zh": "这条语音有 {length}，我最多只能识别 {limit} 的语音。"
+        "请发一条短一些的，或者直接用文字发送主题。",
+    },
+    "n_minutes": {"en": "{n} min", "zh": "{n} 分钟"},
+    "n_seconds": {"en": "{n} s", "zh": "{n} 秒"},
+    "speech_timeout": {
+        "en": "Transcribing that voice note took too long, so I stopped. Please type the topic "
+        "or send a shorter voice note.",
+        "zh": "这条语音识别太久，已停止。请用文字发送主题，或发一条短一些的语音。",
+    },
+    "sticker_in_draft": {
+        "en": "Stickers cannot go into a video. Send what I asked for: the topic as text or a "
+        "voice note, or your footage as videos and photos (then /done).",
+        "zh": "贴纸不能用在视频里。请按提示发送：用文字或语音发主题，或者发视频和照片作为素材"
+        "（发完后发送 /done）。",
+    },
+    "sticker_idle": {
+        "en": "I cannot use stickers. Send /new to make a video from your own videos and photos.",
+        "zh": "我没法使用贴纸。发送 /new，用你自己的视频和照片来做视频。",
+    },
+    "disk_low_footage": {
+        "en": "The bot's server is short of disk space ({free_mb} MB free), so I could not take "
+        "“{name}”. What you sent before is kept; try again later, or send /done to use it.",
+        "zh": "机器人服务器的磁盘空间不足（剩余 {free_mb} MB），无法接收“{name}”。"
+        "之前发送的素材都已保留；请稍后再试，或发送 /done 使用已有素材。",
+    },
+    "disk_low_render": {
+        "en": "The bot's server is short of disk space ({free_mb} MB free, about {need_mb} MB "
+        "needed to render), so nothing was rendered. Your storyboard is kept: tap ✅ Render "
+        "again later.",
+        "zh": "机器人服务器的磁盘空间不足（剩余 {free_mb} MB，渲染约需 {need_mb} MB），"
+        "没有开始渲染。分镜已保留，请稍后再点“✅ 渲染”。",
+    },
+    "delivery_failed": {
+        "en": "✅ Your video is ready, but Telegram did not accept it when I sent it. It is kept: "
+        "tap 🔁 Send again.",
+        "zh": "✅ 视频已经做好，但发送时 Telegram 没有接收。视频已保留，请点“🔁 重新发送”。",
+    },
+    "btn_resend": {"en": "🔁 Send again", "zh": "🔁 重新发送"},
+    "resend_gone": {
+        "en": "That video is no longer kept on the server; send /new to make it again.",
+        "zh": "服务器上已不再保留这个视频，请发送 /new 重新制作。",
     },
 }
 
@@ -266,9 +337,27 @@ def error_text(lang: str, key: str, params: dict[str, Any] | None = None) -> str
     """The short user message for an error key; unknown keys get the generic message."""
     if key == "cancelled":
         key = "cancelled_error"
+    field = (params or {}).get("field")
+    if isinstance(field, str) and f"{key}_{field}" in T:
+        key = f"{key}_{field}"
     if key not in T:
         key = "error_generic"
     return t(lang, key, **(params or {}))
+
+
+def error_key(err: BaseException | None) -> tuple[str, dict[str, Any]]:
+    """The text key and parameters for an exception: a ReelbotError's own key; a full disk
+    (an OSError ENOSPC, SQLite's "database or disk is full") is worded as such, since the
+    user can do nothing but wait; anything else is "internal" (the generic message)."""
+    from pipeline.errors import ReelbotError
+
+    if isinstance(err, ReelbotError):
+        return err.key, dict(err.params)
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "storage_full", {}
+    if isinstance(err, sqlite3.OperationalError) and "full" in str(err).lower():
+        return "storage_full", {}
+    return "internal", {}
 
 
 def style_names() -> dict[str, dict[str, str]]:

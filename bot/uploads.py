@@ -72,8 +72,13 @@ async def download(bot: Bot, file_id: str, folder: str, name: str) -> str:
             break
         except FileExistsError:
             index += 1
-    tg_file = await bot.get_file(file_id)
-    await tg_file.download_to_drive(path)
+    try:
+        tg_file = await bot.get_file(file_id)
+        await tg_file.download_to_drive(path)
+    except BaseException:
+        # Neither the claimed name nor a partial file may stay behind as if it were footage.
+        path.unlink(missing_ok=True)
+        raise
     return str(path)
 
 

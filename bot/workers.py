@@ -11,20 +11,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from telegram import Bot
+from telegram import Bot, InlineKeyboardMarkup
 from telegram.error import TelegramError
 
 from bot import delivery
 from bot.config import Settings
+from bot.disk import Room, render_bytes, room_for
 from bot.fit import fit_video
-from bot.jobs import CANCELLED, DONE, FAILED, REVIEW, Job, JobStore
+from bot.jobs import CANCELLED, DONE, FAILED, REVIEW, UNDELIVERED, Job, JobStore
 from bot.pipeline_api import MakeResultLike, Pipeline, StoryboardLike
-from bot.texts import error_text, t
+from bot.texts import error_key, error_text, t
 from pipeline.errors import Cancelled, ReelbotError
 
 log = logging.getLogger(__name__)
@@ -167,6 +169,17 @@ class JobRunner:
             if msg_id != job.status_msg:
                 self.store.set_status_msg(job.id, msg_id)
 
+            if job.step == "render":
+                room = self._room_to_render(job)
+                if not room.ok:
+                    # Nothing is written; the storyboard waits for the user to press Render
+                    # again once there is room.
+                    self.store.set_status(job.id, REVIEW)
+                    text = t(job.lang, "disk_low_render", free_mb=room.free_mb,
+                             need_mb=room.need_mb)  # fmt: skip
+                    await reporter.finish(text, delivery.storyboard_keyboard(job))
+                    return
+
             def progress(stage: str, fraction: float) -> None:
                 loop.call_soon_threadsafe(reporter.update, stage, fraction)
 
@@ -187,10 +200,14 @@ class JobRunner:
                 self.store.set_status(job.id, FAILED, exc.key)
                 await reporter.finish(error_text(job.lang, exc.key, exc.params))
                 return
-            except Exception:
+            except Exception as exc:
                 log.exception("job %s crashed", job.id)
-                self.store.set_status(job.id, FAILED, "internal")
-                await reporter.finish(error_text(job.lang, "internal"))
+                key, params = error_key(exc)  # a full disk is told as such
+                try:
+                    self.store.set_status(job.id, FAILED, key)
+                except sqlite3.Error:
+                    log.exception("job %s: recording the failure failed", job.id)
+                await reporter.finish(error_text(job.lang, key, params))
                 return
             await self._deliver(job, reporter, out)
         finally:
@@ -201,30 +218,40 @@ class JobRunner:
 
     async def _deliver(self, job: Job, reporter: delivery.StatusReporter, out: Any) -> None:
         """Hand over what a step produced: the storyboard, or the finished video."""
-        sent = False
-        try:
-            if job.step in ("prepare", "revise"):
+        if job.step in ("prepare", "revise"):
+            try:
                 board: StoryboardLike = out
                 self.store.set_script(job.id, board.script)
                 await reporter.finish(t(job.lang, "stage_plan") + " ✅")
                 await delivery.send_storyboard(self.bot, job, board)
                 self.store.set_status(job.id, REVIEW)
-                return
-            result: MakeResultLike
-            result, video = out
-            reporter.update("upload", 1.0)
-            await reporter.show(reporter.text())
-
-            def done() -> None:
-                nonlocal sent
-                self.store.set_status(job.id, DONE)
-                sent = True
-
-            await delivery.send_result(self.bot, job, result, video, on_sent=done)
-            await reporter.finish(t(job.lang, "done"))
-        except Exception:
-            # A Telegram refusal or a missing result file: the user hears of it, the job ends.
-            log.exception("delivering job %s failed", job.id)
-            if not sent:  # once the video is out, a status message failing changes nothing
+            except Exception:
+                # A Telegram refusal: the user hears of it, the job ends.
+                log.exception("delivering the storyboard of job %s failed", job.id)
                 self.store.set_status(job.id, FAILED, "delivery")
                 await reporter.finish(error_text(job.lang, "internal"))
+            return
+        result: MakeResultLike
+        result, video = out
+        rendered = delivery.rendered_of(result, video, job.lang)
+        reporter.update("upload", 1.0)
+        await reporter.show(reporter.text())
+        outcome = await delivery.deliver_video(self.bot, self.store, job, rendered)
+        if outcome == DONE:
+            await reporter.finish(t(job.lang, "done"))
+        elif outcome == UNDELIVERED:
+            await reporter.finish(t(job.lang, "delivery_failed"), resend_markup(job))
+        else:
+            await reporter.finish(error_text(job.lang, "internal"))
+
+    def _room_to_render(self, job: Job) -> Room:
+        """Free space for rendering `job`, estimated from its target length and output size."""
+        need = render_bytes(job.brief.seconds, job.brief.output, self.settings.upload_limit)
+        return room_for(job.job_dir, need, self.settings.min_free_mb)
+
+
+def resend_markup(job: Job) -> InlineKeyboardMarkup:
+    # Imported here: bot.keyboards imports bot.services, which imports this module.
+    from bot.keyboards import resend_keyboard
+
+    return resend_keyboard(job.lang, job.id)

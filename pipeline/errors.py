@@ -35,6 +35,7 @@ class MediaError(ReelbotError):
         "audio_only",
         "zero_duration",
         "unsupported",
+        "too_large",
     )
 
     def __init__(self, path: str, reason: str, detail: str = "") -> None:

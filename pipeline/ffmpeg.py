@@ -5,13 +5,13 @@ from __future__ import annotations
 import collections
 import functools
 import logging
-import os
 import shutil
 import subprocess
 import threading
 from collections.abc import Callable, Sequence
 
 from pipeline.errors import Cancelled, RenderError
+from pipeline.settings import settings
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ def ffmpeg_exe() -> str:
     The shipped build is pinned with the package and has everything the renderer needs
     (libx264, libass, loudnorm, sidechaincompress, h264_nvenc); a system ffmpeg may not.
     """
-    env = os.environ.get("REELBOT_FFMPEG")
+    env = settings().ffmpeg
     if env:
         return env
     try:

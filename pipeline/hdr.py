@@ -24,6 +24,8 @@ import numpy as np
 from av.video.reformatter import ColorRange, Colorspace
 
 from pipeline.ffmpeg import run_ffmpeg
+from pipeline.jsonfiles import atomic_path
+from pipeline.settings import settings
 
 LEVEL = 8  # Hald level: LEVEL**2 = 64 steps per channel, a LEVEL**3 = 512 px square image
 SIZE = LEVEL * LEVEL
@@ -39,9 +41,7 @@ _lock = threading.Lock()
 
 
 def _cache_dir() -> Path:
-    env = os.environ.get("REELBOT_CACHE_DIR")
-    root = Path(env).expanduser() if env else Path.home() / ".cache" / "reelbot"
-    return root / "hdr"
+    return settings().cache_dir / "hdr"
 
 
 def cube_file(transfer: str) -> str:
@@ -53,12 +53,10 @@ def cube_file(transfer: str) -> str:
         if not path.is_file():
             table = _sample_chain(transfer)
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(suffix=".cube", dir=path.parent)
-            with os.fdopen(fd, "w") as fh:
+            with atomic_path(path, suffix=".cube") as tmp, open(tmp, "w") as fh:
                 fh.write(f'TITLE "reelbot {transfer} to SDR BT.709"\nLUT_3D_SIZE {SIZE}\n')
                 # .cube order: red changes fastest, then green, then blue (as in a Hald image).
                 np.savetxt(fh, table.reshape(-1, 3), fmt="%.6f")
-            os.replace(tmp, path)
     return str(path)
 
 

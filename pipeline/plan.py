@@ -13,9 +13,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import pydantic
-
 from pipeline.errors import PlanError
+from pipeline.jsonfiles import DataError, dumps, from_dict, save_json, to_dict
 from pipeline.media import MediaInfo
 
 PLAN_VERSION = 1
@@ -126,6 +125,7 @@ class OutputSpec:
     tail: float = 0.0  # informational: seconds of picture kept after the last word
 
 
+MAX_SIDE = 4096  # output pixels per side
 SIZES: dict[str, tuple[int, int]] = {
     "1080x1920": (1080, 1920),
     "720x1280": (720, 1280),
@@ -160,27 +160,21 @@ class EditPlan:
     # --- JSON ---------------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = _ADAPTER.dump_python(self, mode="json")
-        return data
+        return to_dict(self)
 
     def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), ensure_ascii=False, indent=indent)
+        return dumps(self, indent)
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        tmp = f"{os.fspath(path)}.tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(self.to_json())
-        os.replace(tmp, path)
+        save_json(path, self, indent=2)
 
     @staticmethod
     def from_dict(data: Any) -> EditPlan:
         """Build and validate a plan; a bad one raises `PlanError` naming the field."""
         try:
-            plan = _ADAPTER.validate_python(data, strict=False)
-        except pydantic.ValidationError as exc:
-            err = exc.errors()[0]
-            where = _dotted(err["loc"])
-            raise PlanError(where or "plan", err["msg"]) from exc
+            plan = from_dict(EditPlan, data, what="plan")
+        except DataError as exc:
+            raise PlanError(exc.field, exc.problem) from exc
         validate_plan(plan)
         return plan
 
@@ -200,19 +194,6 @@ class EditPlan:
         except (OSError, UnicodeDecodeError) as exc:
             raise PlanError("plan", f"cannot read {os.fspath(path)}: {exc}") from exc
         return EditPlan.from_json(text)
-
-
-_ADAPTER: pydantic.TypeAdapter[EditPlan] = pydantic.TypeAdapter(EditPlan)
-
-
-def _dotted(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
 
 
 def _finite(value: float, where: str) -> None:
@@ -315,7 +296,11 @@ def output_size(spec: str) -> tuple[int, int]:
     try:
         w, h = (int(v) for v in spec.lower().split("x"))
     except ValueError as exc:
-        raise PlanError("output.width", f"size {spec!r} is not WIDTHxHEIGHT") from exc
+        raise PlanError("output.width", f"{spec!r} is not WIDTHxHEIGHT") from exc
+    # The same bounds `validate_plan` applies, checked here so a bad size is refused before any
+    # work (0x0 used to reach a division by zero in the planner); 4096 is what players accept.
+    if not (16 <= w <= MAX_SIDE and 16 <= h <= MAX_SIDE and w % 2 == 0 and h % 2 == 0):
+        raise PlanError("output.width", f"width and height must be even, 16 to {MAX_SIDE}")
     return w, h
 
 

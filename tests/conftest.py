@@ -13,6 +13,7 @@ import av
 import numpy as np
 import pytest
 
+from pipeline import settings as pipeline_settings
 from pipeline.bench import samples
 from pipeline.ffmpeg import ffmpeg_exe
 
@@ -81,6 +82,16 @@ def _restore_environ() -> Iterator[None]:
     yield
     os.environ.clear()
     os.environ.update(saved)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_settings() -> Iterator[None]:
+    """Each test reads the pipeline settings afresh: the snapshot is taken on the test's first
+    `settings()` call, so a `monkeypatch.setenv` before it applies. A test that changes a
+    variable after that calls `pipeline.settings.reset()` or uses `settings.override(...)`."""
+    pipeline_settings.reset()
+    yield
+    pipeline_settings.reset()
 
 
 @pytest.fixture(autouse=True)

@@ -257,6 +257,11 @@ class BotAPIServer:
         msg = self.messages.get((int(p["chat_id"]), int(p["message_id"])))
         if msg is None:
             raise BadRequest("message to edit not found")
+        if (p.get("reply_markup") or None) == msg.get("reply_markup"):
+            raise BadRequest(  # as Telegram answers an edit that changes nothing
+                "message is not modified: specified new message content and reply markup are "
+                "exactly the same as a current content and reply markup of the message"
+            )
         if p.get("reply_markup"):
             msg["reply_markup"] = p["reply_markup"]
         else:

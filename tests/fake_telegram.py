@@ -118,6 +118,22 @@ class FakeTelegram(BotAPIServer):
         voice = {**ref, "duration": duration, "mime_type": "audio/ogg"}
         return await self.message(user, chat_id, voice=voice)
 
+    async def sticker(
+        self, user: dict[str, Any], chat_id: int, kind: str = "static"
+    ) -> dict[str, Any]:
+        """A sticker: `kind` static (WebP), animated (TGS) or video (WebM)."""
+        ref = self.store_file(b"RIFF\0\0\0\0WEBP" if kind == "static" else b"\0" * 64)
+        sticker = {
+            **ref,
+            "type": "regular",
+            "width": 512,
+            "height": 512,
+            "is_animated": kind == "animated",
+            "is_video": kind == "video",
+            "emoji": "😺",
+        }
+        return await self.message(user, chat_id, sticker=sticker)
+
     async def press(self, user: dict[str, Any], message: dict[str, Any], data: str) -> None:
         """`user` taps the inline button with callback `data` under the bot's `message`."""
         await self.push(
@@ -136,17 +152,19 @@ class FakeTelegram(BotAPIServer):
 
     async def wait_for(
         self,
-        method: str,
+        method: str | tuple[str, ...],
         where: Callable[[Call], bool] = lambda c: True,
         timeout: float = 60.0,  # the real pipeline loads voices and whisper on its first job
         since: int = 0,
     ) -> Call:
-        """The first call of `method` (from index `since`) that satisfies `where`."""
+        """The first call of `method` (or of any of several) from index `since` that satisfies
+        `where`."""
+        methods = (method,) if isinstance(method, str) else method
         deadline = time.monotonic() + timeout
         async with self._changed:
             while True:
                 for call in self.calls[since:]:
-                    if call.method == method and where(call):
+                    if call.method in methods and where(call):
                         return call
                 left = deadline - time.monotonic()
                 if left <= 0:

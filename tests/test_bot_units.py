@@ -181,6 +181,33 @@ def test_store_queue_order_positions_and_recovery(tmp_path: Path) -> None:
     assert store.claim_next() is None
 
 
+def test_stored_brief_and_script_are_validated_with_field_paths() -> None:
+    import dataclasses
+    import json
+
+    from bot.jobs import brief_from_json, brief_to_json, script_from_json, script_to_json
+    from pipeline.jsonfiles import DataError
+    from pipeline.script.model import ScriptError
+
+    brief = Brief("猫", footage=(Footage("/x.mp4", "盒子", "@bob"),), voice="zh-CN-Xiaoxiao")
+    assert brief_from_json(brief_to_json(brief)) == brief
+    data = json.loads(brief_to_json(brief))
+    data["footage"][0]["path"] = 7
+    with pytest.raises(DataError) as err:
+        brief_from_json(json.dumps(data))
+    assert err.value.field == "footage[0].path"
+    assert script_from_json(script_to_json(script())) == script()
+    # A stored script goes through Script's own checks, both ways.
+    data = json.loads(script_to_json(script()))
+    data["lines"][0]["text"] = "  "
+    with pytest.raises(ScriptError) as serr:
+        script_from_json(json.dumps(data))
+    assert serr.value.field == "lines[0].text"
+    with pytest.raises(ScriptError) as serr:
+        script_to_json(dataclasses.replace(script(), hashtags=("no hash",)))
+    assert serr.value.field == "hashtags[0]"
+
+
 def test_cleanup_by_age_and_size(tmp_path: Path) -> None:
     store = JobStore(str(tmp_path / "jobs.sqlite3"))
     root = tmp_path / "jobs"
@@ -194,9 +221,11 @@ def test_cleanup_by_age_and_size(tmp_path: Path) -> None:
     stale.mkdir()
     (stale / "a.mp4").write_bytes(b"y" * 5000)
     two_hours = time.time() - 7200
-    os.utime(stale, (two_hours, two_hours))
+    for p in (stale, stale / "a.mp4"):  # a folder's age is its newest file's
+        os.utime(p, (two_hours, two_hours))
     week = time.time() - 8 * 86400
-    os.utime(old_done.job_dir, (week, week))
+    for p in (Path(old_done.job_dir), Path(old_done.job_dir) / "out.mp4"):
+        os.utime(p, (week, week))
     removed = store.cleanup(str(root), keep_days=7, keep_total_bytes=10**9)
     assert removed == [old_done.id]
     removed = store.cleanup(str(root), keep_days=7, keep_total_bytes=2000)

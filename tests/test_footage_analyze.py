@@ -13,9 +13,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pipeline import settings
 from pipeline.bench.samples import colour_clip
 from pipeline.bench.synth import Scene, load_photo, match_cuts, view_transform, write_clip
-from pipeline.footage.analyze import analyze, join_words, spoken_between
+from pipeline.cjk import join_units
+from pipeline.footage.analyze import analyze, spoken_between
 from pipeline.footage.faces import Box, default_detector
 from pipeline.footage.frames import frame_at
 from pipeline.footage.model import Analysis, Shot
@@ -176,7 +178,8 @@ def test_analysis_json_round_trip(analysis: Analysis, tmp_path: Path) -> None:
     assert "宇航员" in text  # Chinese kept readable, not \\u-escaped
     assert Analysis.from_json(text) == analysis
     data = json.loads(text)
-    assert set(data["shots"][0]["crops"]) == {"9:16", "1:1", "16:9"}
+    assert {c["aspect"] for c in data["shots"][0]["crops"]} == {"9:16", "1:1", "16:9"}
+    assert "keyframes" not in data and data["version"] == 1
 
 
 class _Word:
@@ -188,7 +191,7 @@ class _Transcript:
     def __init__(self, words: list[_Word]) -> None:
         self.language = "zh"
         self.words = tuple(words)
-        self.text = join_words([w.text for w in words])
+        self.text = join_units([w.text for w in words])
 
 
 def test_speech_inside_a_shot_becomes_its_text(footage: Footage, tmp_path: Path) -> None:
@@ -217,7 +220,10 @@ def test_spoken_between_uses_word_middles() -> None:
     words = [_Word("a", 0.0, 0.4), _Word("b", 0.9, 1.3), _Word("c", 1.5, 1.6)]
     assert spoken_between(words, 0.0, 1.0) == "a"
     assert spoken_between(words, 1.0, 2.0) == "b c"
-    assert join_words(["我们", "去", "Paris", "吧"]) == "我们去 Paris 吧"
+    # The captions' joining rule: no space next to Chinese (pipeline.cjk.join_units).
+    chinese = [_Word("我们", 2.0, 2.2), _Word("去", 2.2, 2.3), _Word("Paris", 2.3, 2.7),
+               _Word("吧", 2.7, 2.8)]  # fmt: skip
+    assert spoken_between(chinese, 2.0, 3.0) == "我们去Paris吧"
 
 
 def test_face_detector_finds_the_astronaut() -> None:
@@ -375,26 +381,25 @@ def test_files_analysed_side_by_side_give_what_one_at_a_time_gives(
 
     media = [footage.clip, footage.portrait, footage.photo]
     monkeypatch.setenv("REELBOT_ANALYSIS_WORKERS", "1")
+    assert workers(3) == 1  # the variable, read into the settings
     alone = analyze(media, use_cache=False)
-    monkeypatch.setenv("REELBOT_ANALYSIS_WORKERS", "3")
-    assert workers(3) == 3
+    assert workers(3, 3) == 3
     seen: list[float] = []
-    together = analyze(media, use_cache=False, progress=seen.append)
+    together = analyze(media, use_cache=False, progress=seen.append, max_workers=3)
     assert together.shots == alone.shots and together.keyframes == alone.keyframes
     assert [(f.cuts, f.dissolves) for f in together.files] == [
         (f.cuts, f.dissolves) for f in alone.files
     ]
     assert seen[-1] == 1.0 and all(b >= a for a, b in itertools.pairwise(seen))
-    monkeypatch.delenv("REELBOT_ANALYSIS_WORKERS")
-    assert 1 <= workers(5) <= 3 and workers(1) == 1
+    with settings.override(analysis_workers=None):
+        assert workers(5) == 3 and workers(1) == 1
 
 
-def test_a_broken_file_among_others_is_its_own_error_and_stops_the_rest(
+def test_a_broken_file_among_others_is_left_out_and_the_rest_analysed(
     footage: Footage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from dataclasses import replace
 
-    from pipeline.errors import MediaError
     from pipeline.footage import moments
 
     # Probed as a video, but its bytes are garbage from the first frame on (a truncated upload).
@@ -411,22 +416,22 @@ def test_a_broken_file_among_others_is_its_own_error_and_stops_the_rest(
 
     monkeypatch.setattr(moments, "iter_frames", watched)
     monkeypatch.setenv("REELBOT_ANALYSIS_WORKERS", "2")
-    analyze([footage.clip], use_cache=False)
+    alone = analyze([footage.clip], use_cache=False)
     whole = len(polled)
     polled.clear()
-    with pytest.raises(MediaError) as err:
-        analyze([bad, footage.clip], use_cache=False)
-    assert err.value.path == str(broken) and err.value.reason == "corrupt"
-    # The good file stopped early instead of being analysed to its end for nothing.
-    assert polled.count(footage.clip.path) < whole / 2
-    # Two broken files: the error is the first one's in the user's order, though the longer
-    # second one is started (and fails) first.
+    both = analyze([bad, footage.clip], use_cache=False)
+    assert [(f.failed, f.shots) for f in both.files] == [("corrupt", 0), ("", len(alone.shots))]
+    assert "broken.mp4" in both.files[0].message
+    assert {s.source for s in both.shots} == {1}
+    # The good file was analysed to its end, not stopped because another failed.
+    assert polled.count(footage.clip.path) == whole
+    # Two broken files and a good one: both left out, each with its own error.
     other = tmp_path / "other.mp4"
     other.write_bytes(b"\x00" * 4096)
     longer = replace(footage.clip, path=str(other), duration=footage.clip.duration * 3)
-    with pytest.raises(MediaError) as err:
-        analyze([footage.clip, bad, longer], use_cache=False)
-    assert err.value.path == str(broken)
+    three = analyze([footage.clip, bad, longer], use_cache=False)
+    assert [f.failed for f in three.files] == ["", "corrupt", "corrupt"]
+    assert all(s.source == 0 for s in three.shots)
 
 
 def test_failed_transcription_keeps_the_footage(footage: Footage) -> None:

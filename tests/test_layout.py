@@ -1,4 +1,4 @@
-"""Structure rules: the pipeline stands without the bot, and the CLI has what the README promises."""
+"""Structure rules: the pipeline stands without the bot; the CLI has what the README promises."""
 
 from __future__ import annotations
 
@@ -41,10 +41,13 @@ def names_of_bot(source: str) -> list[str]:
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             if node.module == "bot" or node.module.startswith("bot."):
                 found.append(node.module)
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+        elif (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
             # A module path in a string (importlib, entry points, mock targets).
-            if re.fullmatch(r"bot(\.\w+)+(:\w+)?", node.value):
-                found.append(node.value)
+            and re.fullmatch(r"bot(\.\w+)+(:\w+)?", node.value)
+        ):
+            found.append(node.value)
     return found
 
 

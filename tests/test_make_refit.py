@@ -48,7 +48,7 @@ def test_narration_far_off_target_gets_one_refit(
     brief: Brief, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     voice = Voice([40.0, 30.0])  # twice the 20 s target, then still 50% over
-    monkeypatch.setattr(make_stages, "narrator", lambda: voice)
+    monkeypatch.setattr(make_stages, "narrator", lambda config=None: voice)
     job = str(tmp_path / "job")
     board = make.prepare(brief, job)
     assert len(voice.scripts) == 2  # one refit, not a loop
@@ -66,7 +66,7 @@ def test_on_target_narration_is_kept_and_user_scripts_are_not_refitted(
     brief: Brief, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     voice = Voice([21.0])
-    monkeypatch.setattr(make_stages, "narrator", lambda: voice)
+    monkeypatch.setattr(make_stages, "narrator", lambda config=None: voice)
     job = str(tmp_path / "job")
     board = make.prepare(brief, job)
     assert len(voice.scripts) == 1
@@ -87,7 +87,7 @@ def test_cancel_stops_between_stages_and_the_job_can_go_on(
     from pipeline.errors import Cancelled
 
     voice = Voice([20.0])
-    monkeypatch.setattr(make_stages, "narrator", lambda: voice)
+    monkeypatch.setattr(make_stages, "narrator", lambda config=None: voice)
     job = str(tmp_path / "job")
     stop = threading.Event()
 
@@ -108,7 +108,7 @@ def test_a_new_output_size_redoes_only_the_plan_and_render_inputs(
     import dataclasses
 
     voice = Voice([20.0])
-    monkeypatch.setattr(make_stages, "narrator", lambda: voice)
+    monkeypatch.setattr(make_stages, "narrator", lambda config=None: voice)
     job = str(tmp_path / "job")
     make.prepare(brief, job)
     square = dataclasses.replace(brief, output=OutputSpec(width=240, height=240))

@@ -6,9 +6,9 @@ import itertools
 
 import pytest
 
+from pipeline.cjk import join_units
 from pipeline.narrate.align import (
     align_words,
-    join_units,
     split_units,
     tighten_ends,
     tighten_starts,

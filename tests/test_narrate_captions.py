@@ -6,7 +6,8 @@ import dataclasses
 
 import pytest
 
-from pipeline.narrate.align import is_cjk, split_units
+from pipeline.cjk import is_cjk_char
+from pipeline.narrate.align import split_units
 from pipeline.narrate.cues import PRESETS, build_cues, caption_style, split_phrases
 from pipeline.plan import WordTiming
 
@@ -53,7 +54,7 @@ def test_chinese_cues_are_short_and_break_at_punctuation() -> None:
     cues = build_cues(words, spans, "zh")
     _check_common(cues, words, spans)
     for c in cues:
-        assert sum(1 for ch in c.text if is_cjk(ch)) <= 16
+        assert sum(1 for ch in c.text if is_cjk_char(ch)) <= 16
         assert c.text == "".join(w.text for w in c.words)
     assert cues[0].text == "很多人每天都在喝咖啡"  # the comma is the first break, and is dropped
     assert cues[-1].text == "关注我！"  # ! and ? stay

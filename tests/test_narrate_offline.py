@@ -13,9 +13,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+from pipeline.cjk import is_han
 from pipeline.cli import main
-from pipeline.narrate import align
-from pipeline.narrate.align import is_cjk, normalise, split_units
+from pipeline.loadonce import Loader
+from pipeline.narrate import align, offline
+from pipeline.narrate.align import normalise, split_units
 from pipeline.narrate.model import Narration, NarrationError
 from pipeline.narrate.narrator import Narrator
 from pipeline.narrate.offline import Phone, PiperEngine, words_from_phonemes
@@ -44,7 +46,7 @@ def test_without_jieba_chinese_is_timed_per_character(
     monkeypatch.setattr(align, "zh_word_starts", lambda text: None)
     n = Narrator(offline=True).narrate(ZH, "zh", tmp_path)
     check_narration(n, ZH)
-    hanzi = [c for s in ZH for c in s if is_cjk(c)]
+    hanzi = [c for s in ZH for c in s if is_han(c)]
     assert [w.text[0] for w in n.words] == hanzi  # one timed unit per character, in order
 
 
@@ -74,7 +76,10 @@ class _NoAlignments:
 @pytest.fixture
 def piper_without_alignments(monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("piper")
-    monkeypatch.setattr(PiperEngine, "_voice", _NoAlignments(PiperEngine()._voice))
+    real = PiperEngine()
+    voice = _NoAlignments(real._voice)
+    stand_in = Loader("piper voice", lambda _: (voice, real.voice_name))
+    monkeypatch.setattr(offline, "PIPER_VOICES", stand_in)
 
 
 def _check_piper_words(n: Narration) -> None:
@@ -146,7 +151,7 @@ def test_words_from_phonemes_follow_what_piper_said() -> None:
 def test_without_piper_english_falls_back_to_espeak(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(PiperEngine, "_voice", None)
+    monkeypatch.setattr(offline, "PIPER_VOICES", Loader("piper voice", offline._load_piper))
     monkeypatch.setitem(sys.modules, "piper", None)  # import piper -> ImportError
     n = Narrator(offline=True).narrate(EN[:1], "en", tmp_path)
     assert n.engine == "espeak-ng"

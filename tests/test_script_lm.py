@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from pipeline import settings
 from pipeline.lm import embedded as emb
 from pipeline.script import OfflineWriter, ScriptRequest, get_writer
 from pipeline.script.lmwriter import SCRIPT_SCHEMA, LMWriter
@@ -104,6 +105,7 @@ def test_settings_choose_the_writer(monkeypatch: pytest.MonkeyPatch) -> None:
     # A named model or "offline" still wins over the language model settings.
     assert isinstance(get_writer("offline"), OfflineWriter)
     monkeypatch.setenv("REELBOT_SCRIPT_MODEL", "offline")
+    settings.reset()  # the snapshot was taken by the first get_writer()
     assert isinstance(get_writer(), OfflineWriter)
 
 

@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from pipeline import settings
 from pipeline.cli import main as cli_main
 from pipeline.script import (
     STYLES,
@@ -205,6 +206,7 @@ def test_get_writer_defaults_to_offline(monkeypatch: pytest.MonkeyPatch) -> None
     assert isinstance(get_writer(), OfflineWriter)
     assert isinstance(get_writer("offline"), OfflineWriter)
     monkeypatch.setenv("REELBOT_SCRIPT_MODEL", "/nowhere/model")
+    settings.reset()  # the snapshot was taken by the first get_writer()
     writer = get_writer()
     assert writer.name == "transformers:/nowhere/model"
     assert get_writer() is writer  # one writer (and one loaded model) per process

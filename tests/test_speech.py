@@ -6,14 +6,16 @@ import os
 import threading
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from pipeline import speech
-from pipeline.bench.samples import colour_clip, write_wav
+from pipeline import settings, speech
+from pipeline.bench.samples import colour_clip
 from pipeline.errors import MediaError
 from pipeline.lm import parts
 from pipeline.narrate.align import normalise
+from pipeline.narrate.model import write_wav
 from pipeline.narrate.offline import EspeakEngine
 from pipeline.speech import SpeechModelError, Transcript, default_transcriber
 
@@ -64,11 +66,13 @@ def test_configured_model_must_exist(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("REELBOT_WHISPER_MODEL", str(tmp_path / "nope"))
     with pytest.raises(SpeechModelError, match="neither a model folder"):
         speech.resolve_model()
-    monkeypatch.setenv("REELBOT_WHISPER_MODEL", str(tmp_path))
-    with pytest.raises(SpeechModelError, match=r"without model\.bin"):
+    with (
+        settings.override(whisper_model=str(tmp_path)),
+        pytest.raises(SpeechModelError, match=r"without model\.bin"),
+    ):
         speech.resolve_model()
-    monkeypatch.setenv("REELBOT_WHISPER_MODEL", "small")
-    assert speech.resolve_model() == "small"
+    with settings.override(whisper_model="small"):
+        assert speech.resolve_model() == "small"
 
 
 def test_english_speech_words_and_times(transcriber: speech.Transcriber, tmp_path: Path) -> None:
@@ -148,3 +152,68 @@ def test_default_transcriber_is_one_instance_across_threads(
     for t in threads:
         t.join()
     assert all(s is transcriber for s in seen)
+
+
+@pytest.fixture(scope="module")
+def long_speech(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """About 50 s of English speech: two of whisper's 30-s windows."""
+    clip = EspeakEngine().synthesize(" ".join([EN_TEXT] * 10), "en", "en-us", 0.0, 0)
+    wav = str(tmp_path_factory.mktemp("long") / "long.wav")
+    write_wav(wav, clip.samples, clip.rate)
+    assert len(clip.samples) / clip.rate > 40
+    return wav
+
+
+def test_a_short_note_is_not_stuck_behind_a_long_transcription(
+    transcriber: speech.Transcriber,
+    long_speech: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clip = EspeakEngine().synthesize("Make a video about my cat.", "en", "en-us", 0.0, 0)
+    short = str(tmp_path / "short.wav")
+    write_wav(short, clip.samples, clip.rate)
+    # Know when the long file is inside the model (not just queued), without timing guesses.
+    inside = threading.Event()
+    real = transcriber._model.transcribe
+
+    def spy(audio: Any, *args: Any, **kwargs: Any) -> Any:
+        if audio == long_speech:
+            inside.set()
+        return real(audio, *args, **kwargs)
+
+    monkeypatch.setattr(transcriber._model, "transcribe", spy)
+    finished: list[str] = []
+    results: dict[str, Transcript] = {}
+
+    def work(name: str, path: str) -> None:
+        results[name] = transcriber.transcribe(
+            path, language="en", vad=False, retry_temperatures=False
+        )
+        finished.append(name)
+
+    long_job = threading.Thread(target=work, args=("long", long_speech))
+    long_job.start()
+    assert inside.wait(60)
+    short_job = threading.Thread(target=work, args=("short", short))
+    short_job.start()
+    short_job.join(120)
+    long_job.join(180)
+    # Under one lock held for a whole file the short note could only finish second.
+    assert finished == ["short", "long"]
+    assert "cat" in results["short"].text.lower()
+    assert results["long"].duration > 40 and len(results["long"].words) > 50
+
+
+def test_a_transcription_past_its_time_limit_is_stopped(
+    transcriber: speech.Transcriber, long_speech: str
+) -> None:
+    with pytest.raises(speech.SpeechTimeout) as stopped:
+        transcriber.transcribe(long_speech, language="en", vad=False, retry_temperatures=False,
+                               timeout=0.5)  # fmt: skip
+    assert stopped.value.key == "speech_timeout"
+    # The slot it held was given back: the next call runs.
+    hello = EspeakEngine().synthesize("Hello there.", "en", "en-us", 0.0, 0)
+    wav = str(Path(long_speech).with_name("hello.wav"))
+    write_wav(wav, hello.samples, hello.rate)
+    assert "hello" in transcriber.transcribe(wav, language="en", timeout=30).text.lower()

@@ -16,6 +16,7 @@ printed too.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import shutil
@@ -27,6 +28,7 @@ import numpy as np
 
 from pipeline.brief import Brief, Footage
 from pipeline.plan import CaptionCue, EditPlan, OutputSpec
+from pipeline.settings import settings
 
 CAPTIONS = ("a test card with moving colours", "soft drifting gradients", "a living pattern")
 TOPIC = "Why simple routines beat motivation"
@@ -45,8 +47,8 @@ def bench(seconds: int = 30, keep: str | None = None, whisper: bool = True) -> i
     from pipeline.narrate.model import Narration
     from pipeline.render.renderer import render
 
-    os.environ["REELBOT_TTS_OFFLINE"] = "1"
-    os.environ["REELBOT_ANALYSIS_CACHE"] = "0"
+    # The offline voice and a cold analysis cache for this run only (the environment stays as is).
+    config = dataclasses.replace(settings(), tts_offline=True, analysis_cache=False)
     clips, _ = make_inputs(30.0)
     work = keep or tempfile.mkdtemp(prefix="reelbot-bench-make-")
     job = os.path.join(work, "job")
@@ -60,7 +62,7 @@ def bench(seconds: int = 30, keep: str | None = None, whisper: bool = True) -> i
         output=OutputSpec(width=1080, height=1920),
     )
     t0 = time.perf_counter()
-    make_stages.narrator().narrate(["Warming up."], "en", os.path.join(work, "warm"))
+    make_stages.narrator(config).narrate(["Warming up."], "en", os.path.join(work, "warm"))
     print(f"voice: offline (edge-tts is unreachable here); models loaded in "
           f"{time.perf_counter() - t0:.1f}s, not counted", flush=True)  # fmt: skip
 
@@ -71,7 +73,7 @@ def bench(seconds: int = 30, keep: str | None = None, whisper: bool = True) -> i
             marks.append((stage, time.perf_counter()))
 
     t0 = time.perf_counter()
-    result = make.make_video(brief, job, progress)
+    result = make.make_video(brief, job, progress, config=config)
     total = time.perf_counter() - t0
     ends = [t for _, t in marks[1:]] + [t0 + total]
     split: dict[str, float] = {}

@@ -26,7 +26,7 @@ def bench(workdir: str | None) -> int:
     import tempfile
     import time
 
-    from pipeline.narrate.align import is_cjk
+    from pipeline.cjk import is_cjk_char
     from pipeline.narrate.narrator import Narrator
 
     runs = [("zh", True), ("en", False), ("en", True)]  # (language, prefer_piper)
@@ -42,7 +42,7 @@ def bench(workdir: str | None) -> int:
             took = time.perf_counter() - t0
             speaking = sum(b - a for a, b in n.line_spans)
             if lang == "zh":
-                units = sum(1 for s in text for ch in s if is_cjk(ch))
+                units = sum(1 for s in text for ch in s if is_cjk_char(ch))
                 unit = "chars"
             else:
                 units = sum(len(s.split()) for s in text)

@@ -20,10 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.bench import samples
+from pipeline.cjk import font_file
 from pipeline.ffmpeg import ffmpeg_exe, has_encoder
+from pipeline.jsonfiles import atomic_path
 from pipeline.media import probe
 from pipeline.plan import AudioTrack, CaptionCue, EditPlan, OutputSpec, Segment, cover_rect
-from pipeline.render.subtitles import build_ass, font_file
+from pipeline.render.subtitles import build_ass
+from pipeline.settings import settings
 
 CLIPS = (("testsrc2", 20.0), ("gradients", 20.0), ("life", 20.0))
 SHOT_STARTS = (2.0, 3.0, 6.5, 9.0, 11.0, 13.5)
@@ -45,8 +48,7 @@ class Run:
 
 
 def _cache_dir() -> Path:
-    base = os.environ.get("REELBOT_CACHE_DIR") or os.path.join(Path.home(), ".cache", "reelbot")
-    d = Path(base) / "bench-render-v1"
+    d = settings().cache_dir / "bench-render-v1"
     d.mkdir(parents=True, exist_ok=True)
     return d
 
@@ -69,13 +71,12 @@ def make_inputs(seconds: float = 30.0) -> tuple[list[str], str]:
     for name, dur in CLIPS:
         path = d / f"{name}.mp4"
         if not path.exists():
-            tmp = str(path) + ".tmp.mp4"
-            cmd = [ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i", _SOURCES[name],
-                   "-t", str(dur), "-vf", "noise=alls=12:allf=t+u,format=yuv420p",
-                   "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-g", "60",
-                   tmp]  # fmt: skip
-            subprocess.run(cmd, check=True)
-            os.replace(tmp, path)
+            with atomic_path(path, suffix=".mp4") as tmp:
+                cmd = [ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i", _SOURCES[name],
+                       "-t", str(dur), "-vf", "noise=alls=12:allf=t+u,format=yuv420p",
+                       "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-g", "60",
+                       str(tmp)]  # fmt: skip
+                subprocess.run(cmd, check=True)
         clips.append(str(path))
     wav = d / f"narration-{int(seconds)}.wav"
     if not wav.exists():

@@ -9,12 +9,12 @@ from __future__ import annotations
 import math
 import os
 import subprocess
-import wave
 from collections.abc import Sequence
 
 import numpy as np
 
 from pipeline.ffmpeg import ffmpeg_exe
+from pipeline.narrate.model import write_wav
 
 
 def _run(args: Sequence[str]) -> None:
@@ -177,12 +177,3 @@ def tone_wav(path: str, seconds: float, freq: float = 440.0, level: float = 0.3,
     t = np.arange(int(seconds * rate)) / rate
     write_wav(path, level * np.sin(2 * math.pi * freq * t), rate)
     return path
-
-
-def write_wav(path: str, samples: np.ndarray, rate: int) -> None:
-    pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2")
-    with wave.open(path, "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(rate)
-        wav.writeframes(pcm.tobytes())

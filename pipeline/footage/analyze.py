@@ -18,13 +18,15 @@ from typing import Protocol
 
 import numpy as np
 
-from pipeline.errors import Cancelled, ReelbotError
+from pipeline.cjk import join_units
+from pipeline.errors import Cancelled, MediaError, ReelbotError
 from pipeline.footage.cache import AnalysisCache, cache_key
 from pipeline.footage.faces import Box, FaceDetector, default_detector
 from pipeline.footage.features import HIST_BINS
 from pipeline.footage.model import Analysis, FileAnalysis, Shot, rounded
 from pipeline.footage.moments import AnalysisParams, FileResult, analyze_file, combine
 from pipeline.media import MediaInfo
+from pipeline.settings import settings
 
 log = logging.getLogger(__name__)
 
@@ -66,12 +68,14 @@ def analyze(
     params: AnalysisParams | None = None,
     faces: FaceDetector | None = None,
     cancel: threading.Event | None = None,
+    max_workers: int | None = None,
 ) -> Analysis:
     """Find, score and frame the usable moments of every file; `captions[i]` goes with media[i].
 
     `transcriber(path)` (e.g. `pipeline.speech.Transcriber().transcribe`) is called for videos
     with sound, and the words spoken inside each shot are added to its text. Setting `cancel`
-    stops the work within a few frames and raises `Cancelled`.
+    stops the work within a few frames and raises `Cancelled`. `max_workers` files are
+    analysed at once (default: `REELBOT_ANALYSIS_WORKERS`, else up to 3).
     """
     params = params or AnalysisParams()
     detector = faces or default_detector()
@@ -93,13 +97,21 @@ def analyze(
         if cache is not None and key is not None:
             cache.put(key, result)
 
-    computed = _analyze_files(media, todo, params, detector, report, cancel, keep)
-    results = [(found[i] or computed[i], found[i] is not None) for i in range(len(media))]
+    pool_size = workers(len(todo), max_workers)
+    computed, failures = _analyze_files(
+        media, todo, params, detector, report, cancel, keep, pool_size
+    )
+    empty = FileResult(moments=(), cuts=(), dissolves=(), seconds=0.0)
+    results = [
+        (found[i] or computed.get(i, empty), found[i] is not None) for i in range(len(media))
+    ]
 
     shots: list[Shot] = []
     sigs: list[tuple[float, ...]] = []
     keyframes: list[bytes] = []
     for i, (result, _) in enumerate(results):
+        if i in failures:
+            continue
         caption = captions[i].strip() if i < len(captions) else ""
         words = _words(media[i], transcriber)
         for m in result.moments:
@@ -117,24 +129,27 @@ def analyze(
             shots=len(res.moments),
             from_cache=hit,
             seconds=0.0 if hit else res.seconds,
+            failed=failures[i].reason if i in failures else "",
+            message=failures[i].message if i in failures else "",
         )
-        for info, (res, hit) in zip(media, results, strict=True)
+        for i, (info, (res, hit)) in enumerate(zip(media, results, strict=True))
     )
     if progress is not None:
         progress(1.0)
     return Analysis(tuple(shots), files, tuple(keyframes))
 
 
-def workers(files: int) -> int:
-    """How many files to analyse at once: `REELBOT_ANALYSIS_WORKERS`, else up to 3.
+def workers(files: int, wanted: int | None = None) -> int:
+    """How many files to analyse at once: `wanted`, `REELBOT_ANALYSIS_WORKERS`, else up to 3.
 
     One file's decoding keeps ~1.6 of 2 cores busy while its Python side runs, so three files
     side by side fill them: 16.3 s -> 14.4 s (two) -> 13.7 s (three) for the benchmark's
     3 x 20 s of 1080p. More threads only add memory (each decoder holds its own frames).
     """
-    wanted = os.environ.get("REELBOT_ANALYSIS_WORKERS", "").strip()
-    if wanted.isdigit() and int(wanted) > 0:
-        return min(files, int(wanted))
+    if wanted is None:
+        wanted = settings().analysis_workers
+    if wanted is not None and wanted > 0:
+        return max(1, min(files, wanted))
     return max(1, min(files, 3))
 
 
@@ -158,7 +173,8 @@ class _Progress:
 
 
 class _Stop:
-    """Set when the caller cancels or when another file failed (its error is what is raised)."""
+    """Set when the caller cancels, or when a file failed unexpectedly (not a `MediaError`:
+    something in the code, not the file), which is raised after the others stopped."""
 
     def __init__(self, cancel: threading.Event | None) -> None:
         self.cancel = cancel
@@ -192,15 +208,26 @@ def _analyze_files(
     report: _Progress,
     cancel: threading.Event | None,
     keep: Callable[[int, FileResult], None],
-) -> dict[int, FileResult]:
-    """Analyse media[i] for each i in `todo`, several at once; the first failure (in file
-    order) is raised after the others have stopped."""
+    pool_size: int,
+) -> tuple[dict[int, FileResult], dict[int, MediaError]]:
+    """Analyse media[i] for each i in `todo`, several at once.
+
+    A file that turns out unusable while it is decoded (a truncated JPEG, a picture over the
+    cap, a decoder error: any `MediaError`, or an error a decoding library raises about the
+    file) is left out and returned with its error; the others go on. Cancelling, running out
+    of memory, or a bug (an error of our own code) stops all and is raised.
+    """
     stop = _Stop(cancel)
     faces = _LockedFaces(detector)
 
     def one(i: int) -> FileResult:
         try:
             result = analyze_file(media[i], params, faces, lambda f: report.update(i, f), stop)
+        except MediaError:
+            raise  # this file only: the others go on
+        except (ValueError, OSError, EOFError, SyntaxError) as exc:
+            # What PIL, numpy and PyAV raise about a file's content (PyAV's errors are OSError).
+            raise MediaError(media[i].path, "corrupt", f"{type(exc).__name__}: {exc}") from exc
         except BaseException:
             stop.failed.set()
             raise
@@ -211,19 +238,23 @@ def _analyze_files(
         return result
 
     if not todo:
-        return {}
-    with ThreadPoolExecutor(workers(len(todo)), thread_name_prefix="analyse") as pool:
+        return {}, {}
+    with ThreadPoolExecutor(pool_size, thread_name_prefix="analyse") as pool:
         # Longest first, so a long file does not start last and run alone.
         order = sorted(todo, key=lambda i: -media[i].duration)
         futures = {i: pool.submit(one, i) for i in order}
         wait(futures.values())
-    errors = [futures[i].exception() for i in todo if futures[i].exception() is not None]
-    first = next((e for e in errors if not isinstance(e, Cancelled)), None) or next(
-        iter(errors), None
+    errors = {i: futures[i].exception() for i in todo if futures[i].exception() is not None}
+    fatal = [e for e in errors.values() if not isinstance(e, MediaError)]
+    first = next((e for e in fatal if not isinstance(e, Cancelled)), None) or next(
+        iter(fatal), None
     )
     if first is not None:
         raise first
-    return {i: futures[i].result() for i in todo}
+    failures = {i: e for i, e in errors.items() if isinstance(e, MediaError)}
+    for i, exc in failures.items():
+        log.warning("%s left out: %s", media[i].path, exc.message)
+    return {i: futures[i].result() for i in todo if i not in failures}, failures
 
 
 def _words(info: MediaInfo, transcriber: Transcriber | None) -> list[SpokenWordLike]:
@@ -240,22 +271,9 @@ def _words(info: MediaInfo, transcriber: Transcriber | None) -> list[SpokenWordL
 def spoken_between(words: Sequence[SpokenWordLike], start: float, end: float) -> str:
     """The words whose middle falls inside [start, end), joined as the language writes them."""
     inside = [w.text.strip() for w in words if start <= (w.start + w.end) / 2 < end]
-    return join_words([w for w in inside if w])
-
-
-def _is_cjk(ch: str) -> bool:
-    o = ord(ch)
-    return 0x3000 <= o <= 0x9FFF or 0xF900 <= o <= 0xFAFF or 0xFF00 <= o <= 0xFFEF
-
-
-def join_words(words: Sequence[str]) -> str:
-    """Join tokens with spaces, except between Chinese/Japanese characters, which take none."""
-    out = ""
-    for w in words:
-        if out and not (_is_cjk(out[-1]) and _is_cjk(w[0])):
-            out += " "
-        out += w
-    return out
+    # The captions' joining rule (pipeline.cjk): no space next to Han/kana or CJK punctuation,
+    # so a transcript reads like the script it is matched against (我们去Paris吧).
+    return join_units([w for w in inside if w])
 
 
 def join_text(parts: Sequence[str]) -> str:

@@ -10,7 +10,7 @@ time) hits the cache.
 
 from __future__ import annotations
 
-import base64
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -19,22 +19,21 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pipeline.footage.model import shot_from_dict, shot_to_dict
-from pipeline.footage.moments import AnalysisParams, FileResult, Moment
+from pipeline.errors import ReelbotError
+from pipeline.footage.moments import AnalysisParams, FileResult
+from pipeline.jsonfiles import from_dict, save_json, to_dict
+from pipeline.settings import settings
 
 log = logging.getLogger(__name__)
 
 # Bump when a change in the code changes what analysis produces for the same file.
-CODE_VERSION = "footage-3"
+CODE_VERSION = "footage-4"  # footage-4: entries written by pipeline.jsonfiles
 SAMPLE = 1 << 20
 
 
 def default_dir() -> Path:
-    """`$REELBOT_CACHE_DIR/analysis`, else `~/.cache/reelbot/analysis` (read when called)."""
-    env = os.environ.get("REELBOT_CACHE_DIR")
-    if env:
-        return Path(env) / "analysis"
-    return Path.home() / ".cache" / "reelbot" / "analysis"
+    """`$REELBOT_CACHE_DIR/analysis`, else `~/.cache/reelbot/analysis`."""
+    return settings().cache_dir / "analysis"
 
 
 def content_hash(path: str) -> str:
@@ -55,6 +54,15 @@ def cache_key(path: str, params: AnalysisParams, detector_name: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class CacheEntry:
+    """One file of the cache: where, when last written or hit (epoch seconds), how big."""
+
+    path: Path
+    used: float
+    size: int
+
+
 class AnalysisCache:
     """Per-file analysis results on disk; counts its hits and misses (asserted by tests)."""
 
@@ -71,53 +79,49 @@ class AnalysisCache:
         except FileNotFoundError:
             self.misses += 1
             return None
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            # A damaged entry (disk full, killed mid-write on another system) is just a miss.
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, ReelbotError) as exc:
+            # A damaged entry (disk full, killed mid-write on another system) or one another
+            # version wrote in another shape (a shared cache folder) is just a miss.
             log.warning("ignoring unreadable cache entry %s: %s", path, exc)
             self.misses += 1
             return None
         self.hits += 1
+        with contextlib.suppress(OSError):
+            os.utime(path)  # a hit is use: eviction goes by last use, oldest first
         return result
+
+    def entries(self) -> list[CacheEntry]:
+        """Every entry (and stray temporary file), with its last use and size."""
+        found = []
+        try:
+            names = list(self.dir.iterdir())
+        except OSError:
+            return []
+        for p in names:
+            try:
+                st = p.stat()
+            except OSError:
+                continue  # removed meanwhile
+            if p.is_file() and p.suffix in (".json", ".tmp"):
+                found.append(CacheEntry(p, st.st_mtime, st.st_size))
+        return found
 
     def put(self, key: str, result: FileResult) -> None:
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
-            path = self.dir / f"{key}.json"
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(_to_dict(result), ensure_ascii=False), encoding="utf-8")
-            os.replace(tmp, path)
+            save_json(self.dir / f"{key}.json", _to_dict(result), indent=None)
         except OSError as exc:
             # The cache only saves time; a read-only home must not fail the video.
             log.warning("could not write analysis cache in %s: %s", self.dir, exc)
 
 
 def _to_dict(r: FileResult) -> dict[str, Any]:
-    return {
-        "moments": [
-            {
-                "shot": shot_to_dict(m.shot),
-                "signature": [round(v, 5) for v in m.signature],
-                "keyframe": base64.b64encode(m.keyframe).decode("ascii"),
-            }
-            for m in r.moments
-        ],
-        "cuts": list(r.cuts),
-        "dissolves": list(r.dissolves),
-        "seconds": r.seconds,
-    }
+    # Signatures to 5 decimals, as the entries always had them: a smaller file.
+    moments = tuple(
+        dataclasses.replace(m, signature=tuple(round(v, 5) for v in m.signature)) for m in r.moments
+    )
+    return to_dict(dataclasses.replace(r, moments=moments))
 
 
 def _from_dict(d: dict[str, Any]) -> FileResult:
-    return FileResult(
-        moments=tuple(
-            Moment(
-                shot_from_dict(m["shot"]),
-                tuple(float(v) for v in m["signature"]),
-                base64.b64decode(m.get("keyframe", "")),
-            )
-            for m in d["moments"]
-        ),
-        cuts=tuple(float(c) for c in d["cuts"]),
-        dissolves=tuple(float(c) for c in d["dissolves"]),
-        seconds=float(d["seconds"]),
-    )
+    return from_dict(FileResult, d, what="analysis cache entry")

@@ -6,54 +6,25 @@ It is the picture a user looks at to see what the bot saw, so labels are drawn w
 
 from __future__ import annotations
 
-import functools
 import io
 import logging
 import os
-import shutil
-import subprocess
 from collections.abc import Sequence
 
 from PIL import Image, ImageDraw, ImageFont
 
+from pipeline.cjk import font_file
 from pipeline.footage.frames import frame_at
 from pipeline.footage.model import Analysis
 from pipeline.media import MediaInfo
 
 log = logging.getLogger(__name__)
 
-_KNOWN_FONTS = (
-    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
-    "/usr/share/fonts/noto-cjk/NotoSansCJK-Regular.ttc",
-    "/usr/share/fonts/truetype/noto/NotoSansCJK-Regular.ttc",
-    "/System/Library/Fonts/PingFang.ttc",
-    "C:/Windows/Fonts/msyh.ttc",
-)
-
 Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
 
 
-@functools.cache
-def cjk_font_path() -> str | None:
-    """A font file that has Chinese glyphs: fontconfig's choice, else a known path, else None."""
-    if shutil.which("fc-match"):
-        try:
-            done = subprocess.run(
-                ["fc-match", "-f", "%{file}", "sans-serif:lang=zh-cn"],
-                capture_output=True,
-                text=True,
-                timeout=5,
-                check=False,
-            )
-            if done.returncode == 0 and done.stdout and os.path.exists(done.stdout):
-                return done.stdout
-        except (OSError, subprocess.TimeoutExpired):
-            pass
-    return next((p for p in _KNOWN_FONTS if os.path.exists(p)), None)
-
-
 def _font(size: int) -> Font:
-    path = cjk_font_path()
+    path = font_file()  # the captions' CJK font (pipeline.cjk), as a file Pillow can open
     if path:
         try:
             return ImageFont.truetype(path, size)
@@ -90,11 +61,12 @@ def contact_sheet(
         oy = y0 + (thumb_h - img.height) // 2
         sheet.paste(img, (ox, oy))
         r = shot.crop("9:16")
-        draw.rectangle(
-            (ox + r.x * img.width, oy + r.y * img.height,
-             ox + (r.x + r.w) * img.width - 1, oy + (r.y + r.h) * img.height - 1),
-            outline=(255, 212, 0), width=2,
-        )  # fmt: skip
+        left, top = ox + r.x * img.width, oy + r.y * img.height
+        # A thin strip (4096x16) thumbnails to a picture a pixel high: the window's far edge
+        # must not come before its near one (Pillow raises ValueError).
+        right = max(left, ox + (r.x + r.w) * img.width - 1)
+        bottom = max(top, oy + (r.y + r.h) * img.height - 1)
+        draw.rectangle((left, top, right, bottom), outline=(255, 212, 0), width=2)
         colour = (120, 220, 120) if shot.score >= 0.6 else (230, 190, 90)
         if shot.score < 0.3:
             colour = (230, 100, 100)

@@ -9,7 +9,6 @@ A YuNet model can be used instead by pointing `REELBOT_FACE_MODEL` at its ONNX f
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 from dataclasses import dataclass
@@ -17,6 +16,9 @@ from typing import Any, Protocol
 
 import cv2
 import numpy as np
+
+from pipeline.loadonce import Loader
+from pipeline.settings import settings
 
 log = logging.getLogger(__name__)
 
@@ -126,10 +128,7 @@ def _drop_nested(boxes: list[Box]) -> list[Box]:
     return kept
 
 
-@functools.cache
-def default_detector() -> FaceDetector:
-    """The process-wide detector (loaded once): YuNet when configured, else the LBP cascade."""
-    model = os.environ.get("REELBOT_FACE_MODEL", "")
+def _load_detector(model: str) -> FaceDetector:
     if model:
         log.info("face detection: YuNet from %s", model)
         return YuNetDetector(model)
@@ -138,6 +137,15 @@ def default_detector() -> FaceDetector:
     except ImportError:
         log.warning("scikit-image is not installed: no face detection, crops follow saliency")
         return NoFaceDetector()
+
+
+# Keyed by $REELBOT_FACE_MODEL as set when asked ("" is the LBP cascade).
+DETECTORS: Loader[str, FaceDetector] = Loader("face detector", _load_detector)
+
+
+def default_detector() -> FaceDetector:
+    """The process-wide detector (loaded once): YuNet when configured, else the LBP cascade."""
+    return DETECTORS.get(settings().face_model)
 
 
 def subject_box(faces: list[Box]) -> Box | None:

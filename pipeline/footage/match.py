@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from pipeline.cjk import is_cjk_char
 from pipeline.footage.model import Shot
 
 # texts -> one row per text (any dimension); rows are compared by cosine.
@@ -28,18 +29,14 @@ QUALITY_WEIGHT = 0.25
 NO_MATCH = 0.05
 
 
-def _is_cjk(ch: str) -> bool:
-    o = ord(ch)
-    return 0x3040 <= o <= 0x9FFF or 0xAC00 <= o <= 0xD7AF or 0xF900 <= o <= 0xFAFF
-
-
 def grams(text: str) -> Counter[str]:
     """Character n-grams of a text: CJK uni+bigrams; Latin words and their trigrams."""
     out: Counter[str] = Counter()
     run = ""  # consecutive CJK characters
     tokens = [*_WORD.findall(text.lower()), " "]
     for tok in tokens:
-        if len(tok) == 1 and _is_cjk(tok):
+        # Han, kana and Hangul alike: character grams match without word segmentation.
+        if len(tok) == 1 and is_cjk_char(tok):
             run += tok
             continue
         if run:

@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from pipeline.jsonfiles import dumps, from_dict, load_json, save_json, to_dict
 from pipeline.plan import Rect
 
 ShotKind = Literal["video", "photo", "animation"]
@@ -88,6 +89,9 @@ class FileAnalysis:
     shots: int
     from_cache: bool = False
     seconds: float = 0.0  # time the analysis took (0 for a cache hit)
+    # Why the file was left out ("" when it was analysed): a `MediaError` reason and its text.
+    failed: str = ""
+    message: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,41 +108,15 @@ class Analysis:
     keyframes: tuple[bytes, ...] = field(default=(), compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "version": ANALYSIS_VERSION,
-            "shots": [shot_to_dict(s) for s in self.shots],
-            "files": [
-                {
-                    "path": f.path,
-                    "cuts": list(f.cuts),
-                    "dissolves": list(f.dissolves),
-                    "shots": f.shots,
-                    "from_cache": f.from_cache,
-                    "seconds": f.seconds,
-                }
-                for f in self.files
-            ],
-        }
+        return {"version": ANALYSIS_VERSION, **to_dict(self, exclude={"keyframes"})}
 
     def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), ensure_ascii=False, indent=indent)
+        return dumps(self.to_dict(), indent)
 
     @staticmethod
-    def from_dict(data: dict[str, Any]) -> Analysis:
-        return Analysis(
-            shots=tuple(shot_from_dict(s) for s in data["shots"]),
-            files=tuple(
-                FileAnalysis(
-                    path=f["path"],
-                    cuts=tuple(f["cuts"]),
-                    dissolves=tuple(f["dissolves"]),
-                    shots=int(f["shots"]),
-                    from_cache=bool(f.get("from_cache", False)),
-                    seconds=float(f.get("seconds", 0.0)),
-                )
-                for f in data["files"]
-            ),
-        )
+    def from_dict(data: Any) -> Analysis:
+        """Rebuild a saved analysis; a malformed one raises `DataError` naming the field."""
+        return from_dict(Analysis, data, what="shots.json")
 
     @staticmethod
     def from_json(text: str) -> Analysis:
@@ -146,67 +124,11 @@ class Analysis:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write shots.json atomically (a crash never leaves half a file for the next run)."""
-        tmp = f"{os.fspath(path)}.tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(self.to_json())
-        os.replace(tmp, path)
+        save_json(path, self.to_dict(), indent=2)
 
     @staticmethod
     def load(path: str | os.PathLike[str]) -> Analysis:
-        with open(path, encoding="utf-8") as fh:
-            return Analysis.from_json(fh.read())
-
-
-def _rect(d: dict[str, float]) -> Rect:
-    return Rect(float(d["x"]), float(d["y"]), float(d["w"]), float(d["h"]))
-
-
-def _rect_dict(r: Rect) -> dict[str, float]:
-    return {"x": round(r.x, 5), "y": round(r.y, 5), "w": round(r.w, 5), "h": round(r.h, 5)}
-
-
-def shot_to_dict(s: Shot) -> dict[str, Any]:
-    return {
-        "source": s.source,
-        "path": s.path,
-        "kind": s.kind,
-        "start": round(s.start, 4),
-        "end": round(s.end, 4),
-        "keyframe_time": round(s.keyframe_time, 4),
-        "score": round(s.score, 4),
-        "parts": {k: round(v, 4) for k, v in s.parts.items()},
-        "crops": {
-            c.aspect: {
-                "start": _rect_dict(c.start),
-                "end": _rect_dict(c.end) if c.end is not None else None,
-            }
-            for c in s.crops
-        },
-        "text": s.text,
-        "faces": s.faces,
-        "cut_in": s.cut_in,
-    }
-
-
-def shot_from_dict(d: dict[str, Any]) -> Shot:
-    crops = tuple(
-        Crop(aspect, _rect(c["start"]), _rect(c["end"]) if c.get("end") else None)
-        for aspect, c in d["crops"].items()
-    )
-    return Shot(
-        source=int(d["source"]),
-        path=str(d["path"]),
-        start=float(d["start"]),
-        end=float(d["end"]),
-        keyframe_time=float(d["keyframe_time"]),
-        score=float(d["score"]),
-        parts=ScoreParts(**{k: float(v) for k, v in d["parts"].items()}),
-        crops=crops,
-        text=str(d.get("text", "")),
-        faces=int(d.get("faces", 0)),
-        kind=d.get("kind", "video"),
-        cut_in=d.get("cut_in", "start"),
-    )
+        return Analysis.from_dict(load_json(path))
 
 
 def with_source(shot: Shot, source: int, text: str | None = None) -> Shot:
@@ -214,6 +136,22 @@ def with_source(shot: Shot, source: int, text: str | None = None) -> Shot:
     return replace(shot, source=source, text=shot.text if text is None else text)
 
 
+def _round_rect(r: Rect) -> Rect:
+    return Rect(round(r.x, 5), round(r.y, 5), round(r.w, 5), round(r.h, 5))
+
+
 def rounded(shot: Shot) -> Shot:
-    """The shot exactly as its JSON reads back (times, scores and windows rounded)."""
-    return shot_from_dict(shot_to_dict(shot))
+    """The shot with times and scores to 4 decimals and windows to 5, as analysis keeps them
+    (so a shot read back from the cache or shots.json equals a fresh one, in a smaller file)."""
+    return replace(
+        shot,
+        start=round(shot.start, 4),
+        end=round(shot.end, 4),
+        keyframe_time=round(shot.keyframe_time, 4),
+        score=round(shot.score, 4),
+        parts=ScoreParts(*(round(v, 4) for _, v in shot.parts.items())),
+        crops=tuple(
+            Crop(c.aspect, _round_rect(c.start), None if c.end is None else _round_rect(c.end))
+            for c in shot.crops
+        ),
+    )

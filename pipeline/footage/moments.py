@@ -17,6 +17,7 @@ from typing import Protocol
 
 import cv2
 import numpy as np
+from pydantic import Base64Bytes
 
 from pipeline.errors import Cancelled
 from pipeline.footage import features as ft
@@ -51,7 +52,8 @@ class Moment:
 
     shot: Shot
     signature: tuple[float, ...]  # colour histogram + 8x8 grey thumbnail, for duplicates
-    keyframe: bytes = b""  # the keyframe as analysed (JPEG, `AnalysisParams.width` wide)
+    # The keyframe as analysed (JPEG, `AnalysisParams.width` wide); base64 in JSON.
+    keyframe: Base64Bytes = b""
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,14 +4,12 @@ Neither is needed: without them matching uses captions and transcripts through c
 n-grams. A model is used only when configured, by hub id or local path (the hub itself is not
 reachable here, so in practice a local folder): `REELBOT_IMAGE_TEXT_MODEL` for a CLIP-style
 model, `REELBOT_TEXT_EMBED_MODEL` for a sentence encoder such as all-MiniLM-L6-v2 (English).
-Each loads once per process (`functools.cache`), on first use, never at import.
+Each loads once per process and name (`pipeline.loadonce`), on first use, never at import.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,7 +18,9 @@ import numpy as np
 from pipeline.errors import ReelbotError
 from pipeline.footage.frames import frame_at
 from pipeline.footage.model import Shot
+from pipeline.loadonce import Loader
 from pipeline.media import MediaInfo
+from pipeline.settings import settings
 
 log = logging.getLogger(__name__)
 
@@ -109,18 +109,21 @@ class TextEmbedder:
         return out
 
 
-@functools.cache
+# Keyed by model name; a failed load (ModelLoadError) is tried again on the next call.
+SCORERS: Loader[str, ImageTextScorer] = Loader("image-text model", ImageTextScorer)
+EMBEDDERS: Loader[str, TextEmbedder] = Loader("text embedding model", TextEmbedder)
+
+
 def image_text_scorer(model: str | None = None) -> ImageTextScorer | None:
     """The process-wide image-text scorer (`model` or $REELBOT_IMAGE_TEXT_MODEL), or None."""
-    name = model or os.environ.get("REELBOT_IMAGE_TEXT_MODEL", "")
-    return ImageTextScorer(name) if name else None
+    name = model or settings().image_text_model
+    return SCORERS.get(name) if name else None
 
 
-@functools.cache
 def text_embedder(model: str | None = None) -> TextEmbedder | None:
     """The process-wide text embedder (`model` or $REELBOT_TEXT_EMBED_MODEL), or None."""
-    name = model or os.environ.get("REELBOT_TEXT_EMBED_MODEL", "")
-    return TextEmbedder(name) if name else None
+    name = model or settings().text_embed_model
+    return EMBEDDERS.get(name) if name else None
 
 
 def keyframe_scores(

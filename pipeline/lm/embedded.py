@@ -6,7 +6,7 @@ record, the whole file against a known sha256 and its GGUF metadata, written ato
 with xllamacpp, llama.cpp's own server compiled as a Python extension: no process to start, and
 JSON-schema requests are enforced token by token by llama.cpp's grammar engine, so the answer
 parses by construction. One server per (file, threads, context) per process, loaded on first use
-under a lock; llama.cpp's server queues concurrent requests, so the object is thread-safe.
+(`pipeline.loadonce`); llama.cpp's server queues concurrent requests, so the object is thread-safe.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from pipeline.lm.base import (
     has_images,
 )
 from pipeline.lm.parts import Part, PartError, join_file
+from pipeline.loadonce import Loader
 from pipeline.speech import cache_dir
 
 log = logging.getLogger(__name__)
@@ -126,41 +127,40 @@ def default_threads() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-_SERVERS: dict[tuple[str, int, int], Any] = {}
-_SERVERS_LOCK = threading.Lock()
+def _load_server(key: tuple[str, int, int]) -> Any:
+    """A llama.cpp server for (GGUF path, threads, context); `LMUnavailable` if it cannot load."""
+    path, threads, context = Path(key[0]), key[1], key[2]
+    # llama.cpp's CPU threads spin while they wait for work; beside ffmpeg that spinning
+    # steals the cores both need and generation collapsed to under a token per second.
+    # libgomp reads this once, when it is loaded, so it must be set before the import.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    import xllamacpp
+
+    params = xllamacpp.CommonParams()
+    params.model.path = str(path)
+    params.n_ctx = context
+    params.n_parallel = 1
+    params.cpuparams.n_threads = threads
+    params.cpuparams_batch.n_threads = threads
+    params.cpuparams.poll = 0  # ggml's own thread pool: sleep, don't busy-wait
+    params.cpuparams_batch.poll = 0
+    params.verbosity = 0
+    started = time.monotonic()
+    try:
+        server = xllamacpp.Server(params)
+    except Exception as exc:  # the extension raises plain RuntimeError/ValueError
+        raise LMUnavailable(f"llama.cpp could not load {path.name}: {exc}", BACKEND) from exc
+    log.info("loaded %s with %d threads in %.1f s", path.name, threads, time.monotonic() - started)
+    return server
+
+
+# One server per (file, threads, context) per process; a failed load is tried again next time.
+_SERVERS: Loader[tuple[str, int, int], Any] = Loader("language model", _load_server)
 
 
 def _server(path: Path, threads: int, context: int) -> Any:
     """The process's llama.cpp server for this file and thread count, loaded once."""
-    key = (str(path), threads, context)
-    with _SERVERS_LOCK:
-        if key in _SERVERS:
-            return _SERVERS[key]
-        # llama.cpp's CPU threads spin while they wait for work; beside ffmpeg that spinning
-        # steals the cores both need and generation collapsed to under a token per second.
-        # libgomp reads this once, when it is loaded, so it must be set before the import.
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-        import xllamacpp
-
-        params = xllamacpp.CommonParams()
-        params.model.path = str(path)
-        params.n_ctx = context
-        params.n_parallel = 1
-        params.cpuparams.n_threads = threads
-        params.cpuparams_batch.n_threads = threads
-        params.cpuparams.poll = 0  # ggml's own thread pool: sleep, don't busy-wait
-        params.cpuparams_batch.poll = 0
-        params.verbosity = 0
-        started = time.monotonic()
-        try:
-            server = xllamacpp.Server(params)
-        except Exception as exc:  # the extension raises plain RuntimeError/ValueError
-            raise LMUnavailable(f"llama.cpp could not load {path.name}: {exc}", BACKEND) from exc
-        log.info(
-            "loaded %s with %d threads in %.1f s", path.name, threads, time.monotonic() - started
-        )
-        _SERVERS[key] = server
-        return server
+    return _SERVERS.get((str(path), threads, context))
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from pipeline.errors import ReelbotError
+from pipeline.jsonfiles import fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -64,15 +65,6 @@ def record_entry(dist_name: str, rel: str) -> tuple[int, str] | None:
         if f.as_posix() == rel and f.hash is not None and f.size is not None:
             return f.size, f.hash.value
     return None
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename inside `path` durable (the directory entry, not just the file)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def join_parts(parts: Sequence[Part], out: BinaryIO) -> tuple[int, str]:

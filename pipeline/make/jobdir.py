@@ -9,22 +9,22 @@ last run did with each stage ("ran" / "reused"), which `--resume` prints and the
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Any
 
-from pipeline.brief import Brief, Footage
+from pipeline.brief import Brief
 from pipeline.errors import ReelbotError
-from pipeline.plan import OutputSpec
+from pipeline.jsonfiles import DataError, JsonFileError, from_dict, load_json, save_json
 
 STAGES_FILE = "stages.json"
 BRIEF_FILE = "brief.json"
 # Bump when a change in the code changes what a stage writes for the same inputs (make-2: piper
 # words timed by its phoneme alignments; the footage analysis has its own version as well).
-MAKE_VERSION = "make-2"
+# make-3: shots.json and words.json are written by pipeline.jsonfiles (field names, not lists).
+MAKE_VERSION = "make-3"
 
 
 class JobError(ReelbotError):
@@ -62,10 +62,10 @@ class StageLog:
         self.data: dict[str, Any] = {"stages": {}, "last_run": {}}
         if self.path.is_file():
             try:
-                self.data = json.loads(self.path.read_text(encoding="utf-8"))
+                self.data = load_json(self.path)
                 self.data.setdefault("stages", {})
                 self.data["last_run"] = {}
-            except (OSError, json.JSONDecodeError):
+            except JsonFileError:
                 pass  # an unreadable log only costs redoing the stages
 
     def entry(self, name: str) -> dict[str, Any]:
@@ -105,35 +105,12 @@ class StageLog:
         return dict(value)
 
     def save(self) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.data, indent=1, ensure_ascii=False), encoding="utf-8")
-        os.replace(tmp, self.path)
-
-
-def brief_to_dict(brief: Brief) -> dict[str, Any]:
-    return dataclasses.asdict(brief)
+        save_json(self.path, self.data)
 
 
 def brief_from_dict(data: dict[str, Any]) -> Brief:
     """Rebuild a saved brief; unknown keys (added by newer versions) are ignored."""
     try:
-        fields = {f.name for f in dataclasses.fields(Brief)}
-        values = {k: v for k, v in data.items() if k in fields}
-        values["footage"] = tuple(Footage(**f) for f in values.get("footage", ()))
-        values["output"] = OutputSpec(**values.get("output", {}))
-        return Brief(**values)
-    except (TypeError, ValueError) as exc:
+        return from_dict(Brief, data, what="brief.json")
+    except (DataError, TypeError, ValueError) as exc:  # Brief's own checks raise ValueError
         raise JobError(f"brief.json is malformed: {exc}") from exc
-
-
-def save_json(path: Path, data: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def load_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise JobError(f"cannot read {path.name} in {path.parent}: {exc}", file=path.name) from exc

@@ -18,13 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.brief import Brief
+from pipeline.jsonfiles import load_json, save_json, to_dict
 from pipeline.make import jobdir
-from pipeline.make.jobdir import StageLog, digest, file_hash, load_json, save_json
+from pipeline.make.jobdir import StageLog, digest, file_hash
 from pipeline.make.notices import Notice
 from pipeline.make.stages import (
     ProgressFn,
     StageRun,
     analysis_stage,
+    check_analysis,
     check_media,
     media_stage,
     narration_stage,
@@ -35,6 +37,7 @@ from pipeline.make.stages import (
 )
 from pipeline.plan import EditPlan
 from pipeline.script.model import Script
+from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +93,7 @@ def _prepared(
     media, captions, mkey = media_stage(job, brief)
     check_media(job, brief, media)
     analysis, akey = analysis_stage(job, media, captions, mkey)
+    check_analysis(job, brief, media, analysis)
     script, by = script_stage(job, brief, model, analysis, akey, another)
     narration, script, nkey = narration_stage(job, brief, model, analysis, script, by)
     if narration.fallback_reason:
@@ -116,7 +120,7 @@ def _load_brief(job: StageRun) -> tuple[Brief, str | None]:
 
 
 def _save_brief(job: StageRun, brief: Brief, model: str | None) -> None:
-    save_json(job.dir / jobdir.BRIEF_FILE, {**jobdir.brief_to_dict(brief), "script_model": model})
+    save_json(job.dir / jobdir.BRIEF_FILE, {**to_dict(brief), "script_model": model})
 
 
 # --- the calls ---------------------------------------------------------------------------------
@@ -129,9 +133,12 @@ def prepare(
     cancel: threading.Event | None = None,
     *,
     model: str | None = None,
+    config: Settings | None = None,
 ) -> Storyboard:
-    """Analysis, script, narration and plan into `job_dir`: everything but the render."""
-    job = StageRun(job_dir, progress, cancel)
+    """Analysis, script, narration and plan into `job_dir`: everything but the render.
+
+    `config` replaces the process's settings (`pipeline.settings.settings()`) for this run."""
+    job = StageRun(job_dir, progress, cancel, config)
     _save_brief(job, brief, model)
     _, script, _ = _prepared(job, brief, model, storyboard=True)
     return _board(job, script)
@@ -144,10 +151,11 @@ def revise(
     another: bool = False,
     progress: ProgressFn | None = None,
     cancel: threading.Event | None = None,
+    config: Settings | None = None,
 ) -> Storyboard:
     """The user's edited script (or, with `another`, a new version) narrated and planned again;
     the footage analysis is reused."""
-    job = StageRun(job_dir, progress, cancel)
+    job = StageRun(job_dir, progress, cancel, config)
     brief, model = _load_brief(job)
     if script is not None:
         save_script(job, script)
@@ -156,11 +164,15 @@ def revise(
 
 
 def render_job(
-    job_dir: str, progress: ProgressFn | None = None, cancel: threading.Event | None = None
+    job_dir: str,
+    progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+    *,
+    config: Settings | None = None,
 ) -> MakeResult:
     """The job folder's plan rendered to out.mp4 and cover.jpg (stages before it redone only
     if their inputs changed, e.g. after an edit of script.json)."""
-    job = StageRun(job_dir, progress, cancel)
+    job = StageRun(job_dir, progress, cancel, config)
     brief, model = _load_brief(job)
     return _render(job, brief, model)
 
@@ -205,18 +217,23 @@ def make_video(
     cancel: threading.Event | None = None,
     *,
     model: str | None = None,
+    config: Settings | None = None,
 ) -> MakeResult:
     """The whole pipeline: footage, script, voice, plan and the rendered MP4, in `job_dir`."""
-    job = StageRun(job_dir, progress, cancel)
+    job = StageRun(job_dir, progress, cancel, config)
     _save_brief(job, brief, model)
     return _render(job, brief, model)
 
 
 def resume(
-    job_dir: str, progress: ProgressFn | None = None, cancel: threading.Event | None = None
+    job_dir: str,
+    progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+    *,
+    config: Settings | None = None,
 ) -> MakeResult:
     """Bring a job folder up to date after edits (script.json, brief.json) and render it."""
-    return render_job(job_dir, progress, cancel)
+    return render_job(job_dir, progress, cancel, config=config)
 
 
 def last_run(job_dir: str) -> dict[str, str]:

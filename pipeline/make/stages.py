@@ -19,11 +19,14 @@ from typing import Any
 from pipeline.brief import Brief
 from pipeline.errors import Cancelled, MediaError
 from pipeline.footage import Analysis, analyze
-from pipeline.make.jobdir import StageLog, digest, file_hash, load_json, save_json
+from pipeline.jsonfiles import from_dict, load_json, save_json, to_dict
+from pipeline.loadonce import Loader
+from pipeline.make.jobdir import StageLog, digest, file_hash
 from pipeline.make.notices import Notice
 from pipeline.media import MediaInfo, probe
 from pipeline.plan import EditPlan
 from pipeline.script.model import Script
+from pipeline.settings import Settings, settings
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +38,14 @@ CAPTION_PRESET = "bold"
 class StageRun:
     """One run over a job folder: the stage log, progress, cancel and collected warnings."""
 
-    def __init__(self, job_dir: str, progress: ProgressFn | None, cancel: threading.Event | None):
+    def __init__(
+        self,
+        job_dir: str,
+        progress: ProgressFn | None,
+        cancel: threading.Event | None,
+        config: Settings | None = None,
+    ) -> None:
+        self.settings = config or settings()  # one snapshot for every stage of this run
         self.dir = Path(job_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.log = StageLog(self.dir)
@@ -97,7 +107,7 @@ def media_stage(job: StageRun, brief: Brief) -> tuple[tuple[MediaInfo, ...], tup
         except MediaError as exc:
             skipped.append({"path": f.path, "reason": exc.reason, "message": exc.message})
     data = {
-        "media": [dataclasses.asdict(m) for m in media],
+        "media": [to_dict(m) for m in media],
         "captions": captions,
         "skipped": skipped,
     }
@@ -107,7 +117,7 @@ def media_stage(job: StageRun, brief: Brief) -> tuple[tuple[MediaInfo, ...], tup
 
 
 def _media_from(data: dict[str, Any]) -> tuple[MediaInfo, ...]:
-    return tuple(MediaInfo(**m) for m in data["media"])
+    return from_dict(tuple[MediaInfo, ...], data["media"], what="media.json")
 
 
 def check_media(job: StageRun, brief: Brief, media: tuple[MediaInfo, ...]) -> None:
@@ -117,9 +127,30 @@ def check_media(job: StageRun, brief: Brief, media: tuple[MediaInfo, ...]) -> No
         name = os.path.basename(s["path"])
         job.warn(Notice("footage_skipped", {"name": name, "reason": s["reason"]}), brief.language)
     if not media:
-        first = data["skipped"][0] if data.get("skipped") else None
-        path = first["path"] if first else (brief.footage[0].path if brief.footage else "")
-        raise MediaError(path, first["reason"] if first else "missing", "no usable footage")
+        _none_usable(data.get("skipped", []), brief.footage[0].path if brief.footage else "")
+
+
+def _none_usable(skipped: list[dict[str, str]], fallback: str) -> None:
+    """Raise the error that ends a job with no usable footage, naming every file left out."""
+    first = skipped[0] if skipped else {"path": fallback, "reason": "missing"}
+    names = ", ".join(f"{os.path.basename(s['path'])} ({s['reason'].replace('_', ' ')})"
+                      for s in skipped)  # fmt: skip
+    raise MediaError(first["path"], first["reason"], f"no usable footage left: {names}")
+
+
+def check_analysis(job: StageRun, brief: Brief, media: tuple[MediaInfo, ...],
+                   analysis: Analysis) -> None:  # fmt: skip
+    """Warn about each file that probed fine but failed while decoded (left out of the
+    analysis); a `MediaError` naming every file left out when no shot remains."""
+    failed = [f for f in analysis.files if f.failed]
+    for f in failed:
+        notice = Notice("footage_skipped", {"name": os.path.basename(f.path), "reason": f.failed})
+        job.warn(notice, brief.language)
+    if not analysis.shots:
+        data = load_json(job.dir / "media.json")
+        skipped = [*data.get("skipped", []), *({"path": f.path, "reason": f.failed or "corrupt"}
+                                              for f in analysis.files)]  # fmt: skip
+        _none_usable(skipped, media[0].path if media else "")
 
 
 def analysis_stage(
@@ -138,14 +169,18 @@ def analysis_stage(
         progress=lambda f: job.report("analyze", 0.05 + 0.9 * f),
         cancel=job.cancel,
         # REELBOT_ANALYSIS_CACHE=0 turns off the cross-job cache (benchmarks, disk limits).
-        use_cache=os.environ.get("REELBOT_ANALYSIS_CACHE", "1") != "0",
+        use_cache=job.settings.analysis_cache,
+        cache_dir=job.settings.cache_dir / "analysis",
+        max_workers=job.settings.analysis_workers,
     )
-    if not analysis.shots:
-        raise MediaError(media[0].path, "corrupt", "no usable moment in the footage")
     analysis.save(job.dir / "shots.json")
     from pipeline.footage.contact import contact_sheet
 
-    contact_sheet(analysis, media, job.path("contact_sheet.jpg"), thumb_width=240)
+    try:
+        contact_sheet(analysis, media, job.path("contact_sheet.jpg"), thumb_width=240)
+    except (OSError, ValueError) as exc:
+        # The sheet is for looking at; the video does not need it.
+        log.warning("%s: no contact sheet: %s", job.dir.name, exc)
     job.log.record("analysis", key, ["shots.json"], ran=True)
     job.report("analyze", 1.0)
     return analysis, key
@@ -191,7 +226,7 @@ def script_stage(
     if another:
         seed = int(job.log.entry("script").get("seed", brief.seed)) + 1
         request = dataclasses.replace(request, seed=seed)
-    script = get_writer(model).write(request)
+    script = get_writer(model, job.settings).write(request)
     save_script(job, script)
     job.log.record("script", key, ["script.json"], ran=True, by="writer", seed=request.seed)
     job.report("script", 1.0)
@@ -199,28 +234,31 @@ def script_stage(
 
 
 def save_script(job: StageRun, script: Script) -> None:
-    tmp = job.dir / "script.json.tmp"
-    tmp.write_text(script.to_json(), encoding="utf-8")
-    os.replace(tmp, job.dir / "script.json")
+    script.save(job.dir / "script.json")
 
 
-_narrators: dict[tuple[str, ...], Any] = {}
-_narrators_lock = threading.Lock()
+def _make_narrator(conf: tuple[str, ...]) -> Any:
+    from pipeline.narrate.narrator import Narrator
+
+    offline, edge_url, offline_voice = conf
+    return Narrator(
+        offline=offline == "1",
+        edge_endpoint=edge_url or None,
+        prefer_piper=offline_voice != "espeak-ng",
+    )
 
 
-def narrator() -> Any:
+# Keyed by the narration settings (`_narrator_conf`): a settings change makes a new narrator.
+NARRATORS: Loader[tuple[str, ...], Any] = Loader("narrator", _make_narrator)
+
+
+def narrator(config: Settings | None = None) -> Any:
     """The narrator for the current settings, made once per process and settings.
 
     `REELBOT_OFFLINE_VOICE=espeak-ng` makes English fall back to espeak-ng instead of piper
     (piper is GPL and optional; espeak-ng's own word events time the words, with no whisper pass).
     """
-    from pipeline.narrate.narrator import Narrator
-
-    conf = tuple(_narrator_conf())
-    with _narrators_lock:
-        if conf not in _narrators:
-            _narrators[conf] = Narrator(prefer_piper=conf[2] != "espeak-ng")
-        return _narrators[conf]
+    return NARRATORS.get(tuple(_narrator_conf(config or settings())))
 
 
 def narration_stage(
@@ -230,14 +268,14 @@ def narration_stage(
     from pipeline.narrate.model import Narration
 
     def key_for(s: Script) -> str:
-        return digest("narration", s.to_dict(), brief.voice, _narrator_conf())
+        return digest("narration", s.to_dict(), brief.voice, _narrator_conf(job.settings))
 
     key = key_for(script)
     if job.log.fresh("narration", key):
         job.log.reused("narration")
         return Narration.load(job.dir / "words.json"), script, key
     job.report("narrate", 0.05)
-    narration = narrator().narrate_script(script, job.dir, voice=brief.voice)
+    narration = narrator(job.settings).narrate_script(script, job.dir, voice=brief.voice)
     off = abs(narration.duration - brief.seconds) / brief.seconds
     if off > LENGTH_TOLERANCE and by == "writer" and not job.log.entry("script").get("refit"):
         log.info(
@@ -250,7 +288,7 @@ def narration_stage(
 
         request = script_request(brief, analysis)
         request = dataclasses.replace(request, seed=job.log.entry("script").get("seed", brief.seed))
-        script = get_writer(model).write(request.refit(narration.duration))
+        script = get_writer(model, job.settings).write(request.refit(narration.duration))
         save_script(job, script)
         entry = job.log.entry("script")
         job.log.record(
@@ -263,7 +301,7 @@ def narration_stage(
             refit=True,
         )
         job.report("narrate", 0.5)
-        narration = narrator().narrate_script(script, job.dir, voice=brief.voice)
+        narration = narrator(job.settings).narrate_script(script, job.dir, voice=brief.voice)
         key = key_for(script)
     narration.save(job.dir / "words.json")
     job.log.record("narration", key, ["narration.wav", "words.json"], ran=True)
@@ -271,10 +309,9 @@ def narration_stage(
     return narration, script, key
 
 
-def _narrator_conf() -> list[str]:
-    """The settings a narration depends on (read when used, never at import)."""
-    names = ("REELBOT_TTS_OFFLINE", "REELBOT_EDGE_TTS_URL", "REELBOT_OFFLINE_VOICE")
-    return [os.environ.get(name, "").strip() for name in names]
+def _narrator_conf(config: Settings) -> list[str]:
+    """The settings a narration depends on, as the strings earlier job folders were keyed on."""
+    return ["1" if config.tts_offline else "", config.edge_tts_url, config.offline_voice]
 
 
 def plan_stage(

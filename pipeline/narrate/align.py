@@ -12,9 +12,7 @@ between their timed neighbours by length, so every unit gets a time and times ne
 from __future__ import annotations
 
 import difflib
-import functools
 import logging
-import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +20,8 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from pipeline.cjk import OPENING, is_spaceless
+from pipeline.loadonce import Loader
 from pipeline.plan import WordTiming
 
 log = logging.getLogger(__name__)
@@ -38,13 +38,6 @@ class Timed(Protocol):
     def end(self) -> float: ...
 
 
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af]")
-
-
-def is_cjk(ch: str) -> bool:
-    return bool(_CJK.match(ch))
-
-
 def _is_word_char(ch: str) -> bool:
     return unicodedata.category(ch)[0] in "LN"
 
@@ -54,9 +47,8 @@ def normalise(text: str) -> str:
     return "".join(ch for ch in unicodedata.normalize("NFKC", text).lower() if _is_word_char(ch))
 
 
-@functools.cache
-def _jieba() -> Any | None:
-    """jieba, the standard Chinese word segmenter, if installed (else None)."""
+def _load_jieba(_: str) -> Any | None:
+    """jieba, the standard Chinese word segmenter, with its dictionary loaded (else None)."""
     try:
         import jieba
     except ImportError:
@@ -72,7 +64,15 @@ def _jieba() -> Any | None:
         jieba.dt.tmp_dir = str(folder)
     except OSError:
         pass
+    jieba.initialize()  # the dictionary (~0.5 s), here rather than inside the first lcut
     return jieba
+
+
+_JIEBA: Loader[str, Any | None] = Loader("jieba dictionary", _load_jieba)
+
+
+def _jieba() -> Any | None:
+    return _JIEBA.get("")
 
 
 def zh_word_starts(text: str) -> set[int] | None:
@@ -96,7 +96,9 @@ def split_units(sentence: str, words: bool = True) -> list[str]:
     previous one, so a unit never starts or ends inside a word and joining units gives the
     sentence back (minus spacing between CJK characters).
     """
-    starts = zh_word_starts(sentence) if words and any(map(is_cjk, sentence)) else None
+    # Han and kana are written without spaces: a unit is a jieba word or a single character.
+    # Hangul is written with spaces between words, so it splits like Latin text.
+    starts = zh_word_starts(sentence) if words and any(map(is_spaceless, sentence)) else None
     tokens: list[str] = []
     buf = ""
     pending_open = ""
@@ -108,7 +110,7 @@ def split_units(sentence: str, words: bool = True) -> list[str]:
                 buf = ""
             open_cjk = False
             continue
-        if is_cjk(ch):
+        if is_spaceless(ch):
             if buf:
                 tokens.append(buf)
                 buf = ""
@@ -127,7 +129,7 @@ def split_units(sentence: str, words: bool = True) -> list[str]:
             buf += ch
         elif ch in "\"'" and buf:  # a straight quote right after a word closes it
             buf += ch
-        elif ch in "\"'“‘(（[【《「『":
+        elif ch in OPENING:
             if buf:
                 tokens.append(buf)
                 buf = ""
@@ -144,20 +146,6 @@ def split_units(sentence: str, words: bool = True) -> list[str]:
     if pending_open and tokens:
         tokens[-1] += pending_open
     return [t for t in tokens if t]
-
-
-def join_units(units: Sequence[str]) -> str:
-    """Units back into display text: spaces between non-CJK words only."""
-    out = ""
-    for u in units:
-        if out and not (is_cjk(out[-1]) or is_cjk(u[0]) or _is_cjk_punct(out[-1])):
-            out += " "
-        out += u
-    return out
-
-
-def _is_cjk_punct(ch: str) -> bool:
-    return "\u3000" <= ch <= "\u303f" or "\uff00" <= ch <= "\uffef"
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,8 +219,8 @@ def _merge_cjk(
             and len(src) == 1
             and out_src
             and out_src[-1] == src
-            and is_cjk(normalise(u)[:1] or " ")
-            and is_cjk(normalise(out_u[-1])[-1:] or " ")
+            and is_spaceless(normalise(u)[:1] or " ")
+            and is_spaceless(normalise(out_u[-1])[-1:] or " ")
             and not _ends_clause(out_u[-1])
         )
         if same_word:

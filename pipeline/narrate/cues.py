@@ -12,7 +12,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from pipeline.narrate.align import is_cjk, join_units, normalise
+from pipeline.cjk import CLAUSE_END, KEEP_AT_END, is_cjk_char, join_units
+from pipeline.narrate.align import normalise
 from pipeline.plan import CaptionCue, CaptionStyle, WordTiming
 
 # Presets. All keep the baseline 24 % above the bottom, clear of the platforms' buttons.
@@ -41,8 +42,6 @@ PRESETS: dict[str, CaptionStyle] = {
     ),
 }
 
-_CLAUSE_END = set("，。！？；：、,.!?;:…—")
-_KEEP_AT_END = set("！？!?…")
 # English words a phrase usually starts with: a break before them reads naturally.
 _EN_PHRASE_START = frozenset(
     (
@@ -72,14 +71,15 @@ def _weight(text: str, cjk: bool) -> float:
     if not cjk:
         return 1.0
     n = normalise(text)
-    han = sum(1 for ch in n if is_cjk(ch))
+    # Every Han, kana or Hangul letter takes a full em on screen, whichever the language.
+    han = sum(1 for ch in n if is_cjk_char(ch))
     return han + (2.0 if len(n) > han else 0.0)
 
 
 def _break_cost(words: Sequence[WordTiming], i: int, cjk: bool) -> float:
     """Cost of ending a cue after word i (lower is a better place to break)."""
     last = words[i].text
-    if last and last[-1] in _CLAUSE_END:
+    if last and last[-1] in CLAUSE_END:
         return 0.0
     # Chinese units may be single characters: look at the next few to see a word like 因为.
     nxt = "".join(w.text for w in words[i + 1 : i + 4]) if cjk else ""
@@ -128,7 +128,7 @@ def split_phrases(
 
 def _strip_end(text: str) -> str:
     """Drop a cue's trailing comma or full stop (captions read cleaner); keep ! and ?."""
-    while text and text[-1] in _CLAUSE_END and text[-1] not in _KEEP_AT_END:
+    while text and text[-1] in CLAUSE_END and text[-1] not in KEEP_AT_END:
         text = text[:-1]
     return text or text
 

@@ -24,6 +24,7 @@ import numpy as np
 from pipeline.ffmpeg import run_ffmpeg
 from pipeline.narrate.model import Clip, TTSFailure
 from pipeline.plan import WordTiming
+from pipeline.settings import settings
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ class EdgeEngine:
         connect_timeout: int = 8,
         receive_timeout: int = 15,
     ) -> None:
-        self.endpoint = endpoint or os.environ.get("REELBOT_EDGE_TTS_URL") or None
+        self.endpoint = endpoint or settings().edge_tts_url or None
         self.concurrency = concurrency
         self.connect_timeout = connect_timeout
         self.receive_timeout = receive_timeout

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import os
+import wave
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 import numpy as np
 
 from pipeline.errors import ReelbotError
+from pipeline.jsonfiles import DataError, JsonFileError, from_dict, load_json, save_json, to_dict
 from pipeline.plan import WordTiming
 
 Engine = Literal["edge-tts", "piper", "espeak-ng"]
@@ -79,61 +80,28 @@ class Narration:
     # --- JSON (words.json in the job folder; lets a resumed job reuse the narration) ----------
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "audio_path": self.audio_path,
-            "duration": self.duration,
-            "engine": self.engine,
-            "voice": self.voice,
-            "language": self.language,
-            "sentences": list(self.sentences),
-            "line_spans": [list(span) for span in self.line_spans],
-            "words": [[w.text, w.start, w.end] for w in self.words],
-            "sample_rate": self.sample_rate,
-            "fallback_reason": self.fallback_reason,
-            "fallback_code": self.fallback_code,
-            "timing": self.timing,
-        }
+        return to_dict(self)
 
     @staticmethod
-    def from_dict(data: dict[str, Any]) -> Narration:
+    def from_dict(data: Any) -> Narration:
         """Rebuild a saved narration; a malformed one raises `NarrationError`."""
         try:
-            engine = data["engine"]
-            if engine not in ENGINES:
-                raise ValueError(f"unknown engine {engine!r}")
-            return Narration(
-                audio_path=str(data["audio_path"]),
-                duration=float(data["duration"]),
-                engine=engine,
-                voice=str(data["voice"]),
-                language=str(data["language"]),
-                words=tuple(WordTiming(str(t), float(a), float(b)) for t, a, b in data["words"]),
-                line_spans=tuple((float(a), float(b)) for a, b in data["line_spans"]),
-                sentences=tuple(str(s) for s in data["sentences"]),
-                sample_rate=int(data.get("sample_rate", 48000)),
-                fallback_reason=data.get("fallback_reason"),
-                fallback_code=data.get("fallback_code"),
-                timing=str(data.get("timing", "engine")),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
+            return from_dict(Narration, data, what="narration")
+        except DataError as exc:
             raise NarrationError(
-                f"saved narration is malformed: {exc}", key="narration_saved"
+                f"saved narration is malformed: {exc.field}: {exc.problem}", key="narration_saved"
             ) from exc
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        tmp = f"{os.fspath(path)}.tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(self.to_dict(), fh, ensure_ascii=False, indent=1)
-        os.replace(tmp, path)
+        save_json(path, self)
 
     @staticmethod
     def load(path: str | os.PathLike[str]) -> Narration:
         try:
-            with open(path, encoding="utf-8") as fh:
-                data = json.load(fh)
-        except (OSError, json.JSONDecodeError) as exc:
+            data = load_json(path)
+        except JsonFileError as exc:
             raise NarrationError(
-                f"cannot read saved narration {path}: {exc}", key="narration_saved"
+                f"cannot read saved narration {path}: {exc.problem}", key="narration_saved"
             ) from exc
         return Narration.from_dict(data)
 
@@ -154,3 +122,13 @@ class Clip:
     @property
     def duration(self) -> float:
         return len(self.samples) / self.rate
+
+
+def write_wav(path: str, samples: np.ndarray, rate: int) -> None:
+    """Mono float samples in [-1, 1] -> a 16-bit PCM WAV file."""
+    pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2")
+    with wave.open(path, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(pcm.tobytes())

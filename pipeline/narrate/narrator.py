@@ -21,6 +21,7 @@ from typing import Literal
 import numpy as np
 
 from pipeline.ffmpeg import run_ffmpeg
+from pipeline.jsonfiles import atomic_path
 from pipeline.narrate.align import (
     align_words,
     audible_bounds,
@@ -29,11 +30,19 @@ from pipeline.narrate.align import (
     tighten_starts,
 )
 from pipeline.narrate.edge import EdgeEngine
-from pipeline.narrate.model import Clip, Engine, Narration, NarrationError, TTSFailure
+from pipeline.narrate.model import (
+    Clip,
+    Engine,
+    Narration,
+    NarrationError,
+    TTSFailure,
+    write_wav,
+)
 from pipeline.narrate.offline import EspeakEngine, PiperEngine
 from pipeline.narrate.voices import edge_hz, edge_percent, pick_voice, voice_gender
 from pipeline.plan import WordTiming
 from pipeline.script.model import Script
+from pipeline.settings import settings
 from pipeline.speech import SpeechModelError, Transcriber, default_transcriber
 
 log = logging.getLogger(__name__)
@@ -52,7 +61,7 @@ class _Spoken:
 class Narrator:
     """Turns sentences into a `Narration`; engines and the whisper model load once and are reused.
 
-    `offline=True` (or REELBOT_TTS_OFFLINE=1) skips edge-tts; `edge_endpoint` points edge-tts at
+    `offline=True` skips edge-tts (default: REELBOT_TTS_OFFLINE); `edge_endpoint` points edge-tts at
     another websocket URL (or pass a configured `edge` engine); `pause` is the silence between
     sentences in seconds; `prefer_piper=False` makes English fall back to espeak-ng too.
     """
@@ -60,14 +69,14 @@ class Narrator:
     def __init__(
         self,
         *,
-        offline: bool = False,
+        offline: bool | None = None,
         edge_endpoint: str | None = None,
         edge: EdgeEngine | None = None,
         transcriber: Transcriber | None = None,
         pause: float = 0.3,
         prefer_piper: bool = True,
     ) -> None:
-        self.offline = offline or os.environ.get("REELBOT_TTS_OFFLINE", "") == "1"
+        self.offline = settings().tts_offline if offline is None else offline
         self.edge = edge or EdgeEngine(edge_endpoint)
         self._transcriber = transcriber
         self.pause = pause
@@ -203,12 +212,12 @@ class Narrator:
         fd, native = tempfile.mkstemp(suffix=".wav", dir=out)
         os.close(fd)
         try:
-            _write_wav(native, audio, rate)
+            write_wav(native, audio, rate)
             words, timing = self._time_words(texts, language, spoken.engine, trimmed, spans, native)
-            tmp_out = out / f".{path.stem}.tmp.wav"
-            run_ffmpeg(["-v", "error", "-i", native, "-ar", str(OUTPUT_RATE), "-ac", "1",
-                        "-c:a", "pcm_s16le", str(tmp_out)], what="writing narration")  # fmt: skip
-            os.replace(tmp_out, path)
+            with atomic_path(path, suffix=".wav") as tmp_out:
+                args = ["-v", "error", "-i", native, "-ar", str(OUTPUT_RATE), "-ac", "1",
+                        "-c:a", "pcm_s16le", str(tmp_out)]  # fmt: skip
+                run_ffmpeg(args, what="writing narration")
         finally:
             os.remove(native)
         with wave.open(str(path), "rb") as wav:
@@ -281,12 +290,3 @@ class Narrator:
 
 def _distance(t: float, span: tuple[float, float]) -> float:
     return 0.0 if span[0] <= t <= span[1] else min(abs(t - span[0]), abs(t - span[1]))
-
-
-def _write_wav(path: str, samples: np.ndarray, rate: int) -> None:
-    pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2")
-    with wave.open(path, "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(rate)
-        wav.writeframes(pcm.tobytes())

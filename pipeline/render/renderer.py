@@ -180,6 +180,10 @@ def _segment_input(seg: Segment, src: MediaInfo, n: int, fps: float) -> list[str
     if src.kind == "photo":
         return ["-i", src.path]
     need = n / fps + 2.0 / fps
+    if src.kind == "animation" and src.video_codec == "webp":
+        # ffmpeg's WebP demuxer cannot seek back, so -stream_loop never ends (a hung render);
+        # a segment stays inside the animation's length anyway, and the chain pads its end.
+        return ["-t", f"{seg.start + need:.3f}", "-i", src.path]
     if src.kind == "animation":
         # GIFs are short and loop by nature: loop the input rather than run out.
         return ["-stream_loop", "-1", "-t", f"{seg.start + need:.3f}", "-i", src.path]

@@ -1,103 +1,78 @@
 """Caption cues -> an ASS subtitle script that ffmpeg's libass burns into the picture.
 
 libass wraps lines only at spaces, so Chinese (no spaces) would run off the screen: lines are
-wrapped here, by measured width, balanced, at punctuation when possible. Karaoke highlighting is
+wrapped here, by measured width, balanced, at punctuation when possible, and never inside a
+unit: a cue's words when it has them (a word cut in two was drawn whole on both lines by the
+karaoke events), else single wide characters and space-separated words. Karaoke highlighting is
 one event per spoken word with that word coloured, which keeps the text still while the colour
 moves (libass's own \\k tags sweep the whole line from the left, wrong for per-word timing).
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-import os
 import re
-import subprocess
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from pipeline.plan import CaptionCue, CaptionStyle, EditPlan, WordTiming
+from pipeline.cjk import (
+    CLAUSE_END,
+    CLOSING,
+    OPENING,
+    is_wide,
+    resolve_font,
+)
+from pipeline.plan import CaptionCue, CaptionStyle, EditPlan
 
 log = logging.getLogger(__name__)
 
-_CJK_FONT_FAMILIES = (
-    "Noto Sans CJK SC",
-    "Noto Sans SC",
-    "Source Han Sans SC",
-    "WenQuanYi Micro Hei",
-)
-_BREAK_AFTER = set("，。！？；：、,.!?;:…)")
+# A line may end after clause punctuation or a closing bracket: the better place to break.
+_BREAK_AFTER = CLAUSE_END | CLOSING
+# What a line that does not end at punctuation costs, relative to a (line width / line limit)
+# of 1 off its balanced share: enough to move a break a character or two to a comma.
+_NO_PUNCT_COST = 0.02
+
+Span = tuple[int, int]  # a wrap unit: text[start:end]
 
 
-@dataclass(frozen=True, slots=True)
-class FontChoice:
-    """The font family libass is told to use and the folder it is found in."""
-
-    family: str
-    directory: str | None
-
-
-@functools.cache
-def resolve_font(requested: str) -> FontChoice:
-    """Find `requested` or, failing that, a font with Chinese glyphs (never a tofu-only font)."""
-    for family in (requested, *_CJK_FONT_FAMILIES):
-        path = _fc_match(family)
-        if path is not None:
-            return FontChoice(family, os.path.dirname(path))
-    path = _fc_match(":lang=zh")
-    if path is not None:
-        log.warning("font %r not found; using %s", requested, path)
-        return FontChoice(requested, os.path.dirname(path))
-    log.warning("no font with Chinese glyphs found: Chinese captions will not render")
-    return FontChoice(requested, None)
-
-
-def font_file(requested: str = _CJK_FONT_FAMILIES[0]) -> str | None:
-    """The file of `requested` or of a Chinese-capable fallback (for Pillow drawing)."""
-    for family in (requested, *_CJK_FONT_FAMILIES):
-        path = _fc_match(family)
-        if path is not None:
-            return path
-    return _fc_match(":lang=zh")
+def _token_spans(text: str) -> list[Span]:
+    """Wrap units of plain text: space-separated words, and inside them each wide (Han, kana,
+    full-width) character. Punctuation stays with the unit before it and opening brackets with
+    the one after, so no line starts with a comma or ends with an opening quote."""
+    spans: list[Span] = []
+    for m in re.finditer(r"\S+", text):
+        start, hold = m.start(), False  # hold: the unit so far is opening punctuation only
+        for k in range(m.start(), m.end()):
+            ch = text[k]
+            opening = ch in OPENING and (ch not in "\"'" or k == m.start())
+            if k == m.start() or hold:
+                hold = opening and (hold or k == m.start())
+                continue
+            glued = (not opening and unicodedata.category(ch)[0] in "PS") or not (
+                is_wide(ch) or is_wide(text[k - 1])
+            )
+            if not glued:
+                spans.append((start, k))
+                start, hold = k, opening
+        spans.append((start, m.end()))
+    return spans
 
 
-def _fc_match(pattern: str) -> str | None:
-    try:
-        done = subprocess.run(
-            ["fc-match", "--format=%{family}\n%{file}", pattern],
-            capture_output=True, text=True, timeout=10, check=False,
-        )  # fmt: skip
-    except (OSError, subprocess.TimeoutExpired):
+def _word_spans(text: str, words: Sequence[str]) -> list[Span] | None:
+    """Where each word is in `text`, in order, with only spaces between; None if they are not
+    exactly the text (an edited caption), so the caller wraps the text on its own."""
+    spans: list[Span] = []
+    pos = 0
+    for w in words:
+        k = text.find(w, pos) if w else -1
+        if k < 0 or text[pos:k].strip():
+            return None
+        spans.append((k, k + len(w)))
+        pos = k + len(w)
+    if text[pos:].strip() or not spans:
         return None
-    if done.returncode != 0 or "\n" not in done.stdout:
-        return None
-    families, path = done.stdout.split("\n", 1)
-    if pattern.startswith(":"):
-        return path.strip() or None
-    # fc-match always answers with *something*; accept it only if it is the family asked for.
-    wanted = pattern.lower()
-    if any(f.strip().lower() == wanted for f in families.split(",")):
-        return path.strip() or None
-    return None
-
-
-def is_wide(ch: str) -> bool:
-    """Whether a character takes a full em (CJK ideographs, kana, hangul, full-width forms)."""
-    return unicodedata.east_asian_width(ch) in ("W", "F")
-
-
-def _tokens(text: str) -> list[str]:
-    """Split into wrap units: each wide character alone, runs of narrow text kept as words."""
-    out: list[str] = []
-    for piece in re.findall(r"\s+|[^\s]", text):
-        if piece.isspace():
-            out.append(" ")
-        elif is_wide(piece) or not out or out[-1] == " " or is_wide(out[-1][-1]):
-            out.append(piece)
-        else:
-            out[-1] += piece
-    return out
+    return spans
 
 
 def text_width(text: str) -> float:
@@ -105,35 +80,59 @@ def text_width(text: str) -> float:
     return sum(1.0 if is_wide(c) else 0.55 for c in text)
 
 
+def wrap_spans(text: str, spans: Sequence[Span], max_em: float) -> list[Span]:
+    """Balanced lines of whole units: (first unit, last unit + 1) per line.
+
+    Units are never split, so a word stays on one line (a unit wider than a line gets a line of
+    its own). The line count is the fewest that fit; within it, lines are as even as possible,
+    ending after punctuation when that costs little.
+    """
+    n = len(spans)
+    if n == 0:
+        return []
+
+    def width(i: int, j: int) -> float:
+        return text_width(text[spans[i][0] : spans[j - 1][1]])
+
+    if width(0, n) <= max_em:
+        return [(0, n)]
+    count, i = 0, 0
+    while i < n:  # greedy: the fewest lines that fit
+        j = i + 1
+        while j < n and width(i, j + 1) <= max_em:
+            j += 1
+        count, i = count + 1, j
+    target = width(0, n) / count
+    inf = float("inf")
+    # best[k][j]: cost of units[:j] in k lines; back[k][j]: where the k-th line starts.
+    best = [[inf] * (n + 1) for _ in range(count + 1)]
+    back = [[0] * (n + 1) for _ in range(count + 1)]
+    best[0][0] = 0.0
+    for k in range(1, count + 1):
+        for j in range(1, n + 1):
+            for i in range(j - 1, -1, -1):
+                w = width(i, j)
+                if w > max_em and j - i > 1:
+                    break
+                if best[k - 1][i] == inf:
+                    continue
+                cost = best[k - 1][i] + ((w - target) / max_em) ** 2
+                if j < n and text[spans[j - 1][1] - 1] not in _BREAK_AFTER:
+                    cost += _NO_PUNCT_COST
+                if cost < best[k][j]:
+                    best[k][j], back[k][j] = cost, i
+    lines: list[Span] = []
+    j = n
+    for k in range(count, 0, -1):
+        i = back[k][j]
+        lines.append((i, j))
+        j = i
+    return lines[::-1]
+
+
 def wrap(text: str, max_em: float) -> list[str]:
-    """Wrap `text` into balanced lines no wider than `max_em`, preferring punctuation breaks."""
-    text = " ".join(text.split())
-    if text_width(text) <= max_em:
-        return [text]
-    n_lines = int(text_width(text) // max_em) + 1
-    target = text_width(text) / n_lines
-    tokens = _tokens(text)
-    lines: list[str] = []
-    cur = ""
-    for i, tok in enumerate(tokens):
-        if not cur and tok == " ":
-            continue
-        cand = cur + tok
-        nxt = tokens[i + 1] if i + 1 < len(tokens) else ""
-        too_wide = text_width(cand.rstrip()) > max_em
-        if too_wide and cur.strip():
-            lines.append(cur.strip())
-            cur = "" if tok == " " else tok
-            continue
-        cur = cand
-        # Close a line once it reaches its share, at a natural break if one is near.
-        reached = text_width(cur) >= target * (0.85 if cur[-1] in _BREAK_AFTER else 1.0)
-        if reached and len(lines) < n_lines - 1 and nxt not in _BREAK_AFTER:
-            lines.append(cur.strip())
-            cur = ""
-    if cur.strip():
-        lines.append(cur.strip())
-    return lines
+    """Wrap plain `text` into balanced lines no wider than `max_em`, preferring punctuation."""
+    return wrap_cue(CaptionCue(text, 0.0, 0.0), max_em).line_texts()
 
 
 def _ass_colour(hex_rgb: str, alpha: int = 0) -> str:
@@ -178,30 +177,13 @@ def _style_line(st: CaptionStyle, font: str, width: int, height: int) -> str:
     return "Style: " + ",".join(fields)
 
 
-def _wrapped_words(words: Sequence[WordTiming], lines: list[str]) -> list[list[int]]:
-    """Which word indices fall on each wrapped line (by matching characters in order)."""
-    flat = "".join(lines).replace(" ", "")
-    owner: list[int] = []
-    for i, w in enumerate(words):
-        owner.extend([i] * len(w.text.replace(" ", "")))
-    result: list[list[int]] = []
-    pos = 0
-    for line in lines:
-        n = len(line.replace(" ", ""))
-        idx = sorted({owner[k] for k in range(pos, min(pos + n, len(owner)))})
-        result.append(idx)
-        pos += n
-    if len(owner) != len(flat):
-        return []
-    return result
+def _karaoke_events(cue: CaptionCue, st: CaptionStyle, wrapped: WrappedCue) -> list[str]:
+    """One event per word: the whole cue, with the word being spoken in the highlight colour.
 
-
-def _karaoke_events(cue: CaptionCue, st: CaptionStyle, lines: list[str]) -> list[str]:
-    """One event per word: the whole cue, with the word being spoken in the highlight colour."""
-    words = list(cue.words)
-    per_line = _wrapped_words(words, lines)
-    if not per_line:
-        return []
+    Every line is drawn from the words it holds and the exact text between them, so each word
+    is drawn once, on its own line, whatever the wrap decided.
+    """
+    words, text, spans = cue.words, wrapped.text, wrapped.spans
     hi = _ass_colour(st.highlight)
     base = _ass_colour(st.colour)
     events = []
@@ -211,27 +193,44 @@ def _karaoke_events(cue: CaptionCue, st: CaptionStyle, lines: list[str]) -> list
         if end <= start:
             continue
         rendered = []
-        for line_words in per_line:
-            parts = []
-            for i in line_words:
-                token = _escape(words[i].text)
-                parts.append(f"{{\\c{hi}}}{token}{{\\c{base}}}" if i == k else token)
-            rendered.append(_join_tokens(parts, [words[i].text for i in line_words]))
-        text = "\\N".join(rendered)
+        for first, last in wrapped.lines:
+            line = ""
+            for i in range(first, last):
+                if i > first:
+                    line += _escape(text[spans[i - 1][1] : spans[i][0]])
+                token = _escape(text[spans[i][0] : spans[i][1]])
+                line += f"{{\\c{hi}}}{token}{{\\c{base}}}" if i == k else token
+            rendered.append(line)
         events.append(
             f"Dialogue: 0,{_ass_time(start)},{_ass_time(end)},{_ass_style_name(st.name)},,0,0,0,,"
-            f"{text}"
+            + "\\N".join(rendered)
         )
     return events
 
 
-def _join_tokens(parts: list[str], raw: list[str]) -> str:
-    out = ""
-    for i, part in enumerate(parts):
-        if i and not (is_wide(raw[i - 1][-1:] or "a") or is_wide(raw[i][:1] or "a")):
-            out += " "
-        out += part
-    return out
+@dataclass(frozen=True, slots=True)
+class WrappedCue:
+    """A cue's text cut into wrap units (spans of `text`) and its lines (unit ranges)."""
+
+    text: str
+    spans: list[Span]
+    lines: list[Span]
+    by_words: bool  # the units are the cue's words, one span per `cue.words` entry
+
+    def line_texts(self) -> list[str]:
+        return [self.text[self.spans[i][0] : self.spans[j - 1][1]] for i, j in self.lines]
+
+
+def wrap_cue(cue: CaptionCue, max_em: float) -> WrappedCue:
+    """Wrap a cue. The units are its words when they spell its text (cues from
+    `narrate.cues` always do), so a word is never cut across two lines; otherwise (an edited
+    caption, a cue without words) the text is wrapped on its own."""
+    text = " ".join(cue.text.split())
+    spans = _word_spans(text, [w.text for w in cue.words]) if cue.words else None
+    by_words = spans is not None
+    if spans is None:
+        spans = _token_spans(text)
+    return WrappedCue(text, spans, wrap_spans(text, spans, max_em), by_words)
 
 
 def build_ass(plan: EditPlan, captions: Iterable[CaptionCue] | None = None) -> str:
@@ -243,7 +242,7 @@ def build_ass(plan: EditPlan, captions: Iterable[CaptionCue] | None = None) -> s
         "ScriptType: v4.00+",
         f"PlayResX: {out.width}",
         f"PlayResY: {out.height}",
-        "WrapStyle: 2",  # we wrap ourselves (\N); libass must not re-wrap
+        "WrapStyle: 2",  # we wrap ourselves (\\N); libass must not re-wrap
         "ScaledBorderAndShadow: yes",
         "YCbCr Matrix: TV.709",
         "",
@@ -263,17 +262,13 @@ def build_ass(plan: EditPlan, captions: Iterable[CaptionCue] | None = None) -> s
     for cue in cues:
         st = plan.style(cue.style)
         max_em = (out.width * (1 - 2 * st.margin_side)) / (st.size * out.height)
-        karaoke_text = _join_tokens([w.text for w in cue.words], [w.text for w in cue.words])
-        use_karaoke = st.karaoke and bool(cue.words)
-        lines = wrap(karaoke_text if use_karaoke else cue.text, max_em * 0.96)
-        if use_karaoke:
-            karaoke = _karaoke_events(cue, st, lines)
-            if karaoke:
-                events += karaoke
-                continue
-        text = "\\N".join(_escape(line) for line in lines)
+        wrapped = wrap_cue(cue, max_em * 0.96)
+        if st.karaoke and wrapped.by_words:
+            events += _karaoke_events(cue, st, wrapped)
+            continue
+        body = "\\N".join(_escape(line) for line in wrapped.line_texts())
         events.append(
             f"Dialogue: 0,{_ass_time(cue.start)},{_ass_time(cue.end)},"
-            f"{_ass_style_name(st.name)},,0,0,0,,{text}"
+            f"{_ass_style_name(st.name)},,0,0,0,,{body}"
         )
     return "\n".join(head + events) + "\n"

@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from pipeline.cjk import count_han
 from pipeline.promptfiles import load_data
 
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _LATIN_WORD = re.compile(r"[A-Za-z]+(?:['’][A-Za-z]+)*")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*%?")
 _SENTENCE_END = re.compile(r"[。！？!?…]+|\.(?=\s|$)")
@@ -48,14 +48,14 @@ def speech_units(text: str, language: str) -> float:
     """Characters (zh) or words (en) a voice has to say for `text`."""
     if language == "zh":
         rate = speaking_rate("zh")
-        cjk = len(_CJK.findall(text))
+        cjk = count_han(text)  # a Chinese voice reads Han; kana or Hangul it cannot
         latin = len(_LATIN_WORD.findall(text))
         # Digits are read out: "30" is 三十, about one character per digit.
         digits = sum(len(re.sub(r"\D", "", n)) for n in _NUMBER.findall(text))
         return cjk + latin * rate.latin_word_units + digits
     words = len(_LATIN_WORD.findall(text)) + len(_NUMBER.findall(text))
     # Chinese inside English text (a name from the user) still takes time to say.
-    return words + len(_CJK.findall(text)) / 1.6
+    return words + count_han(text) / 1.6
 
 
 def estimate_seconds(text: str, language: str) -> float:

@@ -17,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from pipeline.loadonce import Loader
 from pipeline.promptfiles import load_prompt
 from pipeline.script.length import speaking_rate
 from pipeline.script.model import Script, ScriptError
@@ -28,8 +29,6 @@ from pipeline.script.styles import STYLES
 log = logging.getLogger(__name__)
 
 _LANGUAGE_NAMES = {"zh": "Simplified Chinese (简体中文)", "en": "English"}
-_MODELS: dict[tuple[str, str], tuple[Any, Any, str]] = {}
-_MODELS_LOCK = threading.Lock()
 # torch's random generator is global: seeding and sampling must not interleave across threads.
 _GENERATE_LOCK = threading.Lock()
 
@@ -46,35 +45,39 @@ def _resolve_device(device: str) -> str:
     return device
 
 
+def _load(key: tuple[str, str]) -> tuple[Any, Any, str]:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model_id_or_path, device = key
+    where = _resolve_device(device)
+    source, extra = model_id_or_path, {}
+    path = Path(model_id_or_path).expanduser()
+    if path.suffix == ".gguf" and path.is_file():
+        source, extra = str(path.parent), {"gguf_file": path.name}
+    started = time.monotonic()
+    tokenizer = AutoTokenizer.from_pretrained(source, **extra)
+    dtype = torch.float32
+    if where.startswith("cuda"):
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    model: Any = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **extra)
+    model.to(where).eval()
+    log.info(
+        "loaded script model %s on %s in %.1f s",
+        model_id_or_path,
+        where,
+        time.monotonic() - started,
+    )
+    return tokenizer, model, where
+
+
+# Keyed by (model, device): every writer naming the same model shares one copy.
+MODELS: Loader[tuple[str, str], tuple[Any, Any, str]] = Loader("script model", _load)
+
+
 def load_model(model_id_or_path: str, device: str = "auto") -> tuple[Any, Any, str]:
     """(tokenizer, model, device) for a hub id, a local folder or a .gguf file; loaded once."""
-    key = (model_id_or_path, device)
-    with _MODELS_LOCK:
-        if key in _MODELS:
-            return _MODELS[key]
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        where = _resolve_device(device)
-        source, extra = model_id_or_path, {}
-        path = Path(model_id_or_path).expanduser()
-        if path.suffix == ".gguf" and path.is_file():
-            source, extra = str(path.parent), {"gguf_file": path.name}
-        started = time.monotonic()
-        tokenizer = AutoTokenizer.from_pretrained(source, **extra)
-        dtype = torch.float32
-        if where.startswith("cuda"):
-            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        model: Any = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **extra)
-        model.to(where).eval()
-        log.info(
-            "loaded script model %s on %s in %.1f s",
-            model_id_or_path,
-            where,
-            time.monotonic() - started,
-        )
-        _MODELS[key] = (tokenizer, model, where)
-        return _MODELS[key]
+    return MODELS.get((model_id_or_path, device))
 
 
 def script_messages(req: ScriptRequest) -> list[dict[str, str]]:

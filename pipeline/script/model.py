@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from typing import Any
 
-import pydantic
-
 from pipeline.errors import ReelbotError
+from pipeline.jsonfiles import DataError, dumps, from_dict, save_json, to_dict
 
 
 class ScriptError(ReelbotError):
@@ -66,21 +66,22 @@ class Script:
     # --- JSON ---------------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = _ADAPTER.dump_python(self, mode="json")
-        return data
+        return to_dict(self)
 
     def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), ensure_ascii=False, indent=indent)
+        return dumps(self, indent)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the script as JSON, atomically."""
+        save_json(path, self, indent=2)
 
     @staticmethod
     def from_dict(data: Any) -> Script:
         """Build and validate a script; a bad one raises `ScriptError` naming the field."""
         try:
-            script = _ADAPTER.validate_python(data, strict=False)
-        except pydantic.ValidationError as exc:
-            err = exc.errors()[0]
-            where = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in err["loc"])
-            raise ScriptError(where.replace(".[", "[") or "script", err["msg"]) from exc
+            script = from_dict(Script, data, what="script")
+        except DataError as exc:
+            raise ScriptError(exc.field, exc.problem) from exc
         validate_script(script)
         return script
 
@@ -91,9 +92,6 @@ class Script:
         except json.JSONDecodeError as exc:
             raise ScriptError("script", f"not JSON: {exc.msg} at line {exc.lineno}") from exc
         return Script.from_dict(data)
-
-
-_ADAPTER: pydantic.TypeAdapter[Script] = pydantic.TypeAdapter(Script)
 
 
 def validate_script(script: Script) -> None:

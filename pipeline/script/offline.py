@@ -16,13 +16,13 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline.cjk import HAN_RE
 from pipeline.promptfiles import load_data
 from pipeline.script.length import estimate_seconds
 from pipeline.script.model import Script, ScriptLine
 from pipeline.script.request import ScriptRequest, normalise
 from pipeline.script.styles import STYLES, Slot
 from pipeline.script.text import (
-    CJK,
     capitalise,
     cut,
     finish_sentence,
@@ -100,7 +100,7 @@ def _spoken_topic(topic: str, language: str) -> str:
     """The topic as it is said inside sentences: trimmed, no trailing 的 or punctuation."""
     topic = strip_end(cut(topic, _TOPIC_CHARS[language])).rstrip("?？")
     # A topic is said in several sentences: keep it to a phrase, whatever the user typed.
-    if CJK.search(topic):
+    if HAN_RE.search(topic):
         topic = cut(topic, _TOPIC_CHARS["zh"] if language == "zh" else 12)
     elif len(topic.split()) > _TOPIC_WORDS:
         topic = " ".join(topic.split()[:_TOPIC_WORDS])
@@ -261,7 +261,7 @@ class OfflineWriter:
         share = min(1.0, req.target_seconds / 40)
         zh_cap = max(14, round(_POINT_CHARS["zh"] * share))
         limit = zh_cap if req.language == "zh" else max(40, round(_POINT_CHARS["en"] * share))
-        found = [p if not CJK.search(p) else cut(p, zh_cap) for p in points(req.notes, limit)]
+        found = [p if not HAN_RE.search(p) else cut(p, zh_cap) for p in points(req.notes, limit)]
         from_footage: dict[str, str] = {}
         for shot in req.footage_text if story else ():
             if not is_language(shot, req.language):

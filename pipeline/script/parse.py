@@ -7,11 +7,12 @@ import json
 import re
 from typing import Any
 
+from pipeline.cjk import HAN_RE
 from pipeline.script.length import estimate_seconds
 from pipeline.script.model import Script, ScriptError, ScriptLine
 from pipeline.script.request import ScriptRequest
 from pipeline.script.styles import STYLES
-from pipeline.script.text import CJK, clean, foreign_words
+from pipeline.script.text import clean, foreign_words
 
 _THINK = re.compile(r"<(think|thinking|reasoning)>.*?</\1>", re.DOTALL | re.IGNORECASE)
 _OPEN_THINK = re.compile(r"^.*</(think|thinking|reasoning)>", re.DOTALL | re.IGNORECASE)
@@ -69,7 +70,7 @@ def _field(obj: dict[str, Any], name: str) -> str:
 
 
 def _check_language(text: str, where: str, language: str, user_text: str) -> None:
-    if language == "zh" and not CJK.search(text):
+    if language == "zh" and not HAN_RE.search(text):
         raise ScriptError(where, "is not written in Chinese")
     foreign = foreign_words(text, language, allowed=user_text)
     if foreign:

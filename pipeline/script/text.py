@@ -10,13 +10,11 @@ from __future__ import annotations
 import re
 import unicodedata
 
-CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+from pipeline.cjk import HAN_RE, close_gaps
+
 LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
 _MARKUP = re.compile(r"<[^<>]{0,200}>|```+|[`*_#{}\[\]<>|~\\^]")
 _SPACE = re.compile(r"\s+")
-_CJK_GAP = re.compile(
-    r"(?<=[\u3400-\u9fff\u3000-\u303f\uff00-\uffef]) (?=[\u3400-\u9fff\u3000-\u303f\uff00-\uffef])"
-)
 _BULLET = re.compile(
     r"^\s*(?:[-–—*•·●▪>]+|\(?\d{1,2}[.)、．:：]|[①-⑳]|第[一二三四五六七八九十\d]+[点条个步]?[，,、：:.]?"
     r"|(?:first|second|third|fourth|fifth|then|next|finally|also)\b[,:]?)\s*",
@@ -51,7 +49,7 @@ def clean(text: str, max_chars: int, keep_newlines: bool = False) -> str:
         text = "\n".join(ln for ln in lines if ln)
     else:
         text = _SPACE.sub(" ", text).strip()
-    text = _CJK_GAP.sub("", text)
+    text = close_gaps(text)
     if len(text) > max_chars:
         text = cut(text, max_chars)
     return text
@@ -65,7 +63,7 @@ def cut(text: str, max_chars: int) -> str:
     marks = [m.start() for m in _CLAUSE_MARK.finditer(head)]
     if marks and marks[-1] >= max_chars // 2:
         return head[: marks[-1]].strip()
-    if not CJK.search(head) and " " in head:
+    if not HAN_RE.search(head) and " " in head:
         return head.rsplit(" ", 1)[0].strip()
     return head.strip()
 
@@ -74,7 +72,7 @@ def strip_end(text: str) -> str:
     """Drop trailing punctuation (the writer adds its own), keeping a question mark."""
     question = text.rstrip().endswith(("?", "？"))
     text = _TRAILING.sub("", text.rstrip("?？ "))
-    return text + ("?" if question and not CJK.search(text) else "？" if question else "")
+    return text + ("?" if question and not HAN_RE.search(text) else "？" if question else "")
 
 
 def points(text: str, max_chars: int, limit: int = 12) -> list[str]:
@@ -92,7 +90,7 @@ def points(text: str, max_chars: int, limit: int = 12) -> list[str]:
 
 def is_language(text: str, language: str) -> bool:
     """Whether `text` is written in `language`: mostly CJK for zh, Latin without CJK for en."""
-    cjk = len(CJK.findall(text))
+    cjk = len(HAN_RE.findall(text))
     if language == "zh":
         latin = sum(len(w) for w in LATIN_WORD.findall(text))
         return cjk > 0 and cjk >= latin
@@ -105,7 +103,7 @@ def foreign_words(text: str, language: str, allowed: str = "") -> list[str]:
         words = LATIN_WORD.findall(text)
         allowed_l = allowed.lower()
         return [w for w in words if w.lower() not in allowed_l]
-    return [c for c in CJK.findall(text) if c not in allowed]
+    return [c for c in HAN_RE.findall(text) if c not in allowed]
 
 
 # Sentence-initial words that are not names, so they are lower-cased inside a sentence.
@@ -123,7 +121,7 @@ def mid_sentence(text: str) -> str:
     Only a capital that is surely not a name is lowered: a common function word, or a gerund
     in a sentence-case phrase ("Waking up early"). "Kyoto trip" and "iPhone tips" stay as typed.
     """
-    if not text or CJK.match(text):
+    if not text or HAN_RE.match(text):
         return text
     first, _, rest = text.partition(" ")
     sentence_case = first[:1].isupper() and first[1:].islower() and rest == rest.lower()

@@ -4,18 +4,15 @@
 from __future__ import annotations
 
 import logging
-import os
 from typing import Protocol
 
 from pipeline.script.model import Script
 from pipeline.script.offline import OfflineWriter
 from pipeline.script.request import ScriptRequest
+from pipeline.settings import Settings, settings
 
 log = logging.getLogger(__name__)
 
-ENV_MODEL = "REELBOT_SCRIPT_MODEL"
-ENV_DEVICE = "REELBOT_SCRIPT_DEVICE"
-ENV_TIMEOUT = "REELBOT_SCRIPT_TIMEOUT"
 _OFFLINE_NAMES = frozenset({"", "offline", "none", "builtin"})
 
 
@@ -30,30 +27,23 @@ class ScriptWriter(Protocol):
 _WRITERS: dict[tuple[str, str, float], ScriptWriter] = {}
 
 
-def _timeout() -> float:
-    try:
-        return float(os.environ.get(ENV_TIMEOUT, "180"))
-    except ValueError:
-        log.warning("%s is not a number; using 180 s", ENV_TIMEOUT)
-        return 180.0
-
-
-def get_writer(model: str | None = None) -> ScriptWriter:
+def get_writer(model: str | None = None, config: Settings | None = None) -> ScriptWriter:
     """The writer for `model` (a hub id, a local path or "offline"), else `$REELBOT_SCRIPT_MODEL`,
     else the language model configured by `$REELBOT_LM` (`pipeline.lm`; the embedded model when
     installed), else the offline writer.
 
     Writers for a model are kept per process, so its weights load once however often this is
-    called. `$REELBOT_SCRIPT_DEVICE` (auto, cpu, cuda, cuda:1) tunes the transformers writer and
-    `$REELBOT_SCRIPT_TIMEOUT` (seconds) limits both model writers.
+    called. `$REELBOT_SCRIPT_DEVICE` (auto, cpu, cuda, cuda:1) and `$REELBOT_SCRIPT_TIMEOUT`
+    (seconds) tune the model writer; `config` replaces the process's settings.
     """
-    chosen = (model if model is not None else os.environ.get(ENV_MODEL, "")).strip()
+    config = config or settings()
+    chosen = (model if model is not None else config.script_model).strip()
     if not chosen:
-        return _configured_writer()
+        return _configured_writer(config.script_timeout)
     if chosen.lower() in _OFFLINE_NAMES:
         return OfflineWriter()
-    device = os.environ.get(ENV_DEVICE, "auto").strip() or "auto"
-    timeout = _timeout()
+    device = config.script_device
+    timeout = config.script_timeout
     key = (chosen, device, timeout)
     if key not in _WRITERS:
         from pipeline.script.llm import TransformersWriter
@@ -62,7 +52,7 @@ def get_writer(model: str | None = None) -> ScriptWriter:
     return _WRITERS[key]
 
 
-def _configured_writer() -> ScriptWriter:
+def _configured_writer(timeout_s: float) -> ScriptWriter:
     """The writer on `pipeline.lm`'s configured model; offline when it is off or unusable."""
     from pipeline.lm import LMConfig, LMUnavailable, get_model
     from pipeline.script.lmwriter import LMWriter
@@ -74,4 +64,4 @@ def _configured_writer() -> ScriptWriter:
         return LMWriter(None, unavailable=f"LMUnavailable: {exc.message}")
     if lm is None:
         return OfflineWriter()
-    return LMWriter(lm, timeout_s=_timeout())
+    return LMWriter(lm, timeout_s=timeout_s)

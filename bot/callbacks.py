@@ -1,0 +1,130 @@
+"""Every inline button's callback data: encoded, decoded and matched here, and nowhere else.
+
+Two kinds of button exist:
+
+- `Choice`: a conversation button (style, language, length, Next, Done, let others add
+  footage). It carries its owner's id, so in a group only the member who started the
+  conversation can press it: ``c|<owner>|<action>|<value>``.
+- `Board`: a button about one job: under a storyboard (render, edit, another version), or
+  🔁 Send again under a video Telegram refused. It carries the job id;
+  the job's owner and state come from the job store, so it outlives a restart:
+  ``sb:<action>:<job id>``.
+
+Callback data comes from the client, so anyone can send any string (up to 64 bytes) in a
+callback query. `decode` checks everything (length, shape, action, value, ids) and returns None
+for anything it would not have encoded itself; it never raises. The handlers' patterns are
+predicates over `decode`, so forged or stale data matches no conversation handler and falls to
+the catch-all that answers "no longer active".
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final, Literal, TypeAlias, get_args
+
+from bot.texts import LENGTHS
+from pipeline.script.styles import STYLES
+
+MAX_BYTES: Final = 64  # the Bot API's limit on callback_data
+
+ChoiceAction: TypeAlias = Literal["style", "lang", "len", "next", "done", "pool"]
+BoardAction: TypeAlias = Literal["render", "edit", "another", "resend"]
+CHOICE_ACTIONS: Final[tuple[str, ...]] = get_args(ChoiceAction)
+BOARD_ACTIONS: Final[tuple[str, ...]] = get_args(BoardAction)
+VIDEO_LANGS: Final = ("zh", "en")
+
+# Telegram user ids are positive and below 2**52; no leading zeros, so one id has one encoding.
+_OWNER = re.compile(r"[1-9][0-9]{0,15}")
+_JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,48}")  # bot.jobs.new_job_id makes 24 of these
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """A conversation button: `action` with `value`, pressable only by `owner`."""
+
+    owner: int
+    action: ChoiceAction
+    value: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Board:
+    """A storyboard button: `action` on job `job_id`."""
+
+    action: BoardAction
+    job_id: str
+
+
+Button: TypeAlias = Choice | Board
+
+
+def _value_ok(action: str, value: str) -> bool:
+    if action == "style":
+        return value in STYLES
+    if action == "lang":
+        return value in VIDEO_LANGS
+    if action == "len":
+        return value in {str(n) for n in LENGTHS}
+    return value == ""  # next, done, pool carry nothing
+
+
+def encode(button: Button) -> str:
+    """The callback data for `button`; raises ValueError for a button `decode` would refuse
+    (a programming error, caught by the tests, never user input)."""
+    if isinstance(button, Choice):
+        data = f"c|{button.owner}|{button.action}|{button.value}"
+    else:
+        data = f"sb:{button.action}:{button.job_id}"
+    if decode(data) != button:
+        raise ValueError(f"not a valid button: {button!r}")
+    return data
+
+
+def decode(data: object) -> Button | None:
+    """The button `data` encodes, or None when it is not one this bot made (forged, garbage,
+    too long, an unknown action or value, or a layout of an older version)."""
+    if not isinstance(data, str) or len(data.encode("utf-8", "surrogatepass")) > MAX_BYTES:
+        return None
+    if data.startswith("c|"):
+        parts = data.split("|")
+        if len(parts) != 4:
+            return None
+        _, owner, action, value = parts
+        if not _OWNER.fullmatch(owner) or action not in CHOICE_ACTIONS:
+            return None
+        if not _value_ok(action, value):
+            return None
+        return Choice(int(owner), action, value)  # type: ignore[arg-type]
+    if data.startswith("sb:"):
+        parts = data.split(":")
+        if len(parts) != 3:
+            return None
+        _, action, job_id = parts
+        if action not in BOARD_ACTIONS or not _JOB_ID.fullmatch(job_id):
+            return None
+        return Board(action, job_id)  # type: ignore[arg-type]
+    return None
+
+
+def choice_pattern(*actions: ChoiceAction) -> Callable[[object], bool]:
+    """A CallbackQueryHandler pattern: valid conversation buttons with one of `actions`."""
+
+    def match(data: object) -> bool:
+        button = decode(data)
+        return isinstance(button, Choice) and button.action in actions
+
+    return match
+
+
+def board_pattern(data: object) -> bool:
+    """A CallbackQueryHandler pattern: valid storyboard buttons."""
+    button = decode(data)
+    return isinstance(button, Board) and button.action != "resend"
+
+
+def resend_pattern(data: object) -> bool:
+    """A CallbackQueryHandler pattern: valid 🔁 Send again buttons."""
+    button = decode(data)
+    return isinstance(button, Board) and button.action == "resend"
