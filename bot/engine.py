@@ -166,6 +166,7 @@ class Storyboard:
     script: Script
     frames: tuple[tuple[str, str], ...]
     warnings: tuple[str, ...]  # already in the chat's language
+    sounds: tuple[tuple[int, str], ...] = ()  # (line, decision code) for the storyboard
 
     def warnings_in(self, language: str) -> tuple[str, ...]:
         return self.warnings
@@ -208,6 +209,7 @@ def outcome_of(data: Any) -> Outcome:
             script=Script.from_json(board["script"]),
             frames=tuple((str(text), str(path)) for text, path in board["frames"]),
             warnings=tuple(board["warnings"]),
+            sounds=tuple((int(line), str(code)) for line, code in board.get("sounds", ())),
         )
         return dataclasses.replace(base, storyboard=storyboard)
     except (KeyError, TypeError, ValueError, ReelbotError):
@@ -432,6 +434,7 @@ def _step(
                 "script": script_to_json(board.script),
                 "frames": [list(f) for f in board.frames],
                 "warnings": list(board.warnings_in(lang)),
+                "sounds": [list(s) for s in board.sounds],
             }
         }
     if step != "render":
