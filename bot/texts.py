@@ -273,6 +273,37 @@ T: dict[str, dict[str, str]] = {
         "en": "😵 A file of this job could not be read back. Please start the video again.",
         "zh": "😵 这个任务的一个文件无法读取，请重新制作视频。",
     },
+    "narration_failed": {
+        "en": "😵 The voice-over could not be made, not even with the offline voice. Please try "
+        "again in a moment.",
+        "zh": "😵 配音失败（离线语音也没有成功）。请稍后再试。",
+    },
+    "tts_failed": {
+        "en": "😵 The voice-over could not be made. Please try again in a moment.",
+        "zh": "😵 配音失败，请稍后再试。",
+    },
+    "script_invalid": {
+        "en": "✏️ That script cannot be used ({field}: {problem}). Please fix it and send it again.",
+        "zh": "✏️ 这份脚本不能用（{field}：{problem}）。请修改后重新发送。",
+    },
+    "job_unreadable": {
+        "en": "😵 This video's files could not be read back. Please start it again with /new.",
+        "zh": "😵 这个视频的文件无法读取，请发送 /new 重新制作。",
+    },
+    "lm_unavailable": {
+        "en": "The writing model is not available right now, so the built-in writer wrote the "
+        "script.",
+        "zh": "写作模型暂时不可用，已改用内置写作器生成脚本。",
+    },
+    "lm_timeout": {
+        "en": "The writing model took too long, so the built-in writer wrote the script.",
+        "zh": "写作模型响应太慢，已改用内置写作器生成脚本。",
+    },
+    "lm_bad_output": {
+        "en": "The writing model's answer could not be used, so the built-in writer wrote the "
+        "script.",
+        "zh": "写作模型的回答无法使用，已改用内置写作器生成脚本。",
+    },
     "plan_invalid": {
         "en": "😵 I could not plan this edit. Please try again with other footage.",
         "zh": "😵 无法规划这次剪辑，请换些素材再试。",

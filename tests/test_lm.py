@@ -30,6 +30,7 @@ from pipeline.lm import embedded as emb
 from pipeline.lm.hf import TransformersModel
 from pipeline.lm.openai_compat import OpenAICompatible, retry_after_seconds
 from pipeline.lm.parts import Part, PartError, join_file
+from pipeline.settings import Settings, SettingsError
 from tests import test_script_llm
 from tests.openai_standin import OpenAIStandIn, Reply, ok
 
@@ -202,8 +203,12 @@ def test_settings_pick_the_backend(monkeypatch: pytest.MonkeyPatch) -> None:
                                         "REELBOT_LM_MODEL": "qwen2.5:7b"})) is openai  # fmt: skip
     hf = get_model(LMConfig(backend="transformers", model="some/model"))
     assert isinstance(hf, TransformersModel)
-    with pytest.raises(LMUnavailable, match="not one of"):
+    with pytest.raises(SettingsError, match="REELBOT_LM: expected one of embedded"):
         LMConfig.from_env({"REELBOT_LM": "gpt"})
+    # The key is a secret: neither the config nor the settings snapshot print it.
+    config = LMConfig.from_env({"REELBOT_LM": "openai", "REELBOT_LM_KEY": "sk-secret"})
+    assert config.key == "sk-secret" and "sk-secret" not in repr(config)
+    assert "sk-secret" not in repr(Settings.from_env({"REELBOT_LM_KEY": "sk-secret"}))
     with pytest.raises(LMUnavailable, match="REELBOT_LM_URL"):
         get_model(LMConfig(backend="openai", model="m"))
     # Unset: the embedded model when it is installed, else none.

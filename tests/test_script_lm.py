@@ -13,6 +13,7 @@ from pipeline import settings
 from pipeline.lm import embedded as emb
 from pipeline.script import OfflineWriter, ScriptRequest, get_writer
 from pipeline.script.lmwriter import SCRIPT_SCHEMA, LMWriter
+from pipeline.settings import SettingsError
 from tests.openai_standin import OpenAIStandIn, Reply, ok
 from tests.test_script_llm import GOOD_ZH
 
@@ -93,8 +94,10 @@ def test_settings_choose_the_writer(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REELBOT_LM", "off")
     assert isinstance(get_writer(), OfflineWriter)
     monkeypatch.setenv("REELBOT_LM", "gpt-5")
-    script = get_writer().write(ZH)
-    assert script.fallback_reason.startswith("LMUnavailable: REELBOT_LM=gpt-5 is not one of")
+    settings.reset()  # a malformed setting is the operator's to fix: named, not worked around
+    with pytest.raises(SettingsError, match="REELBOT_LM"):
+        get_writer()
+    settings.reset()
     # Unset: the embedded model when installed (not loaded until a script is written).
     monkeypatch.delenv("REELBOT_LM")
     monkeypatch.setattr(emb, "installed", lambda: True)

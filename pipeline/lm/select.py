@@ -13,17 +13,17 @@
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.lm.base import LanguageModel, LMUnavailable
+from pipeline.settings import LM_BACKENDS, Settings, settings
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("embedded", "openai", "transformers", "off")
+BACKENDS = LM_BACKENDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,31 +33,23 @@ class LMConfig:
     backend: str = ""
     model: str = ""
     url: str = ""
-    key: str = ""
+    key: str = field(default="", repr=False)  # a secret: never in a log line
     json_mode: str = "json_schema"
     threads: int = 0
     device: str = "auto"
 
     @staticmethod
     def from_env(env: Mapping[str, str] | None = None) -> LMConfig:
-        """The settings from environment variables (see the module docstring)."""
-        env = os.environ if env is None else env
-        backend = env.get("REELBOT_LM", "").strip().lower()
-        if backend and backend not in BACKENDS:
-            raise LMUnavailable(f"REELBOT_LM={backend} is not one of {', '.join(BACKENDS)}")
-        threads_text = env.get("REELBOT_LM_THREADS", "").strip()
-        try:
-            threads = int(threads_text) if threads_text else 0
-        except ValueError:
-            raise LMUnavailable(f"REELBOT_LM_THREADS={threads_text} is not a number") from None
+        """The settings from `env`, or the process's settings snapshot when None."""
+        s = settings() if env is None else Settings.from_env(env)
         return LMConfig(
-            backend=backend,
-            model=env.get("REELBOT_LM_MODEL", "").strip(),
-            url=env.get("REELBOT_LM_URL", "").strip(),
-            key=env.get("REELBOT_LM_KEY", "").strip(),
-            json_mode=env.get("REELBOT_LM_JSON", "").strip() or "json_schema",
-            threads=max(0, threads),
-            device=env.get("REELBOT_LM_DEVICE", "").strip() or "auto",
+            backend=s.lm,
+            model=s.lm_model,
+            url=s.lm_url,
+            key=s.lm_key,
+            json_mode=s.lm_json,
+            threads=s.lm_threads,
+            device=s.lm_device,
         )
 
     def resolved_backend(self) -> str:
