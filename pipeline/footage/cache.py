@@ -26,7 +26,7 @@ from pipeline.settings import settings
 log = logging.getLogger(__name__)
 
 # Bump when a change in the code changes what analysis produces for the same file.
-CODE_VERSION = "footage-4"  # footage-4: entries written by pipeline.jsonfiles
+CODE_VERSION = "footage-5"  # footage-5: what each shot shows (Shot.seen), YuNet faces
 SAMPLE = 1 << 20
 
 

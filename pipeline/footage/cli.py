@@ -65,11 +65,16 @@ def _analyze_cmd(args: argparse.Namespace) -> int:
             f"#{k} {s.path} {s.kind} {s.start:.2f}-{s.end:.2f}s key={s.keyframe_time:.2f}s "
             f"score={s.score:.2f} [{parts}] 9:16=({r.x:.3f},{r.y:.3f},{r.w:.3f},{r.h:.3f})"
             + (f" text={s.text!r}" if s.text else "")
+            + (f" seen={s.seen.summary('en')!r} 看到={s.seen.summary('zh')!r}" if _seen(s) else "")
         )
     for f in analysis.files:
         cached = " (cached)" if f.from_cache else ""
         print(f"{f.path}: {f.shots} moments, cuts at {list(f.cuts)}{cached}")
     return 0
+
+
+def _seen(shot: Any) -> bool:
+    return bool(shot.seen.subjects or shot.seen.people or shot.seen.text)
 
 
 def _summarize_cmd(args: argparse.Namespace) -> int:

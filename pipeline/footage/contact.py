@@ -74,8 +74,13 @@ def contact_sheet(
         draw.text((x0, y0 + thumb_h + 2), f"#{k} {when}  score {shot.score:.2f}", colour, font)
         detail = name if not shot.text else f"{name} · {shot.text}"
         draw.text((x0, y0 + thumb_h + 22), _fit(draw, detail, small, thumb_width), "white", small)
-        if shot.faces:
-            draw.text((x0, y0 + thumb_h + 40), f"faces {shot.faces}", (180, 180, 255), small)
+        # What was seen: the subjects in both languages, people and screen text.
+        seen = " · ".join(t for t in (shot.seen.summary("zh"), shot.seen.summary("en")) if t)
+        if shot.faces and not shot.seen.people:
+            seen = f"faces {shot.faces}" + (f" · {seen}" if seen else "")
+        if seen:
+            draw.text((x0, y0 + thumb_h + 40), _fit(draw, seen, small, thumb_width),
+                      (180, 180, 255), small)  # fmt: skip
     sheet.save(out_path, "JPEG", quality=88)
     return out_path
 
