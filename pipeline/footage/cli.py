@@ -83,18 +83,29 @@ def _summarize_cmd(args: argparse.Namespace) -> int:
     from pipeline.footage.analyze import analyze
     from pipeline.footage.features import colour_hist
     from pipeline.footage.frames import frame_at
-    from pipeline.footage.summary import summary_plan
+    from pipeline.footage.summary import meaning_vectors, summary_plan
     from pipeline.plan import output_size
     from pipeline.render.renderer import render
 
     size = output_size(args.size)
     media = _probe_files(args.files)
     analysis = analyze(media, cache_dir=args.cache_dir)
-    looks = np.stack(
-        [colour_hist(frame_at(media[s.source], s.keyframe_time, 160)) for s in analysis.shots]
-    )
+    by_meaning = bool(analysis.features)
+    if by_meaning:  # what the moments show (image features, people, text)
+        looks = meaning_vectors(analysis.shots, analysis.features)
+    else:  # understanding off or unavailable: how they look
+        looks = np.stack(
+            [colour_hist(frame_at(media[s.source], s.keyframe_time, 160)) for s in analysis.shots]
+        )
     plan, picks = summary_plan(
-        analysis.shots, media, looks, args.seconds, size=size, music=args.music, seed=args.seed
+        analysis.shots,
+        media,
+        looks,
+        args.seconds,
+        size=size,
+        music=args.music,
+        seed=args.seed,
+        by_meaning=by_meaning,
     )
     if args.plan:
         plan.save(args.plan)
