@@ -78,25 +78,15 @@ def _seen(shot: Any) -> bool:
 
 
 def _summarize_cmd(args: argparse.Namespace) -> int:
-    import numpy as np
-
     from pipeline.footage.analyze import analyze
-    from pipeline.footage.features import colour_hist
-    from pipeline.footage.frames import frame_at
-    from pipeline.footage.summary import meaning_vectors, summary_plan
+    from pipeline.footage.summary import looks_for, summary_plan
     from pipeline.plan import output_size
     from pipeline.render.renderer import render
 
     size = output_size(args.size)
     media = _probe_files(args.files)
     analysis = analyze(media, cache_dir=args.cache_dir)
-    by_meaning = bool(analysis.features)
-    if by_meaning:  # what the moments show (image features, people, text)
-        looks = meaning_vectors(analysis.shots, analysis.features)
-    else:  # understanding off or unavailable: how they look
-        looks = np.stack(
-            [colour_hist(frame_at(media[s.source], s.keyframe_time, 160)) for s in analysis.shots]
-        )
+    looks, by_meaning = looks_for(analysis, media)
     plan, picks = summary_plan(
         analysis.shots,
         media,

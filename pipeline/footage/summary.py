@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.errors import ReelbotError
-from pipeline.footage.model import ASPECTS, Shot
+from pipeline.footage.model import ASPECTS, Analysis, Shot
 from pipeline.media import MediaInfo
 from pipeline.plan import AudioTrack, EditPlan, OutputSpec, Segment
 
@@ -72,6 +72,18 @@ def meaning_vectors(shots: Sequence[Shot], features: Sequence[Sequence[float]]) 
         ]
     ).reshape(len(shots), 2)
     return np.hstack([feats, extra])
+
+
+def looks_for(analysis: Analysis, media: Sequence[MediaInfo]) -> tuple[np.ndarray, bool]:
+    """What to cluster, and whether it is by meaning: the shots' `meaning_vectors` when analysis
+    kept their image features, else their keyframes' colour histograms (decoded again)."""
+    if analysis.features and len(analysis.features) == len(analysis.shots):
+        return meaning_vectors(analysis.shots, analysis.features), True
+    from pipeline.footage.features import colour_hist
+    from pipeline.footage.frames import frame_at
+
+    hists = [colour_hist(frame_at(media[s.source], s.keyframe_time, 160)) for s in analysis.shots]
+    return np.stack(hists), False
 
 
 def scenes(vectors: np.ndarray, k: int) -> np.ndarray:

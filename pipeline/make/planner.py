@@ -253,20 +253,7 @@ def build_plan(
     edges = cut_frames(spans, narration.duration + tail, fps)
     if image_scores is not None and image_scores.shape != (len(sentences), len(shots)):
         raise PlanError("image_scores", f"shape {image_scores.shape} for {len(sentences)} lines")
-    ranked = rank_shots(sentences, shots, embed=embed, image_scores=image_scores)
-    hook = ranked[0][0][0]
-    # The hook's shot is spent; the rest of the lines share the other shots (all, if none left).
-    others = [j for j in range(len(shots)) if j != hook] or [hook]
-    picks = [hook]
-    if len(sentences) > 1:
-        sub_scores = None if image_scores is None else image_scores[1:][:, others]
-        sub = assign_shots(
-            list(sentences[1:]),
-            [shots[j] for j in others],
-            embed=embed,
-            image_scores=sub_scores,
-        )
-        picks += [others[k] for k in sub]
+    ranked, picks = shot_picks(sentences, shots, embed=embed, image_scores=image_scores)
     scores = sorted(s.score for s in shots)
     good = scores[len(scores) // 2]
     usage = _Usage()
@@ -293,7 +280,7 @@ def build_plan(
     tracks = [AudioTrack(narration.audio_path, "narration")]
     if music:
         tracks.append(AudioTrack(music, "music", gain_db=MUSIC_GAIN_DB, loop=True, duck=True))
-    cover = _cover_time(shots[hook], hook_piece)
+    cover = _cover_time(shots[picks[0]], hook_piece)
     named = tuple(dataclasses.replace(c, style=style.name) for c in cues)
     return EditPlan(
         sources=sources,
@@ -304,6 +291,32 @@ def build_plan(
         audio=tuple(tracks),
         cover_time=cover,
     )
+
+
+def shot_picks(
+    sentences: Sequence[str],
+    shots: Sequence[Shot],
+    *,
+    embed: Embedder | None = None,
+    image_scores: np.ndarray | None = None,
+) -> tuple[list[list[tuple[int, float]]], list[int]]:
+    """Every sentence's ranking of the shots, and the shot each sentence starts on: the hook
+    the best for it, the others `assign_shots`' picks among the remaining shots."""
+    ranked = rank_shots(sentences, shots, embed=embed, image_scores=image_scores)
+    hook = ranked[0][0][0]
+    # The hook's shot is spent; the rest of the lines share the other shots (all, if none left).
+    others = [j for j in range(len(shots)) if j != hook] or [hook]
+    picks = [hook]
+    if len(sentences) > 1:
+        sub_scores = None if image_scores is None else image_scores[1:][:, others]
+        sub = assign_shots(
+            list(sentences[1:]),
+            [shots[j] for j in others],
+            embed=embed,
+            image_scores=sub_scores,
+        )
+        picks += [others[k] for k in sub]
+    return ranked, picks
 
 
 def _names(ranked: list[tuple[int, float]], shots: Sequence[Shot], j: int) -> bool:
