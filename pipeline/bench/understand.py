@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pipeline.bench.synth import Scene, write_clip
 
@@ -116,7 +116,7 @@ def run_bench(workdir: str | None = None, size: tuple[int, int] = (1280, 720)) -
         hits.append(any(w in words for w in KNOWN[sc[k].photo]))
     recall = sum(hits) / max(len(hits), 1)
 
-    def script_and_picks(language: str) -> tuple[Any, list[int], float]:
+    def script_and_picks(language: Literal["zh", "en"]) -> tuple[Any, list[int], float]:
         brief = Brief(
             topic="我拍到的东西" if language == "zh" else "what I filmed today",
             style="vlog",
@@ -133,7 +133,8 @@ def run_bench(workdir: str | None = None, size: tuple[int, int] = (1280, 720)) -
     idle: list[float] = []
     lines_out: dict[str, list[str]] = {}
     writer = ""
-    for language in ("zh", "en"):
+    languages: tuple[Literal["zh", "en"], ...] = ("zh", "en")
+    for language in languages:
         script, picks, took = script_and_picks(language)
         writer = script.writer
         idle.append(took)
@@ -156,7 +157,7 @@ def run_bench(workdir: str | None = None, size: tuple[int, int] = (1280, 720)) -
     busy: list[float] = []
     try:
         time.sleep(1.0)  # let the render get going
-        for language in ("zh", "en"):
+        for language in languages:
             busy.append(script_and_picks(language)[2])
     finally:
         if proc.poll() is None:

@@ -106,7 +106,8 @@ def _dense(embed: Embedder, lines: list[str], docs: list[str]) -> np.ndarray:
     calibrated = getattr(embed, "similarity", None)
     if calibrated is not None:
         return np.asarray(calibrated(lines, docs), dtype=np.float64)
-    return np.clip(_unit(embed(lines)) @ _unit(embed(docs)).T, 0.0, 1.0)
+    out: np.ndarray = np.clip(_unit(embed(lines)) @ _unit(embed(docs)).T, 0.0, 1.0)
+    return out
 
 
 def _unit(m: np.ndarray) -> np.ndarray:
