@@ -223,7 +223,12 @@ def storyboard_keyboard(job: Job) -> InlineKeyboardMarkup:
 
 async def send_storyboard(bot: Bot, job: Job, board: StoryboardLike) -> Message:
     """The keyframes as an album (one line under each), then the script with the three buttons."""
-    frames = [(text, path) for text, path in board.frames if Path(path).is_file()]
+    shown = board.shown_in(job.lang)  # what each frame's shot shows, in the chat's language
+    frames = [
+        (f"{text}\n🎞 {shown[i]}" if i < len(shown) and shown[i] else text, path)
+        for i, (text, path) in enumerate(board.frames)
+        if Path(path).is_file()
+    ]
     for start in range(0, len(frames), 10):  # an album holds at most 10 items
         chunk = frames[start : start + 10]
         media = [

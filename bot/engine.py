@@ -167,9 +167,13 @@ class Storyboard:
     frames: tuple[tuple[str, str], ...]
     warnings: tuple[str, ...]  # already in the chat's language
     sounds: tuple[tuple[int, str], ...] = ()  # (line, decision code) for the storyboard
+    shown: tuple[dict[str, str], ...] = ()  # per frame, what its shot shows in zh and en
 
     def warnings_in(self, language: str) -> tuple[str, ...]:
         return self.warnings
+
+    def shown_in(self, language: str) -> tuple[str, ...]:
+        return tuple(s.get(language, "") for s in self.shown)
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +214,9 @@ def outcome_of(data: Any) -> Outcome:
             frames=tuple((str(text), str(path)) for text, path in board["frames"]),
             warnings=tuple(board["warnings"]),
             sounds=tuple((int(line), str(code)) for line, code in board.get("sounds", ())),
+            shown=tuple(
+                {str(k): str(v) for k, v in dict(s).items()} for s in board.get("shown", ())
+            ),
         )
         return dataclasses.replace(base, storyboard=storyboard)
     except (KeyError, TypeError, ValueError, ReelbotError):
@@ -435,6 +442,7 @@ def _step(
                 "frames": [list(f) for f in board.frames],
                 "warnings": list(board.warnings_in(lang)),
                 "sounds": [list(s) for s in board.sounds],
+                "shown": [{lang: text} for text in board.shown_in(lang)],
             }
         }
     if step != "render":

@@ -35,6 +35,10 @@ class StoryboardLike(Protocol):
     def warnings_in(self, language: str) -> tuple[str, ...]:
         """What the user should know (a file left out, the fallback voice), in `language`."""
 
+    def shown_in(self, language: str) -> tuple[str, ...]:
+        """What the shot under each frame shows ("咖啡 · 1人"), in `language`; may be shorter
+        than `frames` (unknown)."""
+
 
 class MakeResultLike(Protocol):
     """The rendered video and the facts sendVideo needs."""

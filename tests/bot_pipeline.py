@@ -36,6 +36,9 @@ class Storyboard:
     def warnings_in(self, language: str) -> tuple[str, ...]:
         return self.warnings
 
+    def shown_in(self, language: str) -> tuple[str, ...]:
+        return ()  # the stand-in does not recognise what its frames show
+
 
 @dataclass(frozen=True, slots=True)
 class MakeResult:

@@ -284,7 +284,7 @@ def test_contact_sheet_draws_the_keyframes_analysis_kept(
     monkeypatch.setattr(contact, "frame_at", no_decoding)
     sheet = contact.contact_sheet(again, media, str(tmp_path / "sheet.jpg"))
     pixels = np.asarray(Image.open(sheet).convert("RGB")).astype(np.float64)
-    cell_w, cell_h, th = 256 + 8, 144 + 58 + 8, 144
+    cell_w, cell_h, th = 256 + 8, 144 + 74 + 8, 144
     for k, want in enumerate(truth):
         x0, y0 = (k % 4) * cell_w + 4, (k // 4) * cell_h + 4
         h, w = want.shape[:2]

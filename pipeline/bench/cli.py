@@ -1,4 +1,4 @@
-"""`reelbot bench render|analyze|narrate|make`: each benchmark prints its ratios on its last line.
+"""`reelbot bench render|analyze|narrate|make|understand`: each prints its ratios last.
 
 Heavy imports live inside the handlers so `reelbot --help` stays fast.
 """
@@ -49,6 +49,12 @@ def register(sub: Any) -> None:
                    help="skip the whisper re-transcription of the output")  # fmt: skip
     p.set_defaults(handler=_make)
 
+    p = what.add_parser(
+        "understand", help="what footage shows: subject recall, grounded script lines, speed"
+    )
+    p.add_argument("--workdir", help="keep generated footage here (default: a temp folder)")
+    p.set_defaults(handler=_understand)
+
     for extra in sorted(entry_points(group=BENCH_GROUP), key=lambda e: e.name):
         extra.load()(what)
 
@@ -83,3 +89,17 @@ def _make(args: argparse.Namespace) -> int:
 
     result: int = bench(args.seconds, args.keep, not args.no_whisper)
     return result
+
+
+def _understand(args: argparse.Namespace) -> int:
+    from pipeline.bench.understand import run_bench
+
+    r = run_bench(args.workdir)
+    print(json.dumps({**r.details, "grounded": r.grounded, "writer": r.writer}, indent=2,
+                     ensure_ascii=False), file=sys.stderr)  # fmt: skip
+    print(
+        f"subject_recall={r.subject_recall:.2f} grounded_lines={min(r.grounded.values()):.2f} "
+        f"script_s_idle={r.script_s_idle:.2f} script_s_busy={r.script_s_busy:.2f} "
+        f"analysis_ratio={r.analysis_ratio:.2f}"
+    )
+    return 0

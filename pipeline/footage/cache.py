@@ -27,7 +27,9 @@ from pipeline.settings import settings
 log = logging.getLogger(__name__)
 
 # Bump when a change in the code changes what analysis produces for the same file.
-CODE_VERSION = "footage-5"  # footage-5: shots carry their sound tags (Shot.heard)
+CODE_VERSION = (
+    "footage-6"  # footage-6: Shot.seen (what it shows, YuNet faces), Shot.heard (sound tags)
+)
 SAMPLE = 1 << 20
 
 

@@ -47,7 +47,7 @@ def contact_sheet(
     shots = analysis.shots
     rows = max(1, -(-len(shots) // columns))
     thumb_h = thumb_width * 9 // 16
-    label_h = 58
+    label_h = 74  # four lines: time and score, parts, what was seen, what was heard
     cell_w, cell_h = thumb_width + 8, thumb_h + label_h + 8
     sheet = Image.new("RGB", (columns * cell_w, rows * cell_h), (24, 24, 24))
     draw = ImageDraw.Draw(sheet)
@@ -76,14 +76,18 @@ def contact_sheet(
         draw.text((x0, y0 + thumb_h + 2), f"#{k} {when}  score {shot.score:.2f}", colour, font)
         detail = name if not shot.text else f"{name} · {shot.text}"
         draw.text((x0, y0 + thumb_h + 22), _fit(draw, detail, small, thumb_width), "white", small)
-        if shot.faces:
-            draw.text((x0, y0 + thumb_h + 40), f"faces {shot.faces}", (180, 180, 255), small)
+        # What was seen: the subjects in both languages, people and screen text.
+        seen = " · ".join(t for t in (shot.seen.summary("zh"), shot.seen.summary("en")) if t)
+        if shot.faces and not shot.seen.people:
+            seen = f"faces {shot.faces}" + (f" · {seen}" if seen else "")
+        if seen:
+            draw.text((x0, y0 + thumb_h + 40), _fit(draw, seen, small, thumb_width),
+                      (180, 180, 255), small)  # fmt: skip
         heard = short_label(shot.heard)
         if heard:
-            # What the shot sounds like, right of the face count (the planner keeps or mutes it).
-            x = x0 + (70 if shot.faces else 0)
-            line = _fit(draw, f"sound: {heard}", small, thumb_width - (x - x0))
-            draw.text((x, y0 + thumb_h + 40), line, (150, 220, 230), small)
+            # What the shot sounds like, on a line of its own (the planner keeps or mutes it).
+            line = _fit(draw, f"sound: {heard}", small, thumb_width)
+            draw.text((x0, y0 + thumb_h + 56), line, (150, 220, 230), small)
     sheet.save(out_path, "JPEG", quality=88)
     return out_path
 

@@ -23,6 +23,7 @@ from pipeline.make import jobdir
 from pipeline.make.jobdir import StageLog, digest, file_hash
 from pipeline.make.notices import Notice
 from pipeline.make.stages import (
+    SHOWN_FILE,
     ProgressFn,
     StageRun,
     analysis_stage,
@@ -65,6 +66,12 @@ class Storyboard(_Noticed):
     # What happens to the footage's own sound: (sentence number from 1, reason code), e.g.
     # (2, "laughter_kept"); (0, "music_left_out") when footage music replaced the brief's music.
     sounds: tuple[tuple[int, str], ...] = ()
+    # Per frame, what its shot shows as {"zh": ..., "en": ...} (storyboard.json); may be empty.
+    shown: tuple[dict[str, str], ...] = ()
+
+    def shown_in(self, language: str) -> tuple[str, ...]:
+        """What each frame's shot shows, worded for a reader of `language` ("" when unknown)."""
+        return tuple(s.get(language, "") for s in self.shown)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +97,13 @@ def _board(
 
     frames = tuple((text, job.path(f"key_{i:02d}.jpg")) for i, text in enumerate(script.spoken()))
     sounds = sound_notes(plan, narration.line_spans, brief.music)
-    return Storyboard(str(job.dir), script, frames, tuple(job.warnings), tuple(job.notices), sounds)
+    shown: tuple[dict[str, str], ...] = ()
+    if (job.dir / SHOWN_FILE).is_file():
+        saved = load_json(job.dir / SHOWN_FILE).get("shown", [])
+        shown = tuple({k: str(v) for k, v in dict(s).items()} for s in saved)
+    return Storyboard(
+        str(job.dir), script, frames, tuple(job.warnings), tuple(job.notices), sounds, shown
+    )
 
 
 def _prepared(
@@ -114,7 +127,7 @@ def _prepared(
         job.warn(Notice("voice_fallback", facts), brief.language)
     plan = plan_stage(job, brief, media, analysis, script, narration, [akey, nkey])
     if storyboard:
-        storyboard_stage(job, plan, narration)
+        storyboard_stage(job, plan, narration, analysis)
     job.log.save()
     return plan, script, narration
 

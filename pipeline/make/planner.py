@@ -11,7 +11,9 @@ Timing rules (all on the output frame grid, so the renderer's cumulative roundin
   syllable reads as late; one on the last syllable of the previous one clips it);
 - the video lasts the narration plus `tail` seconds of picture after the last word.
 
-Shot rules: the hook gets the strongest shot for it; the other sentences take what
+Shot rules: sentences are matched to what the shots show (subjects, screen text, captions,
+speech; through the text embedder and image-text scores the caller passes); the hook gets the
+strongest shot for it; the other sentences take what
 `footage.assign_shots` picks (lines naming a shot get it, no shot twice while unused good ones
 remain). A sentence longer than its shot gets more shots; once footage runs out, the best shots
 come back at another moment or with another crop rather than freezing or going black.
@@ -27,8 +29,10 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Protocol
 
+import numpy as np
+
 from pipeline.errors import PlanError
-from pipeline.footage.match import QUALITY_WEIGHT, assign_shots, rank_shots
+from pipeline.footage.match import QUALITY_WEIGHT, Embedder, assign_shots, rank_shots
 from pipeline.footage.model import Analysis, Shot
 from pipeline.media import MediaInfo
 from pipeline.plan import (
@@ -229,11 +233,16 @@ def build_plan(
     *,
     tail: float = TAIL,
     music_gain_db: float = MUSIC_GAIN_DB,
+    embed: Embedder | None = None,
+    image_scores: np.ndarray | None = None,
 ) -> EditPlan:
     """The edit plan for a narrated script over analysed footage (see the module's rules).
 
     The script's narrated sentences (`Script.spoken()`) match `narration.line_spans` one to
-    one; `cues` are the captions (`narrate.cues.build_cues`). `music_gain_db` is the music's
+    one; `cues` are the captions (`narrate.cues.build_cues`). Shots are matched to sentences
+    by what they show (`Shot.document`), through `embed` (a text embedder, e.g.
+    `footage.scorers.text_embedder()`) and `image_scores` (sentences x shots, 0..1, from an
+    image-text model) when given. `music_gain_db` is the music's
     gain (`pipeline.music.Music.gain_db`: its measured level brought to one target).
     """
     sentences = script.spoken()
@@ -246,14 +255,9 @@ def build_plan(
     fps = output.fps
     aspect = aspect_of(output)
     edges = cut_frames(spans, narration.duration + tail, fps)
-    ranked = rank_shots(sentences, shots)
-    hook = ranked[0][0][0]
-    # The hook's shot is spent; the rest of the lines share the other shots (all, if none left).
-    others = [j for j in range(len(shots)) if j != hook] or [hook]
-    picks = [hook]
-    if len(sentences) > 1:
-        sub = assign_shots(list(sentences[1:]), [shots[j] for j in others])
-        picks += [others[k] for k in sub]
+    if image_scores is not None and image_scores.shape != (len(sentences), len(shots)):
+        raise PlanError("image_scores", f"shape {image_scores.shape} for {len(sentences)} lines")
+    ranked, picks = shot_picks(sentences, shots, embed=embed, image_scores=image_scores)
     scores = sorted(s.score for s in shots)
     good = scores[len(scores) // 2]
     usage = _Usage()
@@ -283,7 +287,7 @@ def build_plan(
     tracks = [AudioTrack(narration.audio_path, "narration")]
     if music:
         tracks.append(AudioTrack(music, "music", gain_db=music_gain_db, loop=True, duck=True))
-    cover = _cover_time(shots[hook], hook_piece)
+    cover = _cover_time(shots[picks[0]], hook_piece)
     named = tuple(dataclasses.replace(c, style=style.name) for c in cues)
     return EditPlan(
         sources=sources,
@@ -294,6 +298,32 @@ def build_plan(
         audio=tuple(tracks),
         cover_time=cover,
     )
+
+
+def shot_picks(
+    sentences: Sequence[str],
+    shots: Sequence[Shot],
+    *,
+    embed: Embedder | None = None,
+    image_scores: np.ndarray | None = None,
+) -> tuple[list[list[tuple[int, float]]], list[int]]:
+    """Every sentence's ranking of the shots, and the shot each sentence starts on: the hook
+    the best for it, the others `assign_shots`' picks among the remaining shots."""
+    ranked = rank_shots(sentences, shots, embed=embed, image_scores=image_scores)
+    hook = ranked[0][0][0]
+    # The hook's shot is spent; the rest of the lines share the other shots (all, if none left).
+    others = [j for j in range(len(shots)) if j != hook] or [hook]
+    picks = [hook]
+    if len(sentences) > 1:
+        sub_scores = None if image_scores is None else image_scores[1:][:, others]
+        sub = assign_shots(
+            list(sentences[1:]),
+            [shots[j] for j in others],
+            embed=embed,
+            image_scores=sub_scores,
+        )
+        picks += [others[k] for k in sub]
+    return ranked, picks
 
 
 def _names(ranked: list[tuple[int, float]], shots: Sequence[Shot], j: int) -> bool:

@@ -80,6 +80,21 @@ def load_model(model_id_or_path: str, device: str = "auto") -> tuple[Any, Any, s
     return MODELS.get((model_id_or_path, device))
 
 
+def footage_lines(req: ScriptRequest) -> str:
+    """The footage as the prompt shows it: each shot in order with its length and what it
+    shows (the strongest marked), then the captions and speech; all of it data."""
+    shown = [(i, n) for i, n in enumerate(req.shots) if n.line()]
+    strongest = max(shown, key=lambda item: item[1].score)[0] if shown else -1
+    parts = [
+        f"shot {i + 1} ({n.seconds:g} s{', strongest' if i == strongest else ''}): {n.line()}"
+        for i, n in shown
+    ]
+    said = [t for t in req.footage_text if t]
+    if said:
+        parts.append("captions and speech: " + " / ".join(said))
+    return " / ".join(parts)
+
+
 def script_messages(req: ScriptRequest) -> list[dict[str, str]]:
     """The chat for a normalised request: instructions, then the user's text as data."""
     style = STYLES[req.style]
@@ -97,7 +112,7 @@ def script_messages(req: ScriptRequest) -> list[dict[str, str]]:
         min_lines=max(2, (repeat.min if repeat else 1) + 1),
         max_lines=max(3, min(12, round(target / 5))),
     )
-    footage = " / ".join(f"shot {i + 1}: {t}" for i, t in enumerate(req.footage_text) if t)
+    footage = footage_lines(req)
     user = load_prompt("script_user").render(
         topic=req.topic,
         notes=req.notes.replace("\n", " / ") or "(none)",
