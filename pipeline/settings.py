@@ -69,6 +69,10 @@ class Settings:
     lm_json: str = "json_schema"
     lm_threads: int = 0  # 0: llama.cpp's choice, at most 4
     lm_device: str = "auto"
+    # A vision-language model on an OpenAI-compatible server (Ollama + qwen2.5vl, vLLM, ...):
+    # one sentence per distinct shot. Its URL defaults to REELBOT_LM_URL, its key to REELBOT_LM_KEY.
+    vision_model: str = ""
+    vision_url: str = ""
 
     @property
     def cache_dir(self) -> Path:

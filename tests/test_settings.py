@@ -57,6 +57,8 @@ CASES: list[tuple[str, str, Any]] = [
     ("lm_json", "json_object", "json_object"),
     ("lm_threads", "2", 2),
     ("lm_device", "cpu", "cpu"),
+    ("vision_model", "qwen2.5vl:7b", "qwen2.5vl:7b"),
+    ("vision_url", "http://127.0.0.1:11434/v1", "http://127.0.0.1:11434/v1"),
 ]
 
 

@@ -302,3 +302,40 @@ def test_summary_gives_each_scene_its_share_and_a_static_view_once(tmp_path: Pat
                for s in (0, 1)}  # fmt: skip
     # The trailer gives all it has (2.5 s a shot); only what is left goes to the street.
     assert seconds[0] >= 4 * 2.4 and seconds[1] <= 15.0 - seconds[0] + 0.01
+
+
+def test_a_vision_model_describes_each_distinct_view(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """With REELBOT_VISION_MODEL set, each distinct keyframe is sent (as an image) to the
+    OpenAI-compatible server and its one sentence lands in `Seen.description`; a server that
+    fails leaves the descriptions empty and the analysis whole."""
+    import base64
+
+    from pipeline import settings
+    from pipeline.footage.understand import describe
+    from tests.openai_standin import OpenAIStandIn, Reply, ok
+
+    jpegs = [(tmp_path / "a.jpg"), (tmp_path / "b.jpg")]
+    for path, colour in zip(jpegs, ((200, 30, 30), (30, 30, 200)), strict=True):
+        from PIL import Image
+
+        Image.new("RGB", (64, 36), colour).save(path)
+    frames = [p.read_bytes() for p in jpegs]
+    with OpenAIStandIn([ok("A red wall.  "), ok("A blue sky.")]) as server:
+        monkeypatch.setenv("REELBOT_VISION_MODEL", "qwen2.5vl:3b")
+        monkeypatch.setenv("REELBOT_VISION_URL", server.url)
+        settings.reset()
+        assert describe(frames, budget_s=30) == ["A red wall.", "A blue sky."]
+        sent = server.seen[0].body
+        assert sent["model"] == "qwen2.5vl:3b"
+        parts = sent["messages"][0]["content"]
+        image = next(p for p in parts if p["type"] == "image_url")["image_url"]["url"]
+        assert base64.b64decode(image.split(",", 1)[1]) == frames[0]
+    with OpenAIStandIn([Reply(status=500, error="down")]) as server:
+        monkeypatch.setenv("REELBOT_VISION_URL", server.url)
+        settings.reset()
+        assert describe(frames, budget_s=30) == ["", ""]
+    monkeypatch.delenv("REELBOT_VISION_MODEL")
+    settings.reset()
+    assert describe(frames, budget_s=30) == ["", ""]  # none configured: nothing asked

@@ -52,7 +52,9 @@ def content_hash(path: str) -> str:
 
 def cache_key(path: str, params: AnalysisParams, detector_name: str) -> str:
     p = json.dumps(dataclasses.asdict(params), sort_keys=True)
-    raw = f"{CODE_VERSION}|{content_hash(path)}|{p}|{detector_name}"
+    # The vision-language model writes `Seen.description`: another one, another result.
+    vision = settings().vision_model if params.understand else ""
+    raw = f"{CODE_VERSION}|{content_hash(path)}|{p}|{detector_name}|{vision}"
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
 

@@ -30,6 +30,12 @@ log = logging.getLogger(__name__)
 SAME_VIEW = 0.9
 # Subjects below this summed probability are not claimed (the classifier's own default).
 MIN_CONFIDENCE = 0.15
+# A vision-language model gets this long per file for its sentences (one per distinct view).
+DESCRIBE_BUDGET_S = 30.0
+DESCRIBE_PROMPT = (
+    "Describe what this video frame shows in one plain sentence of at most 20 words, as a "
+    "viewer would say it. Only the sentence."
+)
 
 
 def understand(moments: Sequence[Moment], ocr_budget: float) -> tuple[Moment, ...]:
@@ -108,15 +114,55 @@ def see_keyframes(
         classified,
         time.monotonic() - started - classified,
     )
+    sentences = describe([keyframes[i] for i in heads], DESCRIBE_BUDGET_S)
+    described = dict(zip(heads, sentences, strict=True))
     seen = [
         Seen(
             subjects=tuple(SeenSubject(s.en, s.zh, s.confidence) for s in found[reps[i]]),
             people=people[i],
             text=screen[reps[i]],
+            description=described[reps[i]],
         )
         for i in range(len(keyframes))
     ]
     return seen, [features[reps[i]] for i in range(len(keyframes))]
+
+
+def describe(keyframes: Sequence[bytes], budget_s: float) -> list[str]:
+    """One sentence per keyframe JPEG from the configured vision-language model (empty strings
+    when none is configured). Bounded: each request gets what is left of `budget_s`; after a
+    failure or once the budget is spent the rest stay empty, and the analysis goes on."""
+    from pipeline.lm.base import LMError, image_part
+    from pipeline.lm.openai_compat import OpenAICompatible
+    from pipeline.settings import settings
+
+    config = settings()
+    out = [""] * len(keyframes)
+    if not config.vision_model or not keyframes:
+        return out
+    try:
+        model = OpenAICompatible(
+            config.vision_url or config.lm_url, config.vision_model, config.lm_key, max_attempts=1
+        )
+    except LMError as exc:
+        log.warning("no shot descriptions: %s", exc)
+        return out
+    deadline = time.monotonic() + budget_s
+    for i, jpeg in enumerate(keyframes):
+        left = deadline - time.monotonic()
+        if left < 1.0:
+            log.warning("shot descriptions stopped after %d of %d: time budget", i, len(out))
+            break
+        content = [{"type": "text", "text": DESCRIBE_PROMPT}, image_part(jpeg)]
+        try:
+            answer = model.generate(
+                [{"role": "user", "content": content}], max_tokens=60, timeout_s=left
+            )
+        except LMError as exc:
+            log.warning("shot descriptions stopped: %s", exc)
+            break
+        out[i] = " ".join(answer.text.split())[:200]
+    return out
 
 
 def features_of(blob: bytes) -> tuple[float, ...]:
