@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from pipeline.bench import samples
 from pipeline.see import sound
@@ -21,6 +22,8 @@ from tests.bot_harness import (
     run,
     settings_for,
 )
+
+pytestmark = pytest.mark.slow  # renders or runs models end to end
 
 __all__ = ["media"]  # the fixture
 

@@ -236,6 +236,7 @@ def test_cleanup_by_age_and_size(tmp_path: Path) -> None:
 # -- fitting the upload limit ----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_fit_video_reencodes_under_limit(tmp_path: Path) -> None:
     src = samples.pattern_clip(str(tmp_path / "big.mp4"), 2.0, size=(320, 180), crf=8, noise=30)
     size = os.path.getsize(src)
@@ -268,6 +269,7 @@ def test_harness_refuses_real_network() -> None:
         s.connect(("149.154.167.220", 443))  # api.telegram.org
 
 
+@pytest.mark.slow
 def test_cli_registers_bot_without_importing_telegram(tmp_path: Path) -> None:
     import subprocess
     import sys
@@ -287,6 +289,7 @@ def test_cli_registers_bot_without_importing_telegram(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 def test_status_reporter_ignores_not_modified_and_throttles() -> None:
     import asyncio
 

@@ -40,6 +40,8 @@ from tests.bot_pipeline import RENDERS_LOG
 from tests.fake_telegram import FakeTelegram
 from tests.test_bot_jobs import ffmpeg_running_in
 
+pytestmark = pytest.mark.slow  # renders or runs models end to end
+
 __all__ = ["media"]  # the fixture
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -117,6 +117,7 @@ def test_500_is_retried_a_bounded_number_of_times() -> None:
     assert "HTTP 503 on all 3 attempts" in str(info.value) and len(s.seen) == 3
 
 
+@pytest.mark.slow
 def test_a_hanging_server_times_out_on_time() -> None:
     started = time.monotonic()
     with OpenAIStandIn([Reply(hang_s=30)]) as s, pytest.raises(LMTimeout):
@@ -124,6 +125,7 @@ def test_a_hanging_server_times_out_on_time() -> None:
     assert time.monotonic() - started < 3
 
 
+@pytest.mark.slow
 def test_a_trickling_body_is_cut_at_the_deadline() -> None:
     # Each byte arrives well within any read timeout; only the overall deadline stops it.
     started = time.monotonic()

@@ -29,6 +29,8 @@ from pipeline.narrate.model import Narration
 from pipeline.plan import EditPlan, OutputSpec
 from pipeline.render.renderer import frame_counts, render
 
+pytestmark = pytest.mark.slow  # renders or runs models end to end
+
 TOPIC = {"en": "A quiet morning with coffee and my cat", "zh": "和猫咪一起喝咖啡的早晨"}
 CAPTIONS = {"en": ("coffee", "my cat", "the moon"), "zh": ("咖啡", "我的猫咪", "月亮")}
 OUT = OutputSpec(width=360, height=640, fps=30.0, preset="ultrafast")

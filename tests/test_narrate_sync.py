@@ -33,6 +33,7 @@ def test_caption_sync_errors_per_cue() -> None:
     assert np.allclose(errors, [-0.05, 0.05])  # "d" was not heard: left out
 
 
+@pytest.mark.slow
 def test_espeak_narration_captions_are_in_sync_with_whisper(tmp_path: Path) -> None:
     from pipeline.speech import default_transcriber
 

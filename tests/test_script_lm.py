@@ -77,6 +77,7 @@ def test_failures_fall_back_to_the_offline_writer_with_the_reason(
     assert script.language == "zh" and script.hook
 
 
+@pytest.mark.slow
 def test_a_hanging_model_falls_back_within_the_time_limit(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

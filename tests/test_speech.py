@@ -19,6 +19,8 @@ from pipeline.narrate.model import write_wav
 from pipeline.narrate.offline import EspeakEngine
 from pipeline.speech import SpeechModelError, Transcript, default_transcriber
 
+pytestmark = pytest.mark.slow  # renders or runs models end to end
+
 EN_TEXT = "The quick brown fox jumps over the lazy dog. Then it runs into the forest."
 
 

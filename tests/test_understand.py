@@ -30,6 +30,7 @@ def known(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Analysis]:
     return clip, analyze([probe(clip)], cache_dir=folder / "cache")
 
 
+@pytest.mark.slow
 def test_each_shot_knows_what_it_shows_in_zh_and_en(known: tuple[str, Analysis]) -> None:
     _, analysis = known
     assert len(analysis.shots) == 3
@@ -122,6 +123,7 @@ def test_the_default_embedder_matches_meaning_across_words_and_languages() -> No
     assert without != with_model
 
 
+@pytest.mark.slow
 def test_every_embed_setting_does_something(tmp_path: Path) -> None:
     from pipeline.footage import scorers
     from pipeline.make.stages import matchers
@@ -282,6 +284,7 @@ def test_script_request_carries_what_each_shot_shows(known: tuple[str, Analysis]
 # --- summary by meaning --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_summary_gives_each_scene_its_share_and_a_static_view_once(tmp_path: Path) -> None:
     from pipeline.footage.summary import looks_for, pick_moments
 
