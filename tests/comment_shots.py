@@ -54,7 +54,11 @@ def draw_comment_section(path: Path, comments=SHOT_COMMENTS, width: int = 1080) 
         d.text((160, ty + 6), f"{when} · 回复", font=meta_f, fill=(150, 150, 150))
         # heart and count at the right edge
         hx, hy = width - 110, y + 55
-        d.polygon([(hx, hy + 8), (hx + 15, hy + 28), (hx + 30, hy + 8), (hx + 15, hy)], outline=(150, 150, 150), width=3)
+        d.polygon(
+            [(hx, hy + 8), (hx + 15, hy + 28), (hx + 30, hy + 8), (hx + 15, hy)],
+            outline=(150, 150, 150),
+            width=3,
+        )
         d.text((width - 120, hy + 40), str(likes), font=meta_f, fill=(150, 150, 150))
         y = ty + 80
     img = img.crop((0, 0, width, y + 20))

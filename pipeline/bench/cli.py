@@ -1,4 +1,4 @@
-"""`reelbot bench render|analyze|narrate|make`: each benchmark prints its ratios on its last line.
+"""`reelbot bench render|analyze|narrate|make|comments`: each benchmark prints its ratios on its last line.
 
 Heavy imports live inside the handlers so `reelbot --help` stays fast.
 """
@@ -43,6 +43,11 @@ def register(sub: Any) -> None:
                    help="skip the whisper re-transcription of the output")  # fmt: skip
     p.set_defaults(handler=_make)
 
+    p = what.add_parser(
+        "comments", help="comment analysis speed (1,000 comments) and sentiment accuracy zh/en"
+    )
+    p.set_defaults(handler=_comments)
+
 
 def _render(args: argparse.Namespace) -> int:
     from pipeline.bench.render import bench
@@ -74,3 +79,9 @@ def _make(args: argparse.Namespace) -> int:
 
     result: int = bench(args.seconds, args.keep, not args.no_whisper)
     return result
+
+
+def _comments(args: argparse.Namespace) -> int:
+    from pipeline.bench.comments import bench
+
+    return bench()

@@ -40,6 +40,11 @@ log = logging.getLogger(__name__)
 
 MAX_THEMES = 6
 TOP = 5
+# Comments embedded for the themes. Embedding is nearly all of the analysis' time (~7 ms a
+# comment on an idle core); past this many, the most liked and an even spread of the rest are
+# embedded and clustered, and every other comment joins the theme whose words it shares most
+# (or its complaint's theme). Themes are the big groups, and 300 comments find them.
+EMBED_CAP = 300
 _ASPECTS = ("sound", "speed", "subtitles", "length", "picture", "ads")
 _TAG_WEIGHT = 0.8  # how much a shared tag pulls comments together (see themes)
 
@@ -189,9 +194,7 @@ def _relabel(
         if found is None:
             continue
         score = {"positive": max(r.score, 0.5), "neutral": 0.0, "negative": min(r.score, -0.5)}
-        out[i] = replace(
-            r, sentiment=found, score=score[found], confident=True, source="model"
-        )
+        out[i] = replace(r, sentiment=found, score=score[found], confident=True, source="model")
     return out, 0
 
 
@@ -203,19 +206,64 @@ def _groups(
 ) -> list[_Group]:
     if not counted:
         return []
-    texts = [results[i].text for i in counted]
-    tags = np.array([_tags(results[i]) for i in counted], dtype=np.float32)
+    sample = _sample(results, counted)
+    texts = [results[i].text for i in sample]
+    tags = np.array([_tags(results[i]) for i in sample], dtype=np.float32)
     clusters = themes.group(texts, tags)
     # A theme is something several viewers said; with few comments, any group will do.
     min_size = 2 if len(counted) >= 10 else 1
+    kept = [[sample[j] for j in c.members] for c in clusters if len(c.members) >= min_size]
+    kept.sort(key=lambda m: -sum(weights[i] for i in m))
+    kept = kept[:max_themes]
+    rest = sorted(set(counted) - set(sample))
+    if rest and kept:
+        for i, t in zip(rest, _assign([results[i] for i in rest], kept, results), strict=True):
+            if t is not None:
+                kept[t].append(i)
     out = []
-    for c in clusters:
-        members = tuple(counted[j] for j in c.members)
-        if len(members) < min_size:
-            continue
-        out.append(_Group(members, c.keywords, sum(weights[i] for i in members)))
+    for members, c in zip(kept, themes.keywords([[results[i].text for i in m] for m in kept]),
+                          strict=True):  # fmt: skip
+        out.append(_Group(tuple(members), c, sum(weights[i] for i in members)))
     out.sort(key=lambda g: -g.weight)
-    return out[:max_themes]
+    return out
+
+
+def _sample(results: Sequence[CommentResult], counted: Sequence[int]) -> list[int]:
+    """The comments to embed: all of them up to EMBED_CAP, else the most liked quarter of the
+    cap and an even spread of the rest, in their original order."""
+    if len(counted) <= EMBED_CAP:
+        return list(counted)
+    liked = sorted(counted, key=lambda i: -results[i].likes)[: EMBED_CAP // 4]
+    others = [i for i in counted if i not in set(liked)]
+    step = len(others) / (EMBED_CAP - len(liked))
+    spread = [others[int(k * step)] for k in range(EMBED_CAP - len(liked))]
+    return sorted(set(liked) | set(spread))
+
+
+def _assign(
+    rest: Sequence[CommentResult], groups: Sequence[Sequence[int]], results: Sequence[CommentResult]
+) -> list[int | None]:
+    """For comments that were not embedded: the group whose words they share most (each word
+    weighted by how particular it is to the group), a shared complaint aspect counting as a
+    strong word; None when nothing is shared."""
+    counts = [Counter(w for i in g for w in set(themes.words_of(results[i].text))) for g in groups]
+    aspects = [Counter(results[i].complaint for i in g if results[i].complaint) for g in groups]
+    df: Counter[str] = Counter()
+    for c in counts:
+        df.update(c.keys())
+    n = len(groups)
+    out: list[int | None] = []
+    for r in rest:
+        words = set(themes.words_of(r.text))
+        best, best_score = None, 0.0
+        for t, c in enumerate(counts):
+            score = sum(c[w] / len(groups[t]) * math.log(1 + n / df[w]) for w in words if w in c)
+            if r.complaint and aspects[t][r.complaint] * 2 > len(groups[t]):
+                score += 1.0
+            if score > best_score:
+                best, best_score = t, score
+        out.append(best)
+    return out
 
 
 def _theme_names(

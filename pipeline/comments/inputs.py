@@ -55,9 +55,7 @@ _FORWARD = re.compile(
     r"^\s*\[?(?P<time>\d{1,4}[./-]\d{1,2}[./-]\d{1,4}[ ,T]+\d{1,2}:\d{2}(?::\d{2})?)\]?\s*"
     r"(?P<name>[^:：\n]{1,40})[:：]\s*(?P<text>.*)$"
 )
-_NAME_HEADER = re.compile(
-    r"^\s*(?P<name>[^,\[\n]{1,40}),\s*\[(?P<time>[^\]]{4,30})\]\s*:?\s*$"
-)
+_NAME_HEADER = re.compile(r"^\s*(?P<name>[^,\[\n]{1,40}),\s*\[(?P<time>[^\]]{4,30})\]\s*:?\s*$")
 _NUMBER = re.compile(r"^\s*\d+(?:[.,]\d+)?\s*([kKwW万千]|mil)?\s*$")
 
 
@@ -133,7 +131,9 @@ def _text_like(values: Iterable[object]) -> float:
     return sum(lengths) / len(lengths) if lengths else 0.0
 
 
-def rows_to_comments(headers: Sequence[object], rows: Sequence[Sequence[object]], name: str) -> list[Comment]:
+def rows_to_comments(
+    headers: Sequence[object], rows: Sequence[Sequence[object]], name: str
+) -> list[Comment]:
     """Comments from a table: columns found by header names, then by content."""
     heads = [str(h or "") for h in headers]
     width = max([len(heads), *(len(r) for r in rows)], default=0)
@@ -183,7 +183,10 @@ def _decode(raw: bytes, name: str) -> str:
             text = raw.decode(encoding)
         except UnicodeDecodeError:
             continue
-        if encoding != "utf-8-sig" and sum(not c.isprintable() and c not in "\r\n\t" for c in text) > len(text) * 0.05:
+        if (
+            encoding != "utf-8-sig"
+            and sum(not c.isprintable() and c not in "\r\n\t" for c in text) > len(text) * 0.05
+        ):
             continue  # decoded, but to garbage
         return text
     raise CommentsError(name, "not_text")
@@ -254,7 +257,10 @@ def parse_json(text: str, name: str) -> list[Comment]:
         raise CommentsError(name, "no_text_column", "no list of comments in it")
     headers = list(dict.fromkeys(k for r in flat for k in r))
     # "content.message" (Bilibili) should match "content" / "message": try the last part too.
-    short = [h.rsplit(".", 1)[-1] if _find([h], TEXT_HEADERS + LIKE_HEADERS) is None else h for h in headers]
+    short = [
+        h.rsplit(".", 1)[-1] if _find([h], TEXT_HEADERS + LIKE_HEADERS) is None else h
+        for h in headers
+    ]
     rows = [[r.get(h) for h in headers] for r in flat]
     return rows_to_comments(short, rows, name)
 
@@ -289,7 +295,9 @@ def load_file(path: str | Path, *, ocr_budget_s: float = 30.0) -> list[Comment]:
     if size == 0:
         raise CommentsError(name, "empty")
     if size > MAX_BYTES:
-        raise CommentsError(name, "too_big", f"{size / 2**20:.0f} MB, at most {MAX_BYTES // 2**20} MB")
+        raise CommentsError(
+            name, "too_big", f"{size / 2**20:.0f} MB, at most {MAX_BYTES // 2**20} MB"
+        )
     suffix = p.suffix.lower()
     if suffix in IMAGE_SUFFIXES:
         from pipeline.comments.screenshot import read_screenshot

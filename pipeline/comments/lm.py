@@ -33,9 +33,7 @@ class JsonModel(Protocol):
     """Anything that answers a prompt with JSON matching `schema` (a JSON Schema), within
     `timeout_s`, or raises (`ModelError`, `TimeoutError`)."""
 
-    def generate_json(
-        self, prompt: str, schema: Mapping[str, Any], *, timeout_s: float
-    ) -> Any: ...
+    def generate_json(self, prompt: str, schema: Mapping[str, Any], *, timeout_s: float) -> Any: ...
 
 
 LABEL_SCHEMA: Mapping[str, Any] = {
