@@ -1,4 +1,4 @@
-"""`reelbot bench render|analyze|narrate|make|comments`: each benchmark prints its ratios on its last line.
+"""`reelbot bench render|analyze|narrate|make|comments`: each prints its ratios on its last line.
 
 Heavy imports live inside the handlers so `reelbot --help` stays fast.
 """

@@ -18,7 +18,7 @@ import logging
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -125,7 +125,7 @@ def analyze_comments(
     counted = [i for i, r in enumerate(results) if not r.spam and r.duplicate_of is None]
     weights = {i: weight_of(results[i].likes, weighted) for i in counted}
     total_w = sum(weights.values()) or 1.0
-    shares = {s: 0.0 for s in SENTIMENTS}
+    shares: dict[str, float] = {s: 0.0 for s in SENTIMENTS}
     for i in counted:
         shares[results[i].sentiment] += weights[i] / total_w
     shares = {s: round(v, 4) for s, v in shares.items()}
@@ -143,7 +143,9 @@ def analyze_comments(
         _theme(g, name, results, weights, total_w) for g, name in zip(groups, names, strict=True)
     )
     ranked = _ranked(results, counted, weights)
-    complaints = Counter(results[i].complaint for i in counted if results[i].complaint)
+    complaints: Counter[str] = Counter(
+        results[i].complaint for i in counted if results[i].complaint
+    )
     ideas = _fallback_ideas(results, ranked, theme_list, complaints, lang)
     model_ideas = None
     if model is not None and counted:
@@ -313,7 +315,7 @@ def _ranked(
 ) -> dict[str, tuple[Ranked, ...]]:
     """Questions, requests, praise and criticism: one entry per theme (what several viewers
     said once), its most liked comment standing for it, ranked by weight."""
-    kinds = {
+    kinds: dict[str, Callable[[CommentResult], bool]] = {
         "questions": lambda r: r.question,
         "requests": lambda r: r.request,
         "praise": lambda r: r.sentiment == "positive" and not r.question and not r.request,
@@ -367,8 +369,8 @@ def _summary(
 
 
 def subject_of(text: str, lang: Lang) -> str:
-    """What a request or question is about, with the asking words taken off
-    ("Please do one about budget cameras" -> "budget cameras", "能不能出一期新手入门" -> "新手入门")."""
+    """What a request or question is about, with the asking words taken off ("Please do one
+    about budget cameras" -> "budget cameras", "能不能出一期新手入门" -> "新手入门")."""
     fillers = sorted(classify.lexicon()["fillers"][lang], key=len, reverse=True)
     out = text.strip()
     low = out.casefold()
@@ -432,11 +434,10 @@ def _fallback_ideas(
     for question in ranked["questions"]:
         subject = subject_of(question.text, lang)
         topic = f"{_ANSWER[lang]}{subject}"
-        add(topic, style_for([question.text]) if lang else "knowledge",
-            [question.text, *fix], [question.text])  # fmt: skip
-    for theme in sorted(theme_list, key=lambda t: -t.score):
-        topic = f"{_MORE[lang]}{theme.name}"
-        add(topic, style_for(theme.examples), [*theme.examples[:1], *fix], theme.examples)
+        add(topic, style_for([question.text]), [question.text, *fix], [question.text])
+    for liked in sorted(theme_list, key=lambda t: -t.score):
+        topic = f"{_MORE[lang]}{liked.name}"
+        add(topic, style_for(liked.examples), [*liked.examples[:1], *fix], liked.examples)
     return ideas
 
 

@@ -104,7 +104,10 @@ def label_comment(model: JsonModel, text: str, language: str, budget: Budget) ->
     prompt = load_prompt("comment_label").render(comment=text, language=language)
     answer = _ask(model, prompt, LABEL_SCHEMA, budget)
     found = answer.get("label") if isinstance(answer, dict) else None
-    return found if found in SENTIMENTS else None  # type: ignore[return-value]
+    for sentiment in SENTIMENTS:
+        if found == sentiment:
+            return sentiment
+    return None
 
 
 def name_themes(
@@ -145,7 +148,7 @@ def write_ideas(
     for item in raw[:3]:
         if not isinstance(item, dict):
             return None
-        topic, style = str(item.get("topic", "")).strip(), item.get("style")
+        topic, style = str(item.get("topic", "")).strip(), str(item.get("style"))
         if not topic or style not in styles:
             return None
         points = tuple(str(p).strip() for p in item.get("points", []) if str(p).strip())[:5]
