@@ -56,6 +56,7 @@ class Draft:
     prompt_id: int | None = None
     reply_to: int | None = None
     skip_options: bool = False
+    notes: str = ""  # points for the script writer (an idea from /feedback)
 
     @property
     def uploads(self) -> str:
