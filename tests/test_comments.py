@@ -52,6 +52,9 @@ def test_flags() -> None:
     assert not classify.read("love this").spam
     sarcastic = classify.read("Oh great, another 10 minute ad 🙄")
     assert sarcastic.sentiment == "negative" and not sarcastic.confident
+    # Praise next to a sarcasm cue and something wrong is the irony, not praise.
+    assert classify.read("呵呵，讲得真好").sentiment == "negative"
+    assert classify.read("Wow, so original. Never seen this before 🙄").sentiment == "negative"
 
 
 def test_subject_of_requests() -> None:
