@@ -34,7 +34,7 @@ from bot.services import Context, Services, ask, services, user_lang
 from bot.state import JsonPersistence
 from bot.texts import LANGS, error_key, error_text, t
 from bot.updates import PerUserUpdateProcessor
-from bot.workers import JobRunner
+from bot.workers import JobRunner, Runner
 
 log = logging.getLogger(__name__)
 
@@ -140,14 +140,32 @@ async def on_start(app: BotApp) -> None:
     """After initialize: open the job store, resume unfinished jobs, clean old job folders."""
     settings: Settings = app.bot_data["settings"]
     store = JobStore(str(Path(settings.data_dir) / "jobs.sqlite3"))
-    runner = JobRunner(app.bot, store, app.bot_data["pipeline"], settings)
+    runner: Runner
+    if settings.engine is not None:
+        # Imported here: Celery loads only when the engine is configured.
+        from bot.engine import Engine
+        from bot.remote import RemoteRunner
+
+        runner = RemoteRunner(app.bot, store, settings, Engine(settings.engine))
+    else:
+        runner = JobRunner(app.bot, store, app.bot_data["pipeline"], settings)
     app.bot_data["services"] = Services(settings, store, runner, app.bot_data["pipeline"])
     store.cleanup(
-        str(Path(settings.data_dir) / "jobs"), settings.keep_days, settings.keep_total_mb * 2**20
+        str(Path(settings.data_dir) / "jobs"),
+        settings.keep_days,
+        settings.keep_total_mb * 2**20,
+        cache_dir=analysis_cache_dir(),
     )
     await runner.start()
     app.bot_data["housekeeping"] = asyncio.create_task(housekeeping(app), name="housekeeping")
     log.info("reelbot is up as @%s", app.bot.username)
+
+
+def analysis_cache_dir() -> Path:
+    """The footage analysis's cross-job cache, which the job-folder budget counts too."""
+    from pipeline.footage.cache import default_dir
+
+    return default_dir()
 
 
 async def housekeeping(app: BotApp, every: float = 3600.0) -> None:
@@ -158,7 +176,8 @@ async def housekeeping(app: BotApp, every: float = 3600.0) -> None:
         settings = svc.settings
         try:
             svc.store.cleanup(str(Path(settings.data_dir) / "jobs"), settings.keep_days,
-                              settings.keep_total_mb * 2**20)  # fmt: skip
+                              settings.keep_total_mb * 2**20,
+                              cache_dir=analysis_cache_dir())  # fmt: skip
         except OSError:
             log.exception("cleaning old job folders failed")
 

@@ -3,9 +3,10 @@
 Two kinds of button exist:
 
 - `Choice`: a conversation button (style, language, length, Next, Done, let others add
-  footage; Analyse in /feedback, and 🎬 Make this under an idea, whose value is the idea's
-  number 0-2 in the member's last report). It carries its owner's id, so in a group only the
-  member who started the conversation can press it: ``c|<owner>|<action>|<value>``.
+  footage, 🔇 no music; Analyse in /feedback, and 🎬 Make this under an idea, whose value
+  is the idea's number 0-2 in the member's last report). It carries its owner's id, so in
+  a group only the member who started the conversation can press it:
+  ``c|<owner>|<action>|<value>``.
 - `Board`: a button about one job: under a storyboard (render, edit, another version), or
   🔁 Send again under a video Telegram refused, or 📊 Feedback under a delivered video (collect
   its comments). It carries the job id;
@@ -31,7 +32,9 @@ from pipeline.script.styles import STYLES
 
 MAX_BYTES: Final = 64  # the Bot API's limit on callback_data
 
-ChoiceAction: TypeAlias = Literal["style", "lang", "len", "next", "done", "pool", "fbgo", "idea"]
+ChoiceAction: TypeAlias = Literal[
+    "style", "lang", "len", "next", "done", "pool", "music", "fbgo", "idea"
+]
 BoardAction: TypeAlias = Literal["render", "edit", "another", "resend", "feedback"]
 CHOICE_ACTIONS: Final[tuple[str, ...]] = get_args(ChoiceAction)
 BOARD_ACTIONS: Final[tuple[str, ...]] = get_args(BoardAction)
@@ -70,6 +73,8 @@ def _value_ok(action: str, value: str) -> bool:
         return value in VIDEO_LANGS
     if action == "len":
         return value in {str(n) for n in LENGTHS}
+    if action == "music":
+        return value == "off"  # the only music choice a button makes; music itself is a file
     if action == "idea":
         return value in IDEA_NUMBERS
     return value == ""  # next, done, pool, fbgo carry nothing

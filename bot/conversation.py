@@ -48,6 +48,8 @@ MEDIA = (
     | filters.Document.IMAGE
 )
 VOICE = filters.VOICE | filters.AUDIO
+# Music for the video: an audio file (sent as music or as a document); voice notes are not.
+MUSIC = filters.AUDIO | filters.Document.AUDIO
 TEXT = filters.TEXT & ~filters.COMMAND
 
 
@@ -216,6 +218,7 @@ async def option_chosen(update: Update, context: Context) -> int | None:
 async def ask_footage(update: Update, context: Context, draft: Draft) -> int:
     """Ask for footage; in groups as a ForceReply that other members may reply to."""
     lang = user_lang(update, context)
+    draft.collecting = True
     if not is_group(update):
         await ask(update, t(lang, "ask_footage"), footage_keyboard(lang, draft.owner_id, False))
         return FOOTAGE
@@ -238,6 +241,26 @@ async def footage_received(update: Update, context: Context) -> int | None:
     return None
 
 
+async def audio_entry(update: Update, context: Context) -> int | None:
+    """An audio file (not a voice note) where a new conversation may start: the music of the
+    video whose footage is being collected (the entry points are checked before the states),
+    else a spoken request like a voice note."""
+    draft = current(update, context)
+    if draft is not None and draft.collecting:
+        await media_in.take_music(update, context, draft)
+        return FOOTAGE
+    return await voice_request(update, context)
+
+
+async def music_received(update: Update, context: Context) -> int | None:
+    """An audio file while collecting footage: it becomes the video's music."""
+    draft = current(update, context)
+    if draft is None:
+        return END
+    await media_in.take_music(update, context, draft)
+    return None
+
+
 async def not_footage(update: Update, context: Context) -> int | None:
     """Anything else while collecting footage: say what is expected."""
     await ask(update, t(user_lang(update, context), "not_footage"), force=False)
@@ -250,6 +273,10 @@ async def footage_button(update: Update, context: Context) -> int | None:
     picked = await owned_query(update, lang)
     draft = current(update, context)
     if picked is None or draft is None:
+        return None
+    if picked.action == "music":  # 🔇 No music: drop the music sent so far, if any
+        media_in.drop_music(draft)
+        await ask(update, t(lang, "music_off"), force=False)
         return None
     if picked.action == "pool":
         draft.pool = True
@@ -280,6 +307,7 @@ async def submit(update: Update, context: Context) -> int | None:
         seconds=draft.seconds,
         notes=draft.notes,
         footage=tuple(Footage(c.path, c.caption, c.credit) for c in draft.footage),
+        music=draft.music,
     )
     job = svc.store.submit(
         Job(
@@ -390,8 +418,9 @@ def build_conversation() -> ConversationHandler[Context]:
         ],
         FOOTAGE: [
             MessageHandler(MEDIA, footage_received),
+            MessageHandler(MUSIC, music_received),
             CommandHandler("done", submit),
-            CallbackQueryHandler(footage_button, pattern=choice_pattern("done", "pool")),
+            CallbackQueryHandler(footage_button, pattern=choice_pattern("done", "pool", "music")),
             MessageHandler(TEXT | VOICE | filters.Document.ALL, not_footage),
         ],
     }
@@ -401,7 +430,8 @@ def build_conversation() -> ConversationHandler[Context]:
         return ConversationHandler(
             entry_points=[
                 CommandHandler("new", start_new),
-                MessageHandler(VOICE, voice_request),
+                MessageHandler(filters.VOICE, voice_request),
+                MessageHandler(filters.AUDIO, audio_entry),
                 CallbackQueryHandler(idea_chosen, pattern=choice_pattern("idea")),
             ],
             states=states,

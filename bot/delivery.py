@@ -30,7 +30,7 @@ from bot import callbacks
 from bot.callbacks import Board, BoardAction
 from bot.jobs import DONE, FAILED, UNDELIVERED, Job, JobStore, Rendered
 from bot.pipeline_api import MakeResultLike, StoryboardLike
-from bot.texts import t
+from bot.texts import sound_text, t
 from pipeline.script.model import Script
 
 log = logging.getLogger(__name__)
@@ -245,8 +245,11 @@ async def send_storyboard(bot: Bot, job: Job, board: StoryboardLike) -> Message:
     notes = board.warnings_in(job.lang)  # in the chat's language, not the video's
     if notes:
         await bot.send_message(job.chat_id, t(job.lang, "warnings", items="; ".join(notes)))
-    body = trim(script_text(board.script), TEXT_LIMIT - 300)
+    body = trim(script_text(board.script), TEXT_LIMIT - 600)
     text = t(job.lang, "storyboard", title=board.script.title, script=body)
+    heard = sound_text(job.lang, board.sounds)  # what happens to the footage's own sound
+    if heard:
+        text = f"{text}\n\n{trim(heard, 280)}"
     return await bot.send_message(
         job.chat_id,
         trim(text, TEXT_LIMIT),

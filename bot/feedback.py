@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 COLLECT = 10  # the one state; distinct from the new-video conversation's numbers
 END = ConversationHandler.END
 ANALYSE_TIMEOUT_S = 180.0
+MODEL_BUDGET_S = 60.0  # the language model's share of it (uncertain comments, names, ideas)
 MAX_COMMENTS = 5000
 TEXT = filters.TEXT & ~filters.COMMAND
 IMAGES = filters.PHOTO | filters.Document.IMAGE
@@ -167,7 +168,14 @@ async def analyse(update: Update, context: Context) -> int | None:
     await ask(update, t(lang, "feedback_working", n=len(comments)), force=False)
 
     def work() -> tuple[Any, bytes]:
-        report = analyze_comments(comments, "zh" if lang == "zh" else "en")
+        from pipeline.comments.lm import configured_model
+
+        report = analyze_comments(
+            comments,
+            "zh" if lang == "zh" else "en",
+            model=configured_model(),
+            model_budget_s=MODEL_BUDGET_S,
+        )
         return report, png_bytes(report)
 
     try:

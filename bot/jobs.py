@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import sqlite3
 import time
@@ -49,7 +50,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     created REAL NOT NULL,
     queued_at REAL NOT NULL,
     updated REAL NOT NULL,
-    result TEXT
+    result TEXT,
+    task_id TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, queued_at);
 CREATE INDEX IF NOT EXISTS jobs_user ON jobs (user_id, created);
@@ -75,6 +77,9 @@ class Job:
     error: str | None = None
     resumed: bool = False
     created: float = 0.0
+    # The engine's task for the current step (REELBOT_BROKER_URL set): a restarted bot follows
+    # it instead of starting the step again. None with the embedded queue.
+    task_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +150,8 @@ class JobStore:
         columns = {r["name"] for r in self._db.execute("PRAGMA table_info(jobs)")}
         if "result" not in columns:  # a store made before delivery failures were kept
             self._db.execute("ALTER TABLE jobs ADD COLUMN result TEXT")
+        if "task_id" not in columns:  # a store made before the distributed engine
+            self._db.execute("ALTER TABLE jobs ADD COLUMN task_id TEXT")
 
     def close(self) -> None:
         self._db.close()
@@ -168,6 +175,7 @@ class JobStore:
             error=row["error"],
             resumed=bool(row["resumed"]),
             created=row["created"],
+            task_id=row["task_id"],
         )
 
     def submit(self, job: Job) -> Job:
@@ -209,9 +217,10 @@ class JobStore:
     ) -> None:
         """Send a job waiting for the user back to the queue for its next step."""
         now = time.time()
+        # A new step is a new task: the old task id must not be followed again.
         self._db.execute(
             "UPDATE jobs SET status=?, step=?, script=COALESCE(?, script), another=?,"
-            " queued_at=?, updated=?, error=NULL WHERE id=?",
+            " queued_at=?, updated=?, error=NULL, task_id=NULL WHERE id=?",
             (QUEUED, step, script_to_json(script) if script else None, int(another), now, now,
              job_id),
         )  # fmt: skip
@@ -221,6 +230,27 @@ class JobStore:
             "UPDATE jobs SET status=?, error=?, updated=? WHERE id=?",
             (status, error, time.time(), job_id),
         )
+
+    def set_task(self, job_id: str, task_id: str) -> None:
+        """Name the engine task about to carry the job's step (before it is sent, so a bot that
+        stops between the two sends the same task again, which the workers run only once)."""
+        self._db.execute(
+            "UPDATE jobs SET task_id=?, updated=? WHERE id=?", (task_id, time.time(), job_id)
+        )
+
+    def handed_over(self, job_id: str) -> None:
+        """The engine has the job's task: it is running as far as the queue is concerned."""
+        self._db.execute(
+            "UPDATE jobs SET status=?, updated=? WHERE id=? AND status=?",
+            (RUNNING, time.time(), job_id, QUEUED),
+        )
+
+    def in_flight(self) -> list[Job]:
+        """Jobs handed to the engine and not yet finished, oldest first."""
+        rows = self._db.execute(
+            "SELECT * FROM jobs WHERE status=? ORDER BY queued_at", (RUNNING,)
+        ).fetchall()
+        return [j for j in (self._row(r) for r in rows) if j is not None]
 
     def set_undelivered(self, job_id: str, rendered: Rendered, error: str) -> None:
         """The video is made but Telegram refused it: keep what resending it needs."""
@@ -298,11 +328,21 @@ class JobStore:
             )
         return self.queued()
 
-    def cleanup(self, jobs_root: str, keep_days: float, keep_total_bytes: int) -> list[str]:
-        """Remove finished jobs' folders older than `keep_days`, then oldest first over the size.
+    def cleanup(
+        self,
+        jobs_root: str,
+        keep_days: float,
+        keep_total_bytes: int,
+        cache_dir: str | os.PathLike[str] | None = None,
+    ) -> list[str]:
+        """Remove finished jobs' folders and analysis cache entries unused for `keep_days`, then
+        the oldest of both while together they exceed `keep_total_bytes`.
 
-        Folders of open jobs are never removed, nor those of undelivered videos before
-        `keep_days`; folders with no row (a conversation that was abandoned) count as finished.
+        A folder's age is its last activity (the newest file in it: an upload into a draft
+        does not change the folder's own mtime). Folders of open jobs are never removed, nor
+        those of undelivered videos before `keep_days`; folders with no row (a conversation
+        that was abandoned) count as finished. The cache (`cache_dir`, the footage analysis's
+        cross-job cache) is counted in the total and evicted by last use.
         """
         cutoff = time.time() - keep_days * 86400
         # A storyboard nobody answered for that long is given up.
@@ -316,8 +356,6 @@ class JobStore:
             (FAILED, "delivery:expired", time.time(), UNDELIVERED, cutoff),
         )
         root = Path(jobs_root)
-        if not root.is_dir():
-            return []
         kept = (*OPEN, UNDELIVERED)
         open_ids = {
             r["id"]
@@ -325,19 +363,47 @@ class JobStore:
                 f"SELECT id FROM jobs WHERE status IN ({','.join('?' * len(kept))})", kept
             )
         }
-        folders = []
-        for d in root.iterdir():
-            if d.is_dir() and d.name not in open_ids:
-                size = sum(f.stat().st_size for f in d.rglob("*") if f.is_file())
-                folders.append((d.stat().st_mtime, size, d))
-        total = sum(size for _, size, _ in folders)
+        # (last activity, size, path, is a job folder)
+        items: list[tuple[float, int, Path, bool]] = []
+        if root.is_dir():
+            for d in root.iterdir():
+                if d.is_dir() and d.name not in open_ids:
+                    used, size = _activity(d)
+                    items.append((used, size, d, True))
+        if cache_dir is not None:
+            from pipeline.footage.cache import AnalysisCache
+
+            items += [(e.used, e.size, e.path, False) for e in AnalysisCache(cache_dir).entries()]
+        total = sum(size for _, size, _, _ in items)
         removed = []
         recent = time.time() - 3600  # a folder touched this hour may be a draft being filled
-        for mtime, size, d in sorted(folders, key=lambda f: f[0]):
-            if mtime < cutoff or (total > keep_total_bytes and mtime < recent):
-                shutil.rmtree(d, ignore_errors=True)
+        evicted = 0
+        for used, size, path, folder in sorted(items, key=lambda f: f[0]):
+            over = total > keep_total_bytes and (used < recent or not folder)
+            if used < cutoff or over:
+                if folder:
+                    shutil.rmtree(path, ignore_errors=True)
+                    removed.append(path.name)
+                else:
+                    path.unlink(missing_ok=True)
+                    evicted += 1
                 total -= size
-                removed.append(d.name)
+        if evicted:
+            log.info("evicted %d analysis cache entries", evicted)
         if removed:
             log.info("removed %d old job folders", len(removed))
         return removed
+
+
+def _activity(folder: Path) -> tuple[float, int]:
+    """A folder's last activity (its own mtime or its newest file's) and its size in bytes."""
+    used, size = folder.stat().st_mtime, 0
+    for f in folder.rglob("*"):
+        try:
+            st = f.stat()
+        except OSError:
+            continue
+        used = max(used, st.st_mtime)
+        if f.is_file():
+            size += st.st_size
+    return used, size

@@ -17,7 +17,7 @@ from bot.config import Settings
 from bot.jobs import JobStore
 from bot.pipeline_api import Pipeline
 from bot.texts import lang_of
-from bot.workers import JobRunner
+from bot.workers import Runner
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +56,9 @@ class Draft:
     prompt_id: int | None = None
     reply_to: int | None = None
     skip_options: bool = False
+    music: str | None = None  # an audio file the member sent: the video's background music
+    music_name: str = ""  # its name as sent, for the messages
+    collecting: bool = False  # footage is being asked for (an audio file then is music)
     notes: str = ""  # points for the script writer (an idea from /feedback)
 
     @property
@@ -97,7 +100,7 @@ class Services:
 
     settings: Settings
     store: JobStore
-    runner: JobRunner
+    runner: Runner  # threads here, or the distributed engine (bot.remote)
     pipeline: Pipeline
     # album acknowledgements waiting for the media group to go quiet
     albums: dict[tuple[int, int, str], asyncio.Task[None]] = field(default_factory=dict)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import logging
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -155,6 +156,35 @@ T: dict[str, dict[str, str]] = {
         "another version.",
         "zh": "📝 分镜：“{title}”\n\n{script}\n\n可以直接渲染、修改文案，或换一个版本。",
     },
+    "storyboard_sound": {"en": "🔊 Sound: {items}", "zh": "🔊 现场声音：{items}"},
+    "sound_at": {"en": "line {n}: {what}", "zh": "第 {n} 句{what}"},
+    "sound_music_left_out": {
+        "en": "the footage has its own music, so the background music is left out",
+        "zh": "素材自带音乐，不再叠加背景音乐",
+    },
+    "sound_laughter_kept": {"en": "laughter kept", "zh": "保留笑声"},
+    "sound_applause_kept": {"en": "applause kept", "zh": "保留掌声"},
+    "sound_cheering_kept": {"en": "cheering kept", "zh": "保留欢呼声"},
+    "sound_animal_kept": {"en": "animal sounds kept", "zh": "保留动物叫声"},
+    "sound_speech_quoted": {"en": "the quoted words kept", "zh": "保留引用的原话"},
+    "sound_music_in_footage": {"en": "the footage's music kept", "zh": "保留素材里的音乐"},
+    "sound_footage_music_muted": {
+        "en": "the footage's music muted under your music",
+        "zh": "素材音乐静音，只用背景音乐",
+    },
+    "sound_noise_muted": {"en": "wind/noise muted", "zh": "风声/噪音已静音"},
+    "sound_speech_muted": {"en": "talk muted under the voice", "zh": "素材人声静音"},
+    "btn_no_music": {"en": "🔇 No music", "zh": "🔇 不要音乐"},
+    "music_ok": {
+        "en": "🎵 “{name}” ({seconds}) will be the music, looped and lowered under the voice. "
+        "Send another audio file to replace it, or tap 🔇 No music.",
+        "zh": "🎵 “{name}”（{seconds}）将作为背景音乐，循环播放，说话时自动压低。"
+        "再发一个音频可替换，点 🔇 不要音乐 可取消。",
+    },
+    "music_off": {
+        "en": "🔇 No music: the video has only the voice and the footage's own sound.",
+        "zh": "🔇 不加音乐：视频只有配音和素材本身的声音。",
+    },
     "btn_render": {"en": "✅ Render", "zh": "✅ 渲染"},
     "btn_edit": {"en": "✏️ Edit script", "zh": "✏️ 修改文案"},
     "btn_another": {"en": "🔁 Another version", "zh": "🔁 换一个版本"},
@@ -223,9 +253,17 @@ T: dict[str, dict[str, str]] = {
         "en": "“{name}” has no length (0 s).",
         "zh": "“{name}” 时长为 0。",
     },
+    "media_not_audio": {
+        "en": "“{name}” is not music I can play, so it is not used; your footage is kept.",
+        "zh": "“{name}” 不是可以播放的音乐，未采用；已收到的素材都还在。",
+    },
     "media_unsupported": {
         "en": "“{name}” is in a format I cannot read.",
         "zh": "“{name}” 的格式无法读取。",
+    },
+    "media_too_large": {
+        "en": "“{name}” is too large a picture (over the pixel limit).",
+        "zh": "“{name}” 的画面太大（超过像素上限）。",
     },
     "media_unusable": {"en": "“{name}” cannot be used.", "zh": "“{name}” 无法使用。"},
     "cancelled_error": {"en": "❌ Cancelled.", "zh": "❌ 已取消。"},
@@ -236,6 +274,37 @@ T: dict[str, dict[str, str]] = {
     "data_invalid": {
         "en": "😵 A file of this job could not be read back. Please start the video again.",
         "zh": "😵 这个任务的一个文件无法读取，请重新制作视频。",
+    },
+    "narration_failed": {
+        "en": "😵 The voice-over could not be made, not even with the offline voice. Please try "
+        "again in a moment.",
+        "zh": "😵 配音失败（离线语音也没有成功）。请稍后再试。",
+    },
+    "tts_failed": {
+        "en": "😵 The voice-over could not be made. Please try again in a moment.",
+        "zh": "😵 配音失败，请稍后再试。",
+    },
+    "script_invalid": {
+        "en": "✏️ That script cannot be used ({field}: {problem}). Please fix it and send it again.",
+        "zh": "✏️ 这份脚本不能用（{field}：{problem}）。请修改后重新发送。",
+    },
+    "job_unreadable": {
+        "en": "😵 This video's files could not be read back. Please start it again with /new.",
+        "zh": "😵 这个视频的文件无法读取，请发送 /new 重新制作。",
+    },
+    "lm_unavailable": {
+        "en": "The writing model is not available right now, so the built-in writer wrote the "
+        "script.",
+        "zh": "写作模型暂时不可用，已改用内置写作器生成脚本。",
+    },
+    "lm_timeout": {
+        "en": "The writing model took too long, so the built-in writer wrote the script.",
+        "zh": "写作模型响应太慢，已改用内置写作器生成脚本。",
+    },
+    "lm_bad_output": {
+        "en": "The writing model's answer could not be used, so the built-in writer wrote the "
+        "script.",
+        "zh": "写作模型的回答无法使用，已改用内置写作器生成脚本。",
     },
     "plan_invalid": {
         "en": "😵 I could not plan this edit. Please try again with other footage.",
@@ -364,6 +433,12 @@ T: dict[str, dict[str, str]] = {
         "en": "“{name}” has no comments in it.",
         "zh": "“{name}” 里没有评论。",
     },
+    "render_timeout": {
+        "en": "😵 Rendering got stuck and was stopped, also on a second, safer try. "
+        "Please try again; if it happens again, try other footage.",
+        "zh": "😵 渲染卡住，已停止（较稳妥的第二次尝试也未成功）。"
+        "请重试；如果再次发生，请换一些素材。",
+    },
 }
 
 
@@ -420,3 +495,15 @@ def style_names() -> dict[str, dict[str, str]]:
         sid: {lang: f"{style.emoji} {style.name(lang)}".strip() for lang in LANGS}
         for sid, style in pipeline_styles.items()
     }
+
+
+def sound_text(lang: str, sounds: Sequence[tuple[int, str]]) -> str:
+    """The storyboard's line on the footage's own sound ("" when there is nothing to say);
+    reason codes this version does not know are left out."""
+    items = []
+    for n, code in sounds:
+        if f"sound_{code}" not in T:
+            continue
+        what = t(lang, f"sound_{code}")
+        items.append(what if n <= 0 else t(lang, "sound_at", n=n, what=what))
+    return t(lang, "storyboard_sound", items="; ".join(items)) if items else ""

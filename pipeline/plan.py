@@ -49,7 +49,13 @@ class Segment:
     crop: Rect
     crop_end: Rect | None = None
     ease: Literal["linear", "smooth"] = "smooth"
-    volume: float = 0.0  # gain for the source's own sound (0 = muted; narration carries the video)
+    # Gain for the source's own sound (0 = muted; narration carries the video). Kept sound is
+    # ducked under the narration by the mixer and plays at this gain in the pauses.
+    volume: float = 0.0
+    # Why the source sound is kept or muted (a code the storyboard words): laughter_kept,
+    # applause_kept, cheering_kept, animal_kept, speech_quoted, music_in_footage,
+    # footage_music_muted, noise_muted, speech_muted; "" when there is nothing to say.
+    sound_reason: str = ""
 
     @property
     def duration(self) -> float:
@@ -125,6 +131,7 @@ class OutputSpec:
     tail: float = 0.0  # informational: seconds of picture kept after the last word
 
 
+MAX_SIDE = 4096  # output pixels per side
 SIZES: dict[str, tuple[int, int]] = {
     "1080x1920": (1080, 1920),
     "720x1280": (720, 1280),
@@ -295,7 +302,11 @@ def output_size(spec: str) -> tuple[int, int]:
     try:
         w, h = (int(v) for v in spec.lower().split("x"))
     except ValueError as exc:
-        raise PlanError("output.width", f"size {spec!r} is not WIDTHxHEIGHT") from exc
+        raise PlanError("output.width", f"{spec!r} is not WIDTHxHEIGHT") from exc
+    # The same bounds `validate_plan` applies, checked here so a bad size is refused before any
+    # work (0x0 used to reach a division by zero in the planner); 4096 is what players accept.
+    if not (16 <= w <= MAX_SIDE and 16 <= h <= MAX_SIDE and w % 2 == 0 and h % 2 == 0):
+        raise PlanError("output.width", f"width and height must be even, 16 to {MAX_SIDE}")
     return w, h
 
 

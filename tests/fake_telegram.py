@@ -118,6 +118,23 @@ class FakeTelegram(BotAPIServer):
         voice = {**ref, "duration": duration, "mime_type": "audio/ogg"}
         return await self.message(user, chat_id, voice=voice)
 
+    async def audio(
+        self,
+        user: dict[str, Any],
+        chat_id: int,
+        path: str | Path,
+        *,
+        as_document: bool = False,
+        mime_type: str = "audio/mpeg",
+        duration: int = 5,
+    ) -> dict[str, Any]:
+        """An audio file (a song, sent as music or as a file), not a voice note."""
+        ref = self.store_file(Path(path).read_bytes())
+        item = {**ref, "file_name": Path(path).name, "mime_type": mime_type}
+        if as_document:
+            return await self.message(user, chat_id, document=item)
+        return await self.message(user, chat_id, audio={**item, "duration": duration})
+
     async def sticker(
         self, user: dict[str, Any], chat_id: int, kind: str = "static"
     ) -> dict[str, Any]:
@@ -152,17 +169,19 @@ class FakeTelegram(BotAPIServer):
 
     async def wait_for(
         self,
-        method: str,
+        method: str | tuple[str, ...],
         where: Callable[[Call], bool] = lambda c: True,
         timeout: float = 60.0,  # the real pipeline loads voices and whisper on its first job
         since: int = 0,
     ) -> Call:
-        """The first call of `method` (from index `since`) that satisfies `where`."""
+        """The first call of `method` (or of any of several) from index `since` that satisfies
+        `where`."""
+        methods = (method,) if isinstance(method, str) else method
         deadline = time.monotonic() + timeout
         async with self._changed:
             while True:
                 for call in self.calls[since:]:
-                    if call.method == method and where(call):
+                    if call.method in methods and where(call):
                         return call
                 left = deadline - time.monotonic()
                 if left <= 0:

@@ -464,7 +464,9 @@ def test_full_disk_keeps_state_and_the_bot_answers(tmp_path: Path, media: dict[s
                     await server.text(ALICE, chat, "/done")
                     await server.wait_for("sendMessage", lambda c: "queue" in c.text, since=mark)
                     await server.text(ALICE, chat, "/cancel")
-                    await server.wait_for("editMessageText", lambda c: "Cancelled" in c.text)
+                    # Still queued: a new message says so; already started: the status is edited.
+                    cancelled = ("sendMessage", "editMessageText")
+                    await server.wait_for(cancelled, lambda c: "Cancelled" in c.text, since=mark)
                 # The job was made from the draft saved before the disk filled.
                 with contextlib.closing(sqlite3.connect(data / "jobs.sqlite3")) as db:
                     (brief,) = db.execute("SELECT brief FROM jobs").fetchone()

@@ -221,9 +221,11 @@ def test_cleanup_by_age_and_size(tmp_path: Path) -> None:
     stale.mkdir()
     (stale / "a.mp4").write_bytes(b"y" * 5000)
     two_hours = time.time() - 7200
-    os.utime(stale, (two_hours, two_hours))
+    for p in (stale, stale / "a.mp4"):  # a folder's age is its newest file's
+        os.utime(p, (two_hours, two_hours))
     week = time.time() - 8 * 86400
-    os.utime(old_done.job_dir, (week, week))
+    for p in (Path(old_done.job_dir), Path(old_done.job_dir) / "out.mp4"):
+        os.utime(p, (week, week))
     removed = store.cleanup(str(root), keep_days=7, keep_total_bytes=10**9)
     assert removed == [old_done.id]
     removed = store.cleanup(str(root), keep_days=7, keep_total_bytes=2000)
@@ -428,3 +430,46 @@ def test_result_counts_as_sent_once_telegram_has_the_video(tmp_path: Path) -> No
             assert marked == [1] and len(server.sent("sendVideo")) == 1
 
     run(scenario())
+
+
+# Keys whose cause is the operator's (configuration, installed models, prompt files) or that
+# only the CLI raises: the user gets the generic "something went wrong on my side".
+OPERATOR_KEYS = {
+    "config_invalid",
+    "prompt_invalid",
+    "model_part_bad",
+    "model_load_failed",
+    "speech_model_missing",
+    "summary_no_moments",
+    "lm_failed",
+}
+
+
+def test_every_error_key_a_user_can_meet_has_words() -> None:
+    import importlib
+    import pkgutil
+    import string
+
+    import bot
+    import pipeline
+    from bot.texts import T, error_text
+    from pipeline.errors import ReelbotError
+
+    for package in (pipeline, bot):
+        for m in pkgutil.walk_packages(package.__path__, f"{package.__name__}."):
+            importlib.import_module(m.name)
+
+    def subclasses(c: type) -> list[type]:
+        return [s for sub in c.__subclasses__() for s in (sub, *subclasses(sub))]
+
+    keys = {c.__dict__["key"] for c in subclasses(ReelbotError) if "key" in c.__dict__}
+    assert len(keys) > 15  # the walk found the errors
+    unworded = sorted(k for k in keys - OPERATOR_KEYS if k not in T)
+    assert unworded == []
+    generic = {lang: error_text(lang, "error_generic") for lang in ("en", "zh")}
+    for key in sorted(keys - OPERATOR_KEYS):
+        for lang in ("en", "zh"):
+            # Every parameter its text names, so a missing one cannot pass as worded.
+            names = {f for _, f, _, _ in string.Formatter().parse(T[key][lang]) if f}
+            text = error_text(lang, key, {n: "x" for n in names})
+            assert text != generic[lang], (key, lang)

@@ -262,16 +262,17 @@ def test_chart_and_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     src = tmp_path / "comments.txt"
     src.write_text("\n".join(c.text for c in _mixed()), encoding="utf-8")
     chart = tmp_path / "chart.png"
-    assert main(["comments", str(src), "--chart", str(chart), "--lang", "en"]) == 0
+    lexicons_only = ["--model-budget", "0"]
+    assert main(["comments", str(src), "--chart", str(chart), "--lang", "en", *lexicons_only]) == 0
     out = capsys.readouterr().out
     assert "comments: positive" in out and "Ideas for the next video" in out
     img = np.asarray(Image.open(chart).convert("RGB")).astype(int)
     green = ((img[..., 1] > 150) & (img[..., 0] < 100)).sum()
     red = ((img[..., 0] > 200) & (img[..., 1] < 80)).sum()
     assert green > 1000 and red > 1000
-    assert main(["comments", str(src), "--json"]) == 0
+    assert main(["comments", str(src), "--json", *lexicons_only]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["language"] == "zh" and len(data["ideas"]) == 3
     empty = tmp_path / "empty.txt"
     empty.write_text("")
-    assert main(["comments", str(empty)]) == 2
+    assert main(["comments", str(empty), *lexicons_only]) == 2

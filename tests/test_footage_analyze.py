@@ -395,12 +395,11 @@ def test_files_analysed_side_by_side_give_what_one_at_a_time_gives(
         assert workers(5) == 3 and workers(1) == 1
 
 
-def test_a_broken_file_among_others_is_its_own_error_and_stops_the_rest(
+def test_a_broken_file_among_others_is_left_out_and_the_rest_analysed(
     footage: Footage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from dataclasses import replace
 
-    from pipeline.errors import MediaError
     from pipeline.footage import moments
 
     # Probed as a video, but its bytes are garbage from the first frame on (a truncated upload).
@@ -417,22 +416,22 @@ def test_a_broken_file_among_others_is_its_own_error_and_stops_the_rest(
 
     monkeypatch.setattr(moments, "iter_frames", watched)
     monkeypatch.setenv("REELBOT_ANALYSIS_WORKERS", "2")
-    analyze([footage.clip], use_cache=False)
+    alone = analyze([footage.clip], use_cache=False)
     whole = len(polled)
     polled.clear()
-    with pytest.raises(MediaError) as err:
-        analyze([bad, footage.clip], use_cache=False)
-    assert err.value.path == str(broken) and err.value.reason == "corrupt"
-    # The good file stopped early instead of being analysed to its end for nothing.
-    assert polled.count(footage.clip.path) < whole / 2
-    # Two broken files: the error is the first one's in the user's order, though the longer
-    # second one is started (and fails) first.
+    both = analyze([bad, footage.clip], use_cache=False)
+    assert [(f.failed, f.shots) for f in both.files] == [("corrupt", 0), ("", len(alone.shots))]
+    assert "broken.mp4" in both.files[0].message
+    assert {s.source for s in both.shots} == {1}
+    # The good file was analysed to its end, not stopped because another failed.
+    assert polled.count(footage.clip.path) == whole
+    # Two broken files and a good one: both left out, each with its own error.
     other = tmp_path / "other.mp4"
     other.write_bytes(b"\x00" * 4096)
     longer = replace(footage.clip, path=str(other), duration=footage.clip.duration * 3)
-    with pytest.raises(MediaError) as err:
-        analyze([footage.clip, bad, longer], use_cache=False)
-    assert err.value.path == str(broken)
+    three = analyze([footage.clip, bad, longer], use_cache=False)
+    assert [f.failed for f in three.files] == ["", "corrupt", "corrupt"]
+    assert all(s.source == 0 for s in three.shots)
 
 
 def test_failed_transcription_keeps_the_footage(footage: Footage) -> None:

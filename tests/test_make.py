@@ -17,6 +17,7 @@ import av
 import numpy as np
 import pytest
 
+from pipeline import settings as pipeline_settings
 from pipeline.bench.synth import Scene, write_clip
 from pipeline.brief import Brief, Footage
 from pipeline.cli import main
@@ -79,6 +80,8 @@ def made(
     mp.delenv("REELBOT_TTS_OFFLINE", raising=False)
     mp.setenv("REELBOT_EDGE_TTS_URL", f"ws://127.0.0.1:{closed_port()}/tts")
     mp.setenv("REELBOT_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    # The footage fixture has already read the settings (ffmpeg's path): read them again.
+    pipeline_settings.reset()
     out = {}
     try:
         job = str(tmp_path_factory.mktemp("job-en"))
@@ -98,6 +101,7 @@ def made(
         assert set(make.last_run(job).values()) == {"reused"}
     finally:
         mp.undo()
+        pipeline_settings.reset()
     return out
 
 

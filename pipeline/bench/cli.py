@@ -8,7 +8,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from importlib.metadata import entry_points
 from typing import Any
+
+# Benchmarks other parts add (`register(subparsers)` functions in this entry-point group, in
+# pyproject.toml): the bot's `bench queue` measures the distributed engine, which the pipeline
+# must not import.
+BENCH_GROUP = "reelbot.bench"
 
 
 def register(sub: Any) -> None:
@@ -47,6 +53,9 @@ def register(sub: Any) -> None:
         "comments", help="comment analysis speed (1,000 comments) and sentiment accuracy zh/en"
     )
     p.set_defaults(handler=_comments)
+
+    for extra in sorted(entry_points(group=BENCH_GROUP), key=lambda e: e.name):
+        extra.load()(what)
 
 
 def _render(args: argparse.Namespace) -> int:

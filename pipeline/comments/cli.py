@@ -19,6 +19,13 @@ def register(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print the whole report as JSON")
     p.add_argument("--chart", metavar="OUT.png", help="write the chart image here")
     p.add_argument("--lang", choices=("zh", "en"), help="report language (default: the comments')")
+    p.add_argument(
+        "--model-budget",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="seconds the language model may spend (REELBOT_LM; 0: lexicons only)",
+    )
     p.set_defaults(handler=_comments)
 
 
@@ -34,7 +41,12 @@ def _comments(args: argparse.Namespace) -> int:
     if not comments:
         print("error: no comments found", file=sys.stderr)
         return 2
-    report = analyze_comments(comments, args.lang or "auto")
+    from pipeline.comments.lm import configured_model
+
+    model = configured_model() if args.model_budget > 0 else None
+    report = analyze_comments(
+        comments, args.lang or "auto", model=model, model_budget_s=args.model_budget
+    )
     if args.chart:
         from pipeline.comments.chart import save_chart
 

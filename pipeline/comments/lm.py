@@ -88,8 +88,14 @@ class Budget:
         return min(cap, left) if left > 0.5 else None
 
 
-def _ask(model: JsonModel, prompt: str, schema: Mapping[str, Any], budget: Budget) -> Any | None:
-    timeout = budget.timeout()
+def _ask(
+    model: JsonModel,
+    prompt: str,
+    schema: Mapping[str, Any],
+    budget: Budget,
+    cap: float = REQUEST_TIMEOUT_S,
+) -> Any | None:
+    timeout = budget.timeout(cap)
     if timeout is None:
         return None
     try:
@@ -118,7 +124,7 @@ def name_themes(
         f"{i + 1}. " + " | ".join(t[:80] for t in texts[:4]) for i, texts in enumerate(groups)
     )
     prompt = load_prompt("comment_themes").render(groups=listing, language=language)
-    answer = _ask(model, prompt, NAMES_SCHEMA, budget)
+    answer = _ask(model, prompt, NAMES_SCHEMA, budget, cap=30.0)
     names = answer.get("names") if isinstance(answer, dict) else None
     if not isinstance(names, list) or len(names) != len(groups):
         return None
@@ -140,7 +146,7 @@ def write_ideas(
     prompt = load_prompt("comment_ideas").render(
         summary=summary, comments=listing, styles=", ".join(styles), language=language
     )
-    answer = _ask(model, prompt, ideas_schema(styles), budget)
+    answer = _ask(model, prompt, ideas_schema(styles), budget, cap=60.0)
     raw = answer.get("ideas") if isinstance(answer, dict) else None
     if not isinstance(raw, list) or len(raw) < 3:
         return None
@@ -159,3 +165,36 @@ def write_ideas(
         )
         ideas.append(Idea(topic=topic[:80], style=style, points=points, why=why[:5]))
     return ideas
+
+
+class FromLanguageModel:
+    """A `pipeline.lm` model (embedded llama.cpp, an OpenAI-compatible server, transformers)
+    as a `JsonModel`: one user message, temperature 0, the schema passed down for constrained
+    output, and as many tokens as the answer's shape needs."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def generate_json(self, prompt: str, schema: Mapping[str, Any], *, timeout_s: float) -> Any:
+        props = schema.get("properties", {})
+        tokens = 16 if "label" in props else 200 if "names" in props else 700
+        done = self.model.generate(
+            [{"role": "user", "content": prompt}],
+            max_tokens=tokens,
+            temperature=0.0,
+            json_schema=dict(schema),
+            timeout_s=timeout_s,
+        )
+        return done.data
+
+
+def configured_model() -> JsonModel | None:
+    """The language model the settings choose (`REELBOT_LM`, see `pipeline.lm`), or None."""
+    from pipeline.lm import LMError, get_model
+
+    try:
+        found = get_model()
+    except LMError as exc:
+        log.warning("no language model for the comment analysis: %s", exc)
+        return None
+    return FromLanguageModel(found) if found is not None else None

@@ -19,7 +19,7 @@ from typing import Protocol
 import numpy as np
 
 from pipeline.cjk import join_units
-from pipeline.errors import Cancelled, ReelbotError
+from pipeline.errors import Cancelled, MediaError, ReelbotError
 from pipeline.footage.cache import AnalysisCache, cache_key
 from pipeline.footage.faces import Box, FaceDetector, default_detector
 from pipeline.footage.features import HIST_BINS
@@ -98,13 +98,20 @@ def analyze(
             cache.put(key, result)
 
     pool_size = workers(len(todo), max_workers)
-    computed = _analyze_files(media, todo, params, detector, report, cancel, keep, pool_size)
-    results = [(found[i] or computed[i], found[i] is not None) for i in range(len(media))]
+    computed, failures = _analyze_files(
+        media, todo, params, detector, report, cancel, keep, pool_size
+    )
+    empty = FileResult(moments=(), cuts=(), dissolves=(), seconds=0.0)
+    results = [
+        (found[i] or computed.get(i, empty), found[i] is not None) for i in range(len(media))
+    ]
 
     shots: list[Shot] = []
     sigs: list[tuple[float, ...]] = []
     keyframes: list[bytes] = []
     for i, (result, _) in enumerate(results):
+        if i in failures:
+            continue
         caption = captions[i].strip() if i < len(captions) else ""
         words = _words(media[i], transcriber)
         for m in result.moments:
@@ -122,8 +129,10 @@ def analyze(
             shots=len(res.moments),
             from_cache=hit,
             seconds=0.0 if hit else res.seconds,
+            failed=failures[i].reason if i in failures else "",
+            message=failures[i].message if i in failures else "",
         )
-        for info, (res, hit) in zip(media, results, strict=True)
+        for i, (info, (res, hit)) in enumerate(zip(media, results, strict=True))
     )
     if progress is not None:
         progress(1.0)
@@ -164,7 +173,8 @@ class _Progress:
 
 
 class _Stop:
-    """Set when the caller cancels or when another file failed (its error is what is raised)."""
+    """Set when the caller cancels, or when a file failed unexpectedly (not a `MediaError`:
+    something in the code, not the file), which is raised after the others stopped."""
 
     def __init__(self, cancel: threading.Event | None) -> None:
         self.cancel = cancel
@@ -199,15 +209,25 @@ def _analyze_files(
     cancel: threading.Event | None,
     keep: Callable[[int, FileResult], None],
     pool_size: int,
-) -> dict[int, FileResult]:
-    """Analyse media[i] for each i in `todo`, several at once; the first failure (in file
-    order) is raised after the others have stopped."""
+) -> tuple[dict[int, FileResult], dict[int, MediaError]]:
+    """Analyse media[i] for each i in `todo`, several at once.
+
+    A file that turns out unusable while it is decoded (a truncated JPEG, a picture over the
+    cap, a decoder error: any `MediaError`, or an error a decoding library raises about the
+    file) is left out and returned with its error; the others go on. Cancelling, running out
+    of memory, or a bug (an error of our own code) stops all and is raised.
+    """
     stop = _Stop(cancel)
     faces = _LockedFaces(detector)
 
     def one(i: int) -> FileResult:
         try:
             result = analyze_file(media[i], params, faces, lambda f: report.update(i, f), stop)
+        except MediaError:
+            raise  # this file only: the others go on
+        except (ValueError, OSError, EOFError, SyntaxError) as exc:
+            # What PIL, numpy and PyAV raise about a file's content (PyAV's errors are OSError).
+            raise MediaError(media[i].path, "corrupt", f"{type(exc).__name__}: {exc}") from exc
         except BaseException:
             stop.failed.set()
             raise
@@ -218,19 +238,23 @@ def _analyze_files(
         return result
 
     if not todo:
-        return {}
+        return {}, {}
     with ThreadPoolExecutor(pool_size, thread_name_prefix="analyse") as pool:
         # Longest first, so a long file does not start last and run alone.
         order = sorted(todo, key=lambda i: -media[i].duration)
         futures = {i: pool.submit(one, i) for i in order}
         wait(futures.values())
-    errors = [futures[i].exception() for i in todo if futures[i].exception() is not None]
-    first = next((e for e in errors if not isinstance(e, Cancelled)), None) or next(
-        iter(errors), None
+    errors = {i: futures[i].exception() for i in todo if futures[i].exception() is not None}
+    fatal = [e for e in errors.values() if not isinstance(e, MediaError)]
+    first = next((e for e in fatal if not isinstance(e, Cancelled)), None) or next(
+        iter(fatal), None
     )
     if first is not None:
         raise first
-    return {i: futures[i].result() for i in todo}
+    failures = {i: e for i, e in errors.items() if isinstance(e, MediaError)}
+    for i, exc in failures.items():
+        log.warning("%s left out: %s", media[i].path, exc.message)
+    return {i: futures[i].result() for i in todo if i not in failures}, failures
 
 
 def _words(info: MediaInfo, transcriber: Transcriber | None) -> list[SpokenWordLike]:

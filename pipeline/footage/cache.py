@@ -10,6 +10,7 @@ time) hits the cache.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -26,7 +27,7 @@ from pipeline.settings import settings
 log = logging.getLogger(__name__)
 
 # Bump when a change in the code changes what analysis produces for the same file.
-CODE_VERSION = "footage-4"  # footage-4: entries written by pipeline.jsonfiles
+CODE_VERSION = "footage-5"  # footage-5: shots carry their sound tags (Shot.heard)
 SAMPLE = 1 << 20
 
 
@@ -53,6 +54,15 @@ def cache_key(path: str, params: AnalysisParams, detector_name: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class CacheEntry:
+    """One file of the cache: where, when last written or hit (epoch seconds), how big."""
+
+    path: Path
+    used: float
+    size: int
+
+
 class AnalysisCache:
     """Per-file analysis results on disk; counts its hits and misses (asserted by tests)."""
 
@@ -69,13 +79,32 @@ class AnalysisCache:
         except FileNotFoundError:
             self.misses += 1
             return None
-        except (OSError, ValueError, ReelbotError) as exc:
-            # A damaged entry (disk full, killed mid-write on another system) is just a miss.
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, ReelbotError) as exc:
+            # A damaged entry (disk full, killed mid-write on another system) or one another
+            # version wrote in another shape (a shared cache folder) is just a miss.
             log.warning("ignoring unreadable cache entry %s: %s", path, exc)
             self.misses += 1
             return None
         self.hits += 1
+        with contextlib.suppress(OSError):
+            os.utime(path)  # a hit is use: eviction goes by last use, oldest first
         return result
+
+    def entries(self) -> list[CacheEntry]:
+        """Every entry (and stray temporary file), with its last use and size."""
+        found = []
+        try:
+            names = list(self.dir.iterdir())
+        except OSError:
+            return []
+        for p in names:
+            try:
+                st = p.stat()
+            except OSError:
+                continue  # removed meanwhile
+            if p.is_file() and p.suffix in (".json", ".tmp"):
+                found.append(CacheEntry(p, st.st_mtime, st.st_size))
+        return found
 
     def put(self, key: str, result: FileResult) -> None:
         try:

@@ -49,6 +49,7 @@ def _probe_files(files: list[str]) -> list[Any]:
 def _analyze_cmd(args: argparse.Namespace) -> int:
     from pipeline.footage.analyze import analyze
     from pipeline.footage.contact import contact_sheet
+    from pipeline.footage.heard import short_label
 
     media = _probe_files(args.files)
     analysis = analyze(media, args.caption, cache_dir=args.cache_dir, use_cache=not args.no_cache)
@@ -64,6 +65,7 @@ def _analyze_cmd(args: argparse.Namespace) -> int:
         print(
             f"#{k} {s.path} {s.kind} {s.start:.2f}-{s.end:.2f}s key={s.keyframe_time:.2f}s "
             f"score={s.score:.2f} [{parts}] 9:16=({r.x:.3f},{r.y:.3f},{r.w:.3f},{r.h:.3f})"
+            + (f" sound=[{short_label(s.heard)}] {s.heard.level_db:.0f}dB" if s.heard else "")
             + (f" text={s.text!r}" if s.text else "")
         )
     for f in analysis.files:

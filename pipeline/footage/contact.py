@@ -1,4 +1,4 @@
-"""The contact sheet: every shot's keyframe in a grid with its time, score and 9:16 window.
+"""The contact sheet: every shot's keyframe in a grid with its time, score, 9:16 window and sound.
 
 It is the picture a user looks at to see what the bot saw, so labels are drawn with a CJK font
 (file names and captions are often Chinese) and the chosen vertical crop is outlined.
@@ -15,6 +15,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from pipeline.cjk import font_file
 from pipeline.footage.frames import frame_at
+from pipeline.footage.heard import short_label
 from pipeline.footage.model import Analysis
 from pipeline.media import MediaInfo
 
@@ -61,11 +62,12 @@ def contact_sheet(
         oy = y0 + (thumb_h - img.height) // 2
         sheet.paste(img, (ox, oy))
         r = shot.crop("9:16")
-        draw.rectangle(
-            (ox + r.x * img.width, oy + r.y * img.height,
-             ox + (r.x + r.w) * img.width - 1, oy + (r.y + r.h) * img.height - 1),
-            outline=(255, 212, 0), width=2,
-        )  # fmt: skip
+        left, top = ox + r.x * img.width, oy + r.y * img.height
+        # A thin strip (4096x16) thumbnails to a picture a pixel high: the window's far edge
+        # must not come before its near one (Pillow raises ValueError).
+        right = max(left, ox + (r.x + r.w) * img.width - 1)
+        bottom = max(top, oy + (r.y + r.h) * img.height - 1)
+        draw.rectangle((left, top, right, bottom), outline=(255, 212, 0), width=2)
         colour = (120, 220, 120) if shot.score >= 0.6 else (230, 190, 90)
         if shot.score < 0.3:
             colour = (230, 100, 100)
@@ -76,6 +78,12 @@ def contact_sheet(
         draw.text((x0, y0 + thumb_h + 22), _fit(draw, detail, small, thumb_width), "white", small)
         if shot.faces:
             draw.text((x0, y0 + thumb_h + 40), f"faces {shot.faces}", (180, 180, 255), small)
+        heard = short_label(shot.heard)
+        if heard:
+            # What the shot sounds like, right of the face count (the planner keeps or mutes it).
+            x = x0 + (70 if shot.faces else 0)
+            line = _fit(draw, f"sound: {heard}", small, thumb_width - (x - x0))
+            draw.text((x, y0 + thumb_h + 40), line, (150, 220, 230), small)
     sheet.save(out_path, "JPEG", quality=88)
     return out_path
 

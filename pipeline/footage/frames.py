@@ -17,7 +17,7 @@ import av.error
 import numpy as np
 
 from pipeline.errors import MediaError
-from pipeline.media import MediaInfo
+from pipeline.media import MediaInfo, media_caps, openable, pillow_limits
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +71,12 @@ def iter_frames(
     """
     sw, sh = scaled_size(info, width)
     dw, dh = scaled_size(info, detail_width) if detail_width else (0, 0)
+    if _pillow_animation(info):
+        yield from _pillow_frames(info, (sw, sh), (dw, dh), sample_fps)
+        return
     next_sample = 0.0
     try:
-        container = av.open(info.path, metadata_errors="ignore")
+        container = av.open(openable(info.path), metadata_errors="ignore")
     except av.error.FFmpegError as exc:
         raise MediaError(info.path, "corrupt", str(exc)) from exc
     with container:
@@ -108,10 +111,52 @@ def iter_frames(
             log.warning("%s: decoding stopped after %d frames: %s", info.path, index, exc)
 
 
-def read_photo(info: MediaInfo, width: int) -> np.ndarray:
-    """A photo, upright (EXIF orientation applied), scaled to about `width` pixels wide, BGR."""
-    from PIL import Image, ImageOps
+def _pillow_animation(info: MediaInfo) -> bool:
+    """Animated WebP: the bundled libavcodec cannot decode it, Pillow can (see media.probe)."""
+    return info.kind == "animation" and info.video_codec == "webp"
 
+
+def _pillow_frames(
+    info: MediaInfo, small: tuple[int, int], detail: tuple[int, int], sample_fps: float
+) -> Iterator[Frame]:
+    """The frames of an animated WebP through Pillow, timed by each frame's duration."""
+    from PIL import Image
+
+    pillow_limits(media_caps())
+    next_sample, t = 0.0, 0.0
+    try:
+        with Image.open(info.path) as im:
+            for index in range(int(getattr(im, "n_frames", 1))):
+                im.seek(index)
+                im.load()
+                rgb = im.convert("RGB")
+                img = _pil_bgr(rgb, small)
+                big = None
+                if sample_fps > 0 and detail[0] and t >= next_sample - 1e-6:
+                    big = _pil_bgr(rgb, detail)
+                    next_sample = (math.floor(t * sample_fps + 1e-6) + 1) / sample_fps
+                yield Frame(index, t, img, big)
+                t += int(im.info.get("duration", 100) or 100) / 1000
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombWarning) as exc:
+        raise MediaError(info.path, "corrupt", str(exc)) from exc
+
+
+def _pil_bgr(im: object, size: tuple[int, int]) -> np.ndarray:
+    from PIL import Image
+
+    small = im.resize(size, Image.Resampling.BILINEAR)  # type: ignore[attr-defined]
+    return np.ascontiguousarray(np.asarray(small)[:, :, ::-1])
+
+
+def read_photo(info: MediaInfo, width: int) -> np.ndarray:
+    """A photo, upright (EXIF orientation applied), scaled to about `width` pixels wide, BGR.
+
+    Pillow reads it (JPEG, PNG, WebP, AVIF, ...); what Pillow cannot open (HEIC without a
+    plug-in) is decoded by PyAV. Either refusal is a `MediaError` naming the file: a truncated
+    JPEG, a picture over the pixel cap (Pillow's bomb limit is set to it)."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    pillow_limits(media_caps())
     try:
         with Image.open(info.path) as im:
             im = ImageOps.exif_transpose(im).convert("RGB")
@@ -119,9 +164,25 @@ def read_photo(info: MediaInfo, width: int) -> np.ndarray:
             h = max(2, round(im.height * w / im.width))
             im = im.resize((w, h), Image.Resampling.BILINEAR)
             rgb = np.asarray(im)
-    except OSError as exc:
+    except UnidentifiedImageError:
+        return _photo_by_pyav(info, width)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise MediaError(info.path, "too_large", str(exc)) from exc
+    except (OSError, ValueError, SyntaxError) as exc:
+        # Pillow raises all three for damaged files (a truncated JPEG: OSError).
         raise MediaError(info.path, "corrupt", str(exc)) from exc
     return np.ascontiguousarray(rgb[:, :, ::-1])
+
+
+def _photo_by_pyav(info: MediaInfo, width: int) -> np.ndarray:
+    sw, sh = scaled_size(info, width)
+    try:
+        with av.open(openable(info.path), metadata_errors="ignore") as container:
+            frame = next(container.decode(video=0))
+            img = frame.to_ndarray(width=sw, height=sh, format="bgr24")
+    except (StopIteration, av.error.FFmpegError) as exc:
+        raise MediaError(info.path, "corrupt", str(exc)) from exc
+    return upright(img, info.rotation)
 
 
 def _origin(stream: av.VideoStream) -> float:
@@ -142,7 +203,10 @@ def frame_at(info: MediaInfo, t: float, width: int, not_before: float | None = N
     if info.kind == "photo":
         return read_photo(info, width)
     sw, sh = scaled_size(info, width)
-    with av.open(info.path, metadata_errors="ignore") as container:
+    if _pillow_animation(info):
+        frames = list(_pillow_frames(info, (sw, sh), (0, 0), 0.0))
+        return next((f.bgr for f in reversed(frames) if f.time <= t + 1e-3), frames[0].bgr)
+    with av.open(openable(info.path), metadata_errors="ignore") as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         tb = stream.time_base

@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from pipeline.footage.heard import Heard
 from pipeline.jsonfiles import dumps, from_dict, load_json, save_json, to_dict
 from pipeline.plan import Rect
 
@@ -60,6 +61,7 @@ class Shot:
     faces: int = 0
     kind: ShotKind = "video"
     cut_in: Literal["start", "cut", "dissolve", "split"] = "start"  # how the moment begins
+    heard: Heard | None = None  # its own sound's tags (None: a photo, no sound, not listened)
 
     @property
     def duration(self) -> float:
@@ -89,6 +91,9 @@ class FileAnalysis:
     shots: int
     from_cache: bool = False
     seconds: float = 0.0  # time the analysis took (0 for a cache hit)
+    # Why the file was left out ("" when it was analysed): a `MediaError` reason and its text.
+    failed: str = ""
+    message: str = ""
 
 
 @dataclass(frozen=True, slots=True)

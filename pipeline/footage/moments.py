@@ -8,6 +8,7 @@ moment of its own and ranks low, while the steady part ranks high.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import logging
 import math
 import time
@@ -23,6 +24,7 @@ from pipeline.errors import Cancelled
 from pipeline.footage import features as ft
 from pipeline.footage.faces import FaceDetector, subject_box
 from pipeline.footage.frames import iter_frames, read_photo
+from pipeline.footage.heard import heard_between, listen
 from pipeline.footage.model import Crop, ScoreParts, Shot
 from pipeline.footage.reframe import frame_shot
 from pipeline.footage.shots import CutDetector, DetectParams, shot_spans
@@ -179,9 +181,28 @@ def analyze_file(
             p_end = end if j == len(inside) else inside[j].stats.time
             cut_in = how if k == 0 else "split"
             moments.append(_video_moment(info, piece, p_start, p_end, cut_in, params, faces))
+    if info.has_audio and moments:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("footage analysis cancelled")
+        moments = _with_sound(info, moments)
     cuts = tuple(round(at(c), 4) for c in bounds.cuts)
     dissolves = tuple(round((at(x) + at(y)) / 2, 4) for x, y in bounds.dissolves)
     return FileResult(tuple(moments), cuts, dissolves, time.perf_counter() - t0)
+
+
+def _with_sound(info: MediaInfo, moments: list[Moment]) -> list[Moment]:
+    """Each moment's shot with what it sounds like: the file's audio decoded and tagged once."""
+    t0 = time.perf_counter()
+    sound = listen(info.path, info.duration)
+    if sound is None:
+        return moments
+    log.info("%s: %.1fs of sound tagged in %.1fs", info.path, sound.heard_until,
+             time.perf_counter() - t0)  # fmt: skip
+    return [
+        dataclasses.replace(m, shot=dataclasses.replace(
+            m.shot, heard=heard_between(sound, m.shot.start, m.shot.end)))
+        for m in moments
+    ]  # fmt: skip
 
 
 # --- splitting long shots -----------------------------------------------------------------------

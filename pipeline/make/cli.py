@@ -64,13 +64,78 @@ def _brief(args: argparse.Namespace) -> Any:
     )
 
 
+def _usage(problem: str) -> int:
+    print(f"reelbot make: {problem}", file=sys.stderr)
+    return 2
+
+
+def _output_problem(output: str | None) -> str | None:
+    """Why `-o` cannot be written, checked before the work (it used to fail after the render)."""
+    if not output:
+        return None
+    if os.path.isdir(output):
+        return f"-o {output}: is a folder; give a file name such as {output.rstrip('/')}/out.mp4"
+    parent = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(parent):
+        return f"-o {output}: the folder {parent} does not exist"
+    if not os.access(parent, os.W_OK):
+        return f"-o {output}: the folder {parent} is not writable"
+    return None
+
+
+def _check(args: argparse.Namespace) -> int | None:
+    """Everything the command line says, checked before any work: an exit status, or None."""
+    from pipeline.brief import Brief
+    from pipeline.errors import ReelbotError
+    from pipeline.media import probe_audio
+    from pipeline.plan import output_size
+    from pipeline.script.request import SECONDS_RANGE, ScriptRequest, normalise
+
+    if not args.topic or not args.footage:
+        return _usage("--topic and --footage are needed (or --resume JOBDIR)")
+    if len(args.caption or []) > len(args.footage):
+        return _usage("more --caption values than --footage files")
+    low, high = SECONDS_RANGE
+    if not low <= args.seconds <= high:
+        return _usage(f"--seconds {args.seconds}: must be between {low:g} and {high:g}")
+    from pipeline.errors import PlanError
+
+    try:
+        output_size(args.size)
+    except PlanError as exc:
+        return _usage(f"--size {args.size}: {exc.problem}")
+    try:
+        brief = Brief(topic=args.topic, style=args.style, language=args.lang,
+                      seconds=args.seconds, notes=args.notes)  # fmt: skip
+        normalise(ScriptRequest.from_brief(brief))
+        if args.music:
+            probe_audio(args.music)
+    except ReelbotError as exc:
+        flag = "--music " if args.music and getattr(exc, "path", None) == args.music else ""
+        return _usage(f"{flag}{exc.message}")
+    if args.job_dir and os.path.exists(args.job_dir) and not os.path.isdir(args.job_dir):
+        return _usage(f"--job-dir {args.job_dir}: is a file, not a folder")
+    problem = _output_problem(args.output)
+    return _usage(problem) if problem else None
+
+
 def _finish(result: Any, output: str | None, progress: _Progress) -> int:
     import shutil
 
     progress.done()
     video = result.video
     if output:
-        shutil.copyfile(result.video, output)
+        # Copied beside the target, then renamed: an interrupted copy leaves no half video.
+        part = f"{output}.part"
+        try:
+            shutil.copyfile(result.video, part)
+            os.replace(part, output)
+        except OSError as exc:
+            if os.path.exists(part):
+                os.remove(part)
+            print(f"reelbot make: cannot write -o {output}: {exc.strerror or exc}", file=sys.stderr)
+            print(f"video: {result.video}")
+            return 1
         video = os.path.abspath(output)
     for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
@@ -84,19 +149,19 @@ def _finish(result: Any, output: str | None, progress: _Progress) -> int:
 def _make(args: argparse.Namespace) -> int:
     from pipeline.make import orchestrate as make
 
-    progress = _Progress()
     if args.resume:
+        problem = _output_problem(args.output)
+        if problem:
+            return _usage(problem)
+        progress = _Progress()
         result = make.resume(args.resume, progress)
         runs = make.last_run(args.resume)
         print("stages: " + ", ".join(f"{k} {v}" for k, v in runs.items()), file=sys.stderr)
         return _finish(result, args.output, progress)
-    if not args.topic or not args.footage:
-        print("reelbot make: --topic and --footage are needed (or --resume JOBDIR)",
-              file=sys.stderr)  # fmt: skip
-        return 2
-    if len(args.caption or []) > len(args.footage):
-        print("reelbot make: more --caption values than --footage files", file=sys.stderr)
-        return 2
+    failed = _check(args)
+    if failed is not None:
+        return failed
+    progress = _Progress()
     job_dir = args.job_dir or os.path.join("jobs", time.strftime("%Y%m%d-%H%M%S"))
     result = make.make_video(_brief(args), os.path.abspath(job_dir), progress, model=args.model)
     return _finish(result, args.output, progress)

@@ -27,7 +27,7 @@ class Notice:
 _ZH_REASONS = {
     "missing": "文件不存在", "empty": "空文件", "not_media": "不是视频或图片",
     "corrupt": "文件已损坏", "audio_only": "只有声音没有画面", "zero_duration": "时长为零",
-    "unsupported": "格式不支持",
+    "unsupported": "格式不支持", "too_large": "画面太大",
 }  # fmt: skip
 
 

@@ -26,6 +26,7 @@ from pipeline.make.stages import (
     ProgressFn,
     StageRun,
     analysis_stage,
+    check_analysis,
     check_media,
     media_stage,
     narration_stage,
@@ -61,6 +62,9 @@ class Storyboard(_Noticed):
     frames: tuple[tuple[str, str], ...]  # (sentence, keyframe JPEG)
     warnings: tuple[str, ...]  # in the video's language
     notices: tuple[Notice, ...] = ()
+    # What happens to the footage's own sound: (sentence number from 1, reason code), e.g.
+    # (2, "laughter_kept"); (0, "music_left_out") when footage music replaced the brief's music.
+    sounds: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +83,14 @@ class MakeResult(_Noticed):
     notices: tuple[Notice, ...] = ()
 
 
-def _board(job: StageRun, script: Script) -> Storyboard:
+def _board(
+    job: StageRun, script: Script, plan: EditPlan, narration: Any, brief: Brief
+) -> Storyboard:
+    from pipeline.make.planner import sound_notes
+
     frames = tuple((text, job.path(f"key_{i:02d}.jpg")) for i, text in enumerate(script.spoken()))
-    return Storyboard(str(job.dir), script, frames, tuple(job.warnings), tuple(job.notices))
+    sounds = sound_notes(plan, narration.line_spans, brief.music)
+    return Storyboard(str(job.dir), script, frames, tuple(job.warnings), tuple(job.notices), sounds)
 
 
 def _prepared(
@@ -92,6 +101,7 @@ def _prepared(
     media, captions, mkey = media_stage(job, brief)
     check_media(job, brief, media)
     analysis, akey = analysis_stage(job, media, captions, mkey)
+    check_analysis(job, brief, media, analysis)
     script, by = script_stage(job, brief, model, analysis, akey, another)
     narration, script, nkey = narration_stage(job, brief, model, analysis, script, by)
     if narration.fallback_reason:
@@ -138,8 +148,8 @@ def prepare(
     `config` replaces the process's settings (`pipeline.settings.settings()`) for this run."""
     job = StageRun(job_dir, progress, cancel, config)
     _save_brief(job, brief, model)
-    _, script, _ = _prepared(job, brief, model, storyboard=True)
-    return _board(job, script)
+    plan, script, narration = _prepared(job, brief, model, storyboard=True)
+    return _board(job, script, plan, narration, brief)
 
 
 def revise(
@@ -157,8 +167,10 @@ def revise(
     brief, model = _load_brief(job)
     if script is not None:
         save_script(job, script)
-    _, final, _ = _prepared(job, brief, model, another=another and script is None, storyboard=True)
-    return _board(job, final)
+    plan, final, narration = _prepared(
+        job, brief, model, another=another and script is None, storyboard=True
+    )
+    return _board(job, final, plan, narration, brief)
 
 
 def render_job(

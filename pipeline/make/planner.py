@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import re
 from collections import Counter
 from collections.abc import Sequence
 from typing import Protocol
@@ -152,9 +153,10 @@ def _fill(
     good: float,
     photo_in: list[bool],
     reserved: frozenset[int] = frozenset(),
-) -> list[Segment]:
-    """Segments covering `frames` frames: `first`, then more shots while it runs out."""
-    out: list[Segment] = []
+) -> list[tuple[Segment, int]]:
+    """Segments covering `frames` frames: `first`, then more shots while it runs out; each
+    with the index of the shot it plays."""
+    out: list[tuple[Segment, int]] = []
     left = frames
     pick = first
     while left > 0:
@@ -171,7 +173,7 @@ def _fill(
             n -= short
         # Snap the piece onto whole frames (its source window is at least this long).
         seg = dataclasses.replace(seg, end=seg.start + n / fps)
-        out.append(seg)
+        out.append((seg, pick))
         usage.count[pick] += 1
         left -= n
         if left > 0:
@@ -226,11 +228,13 @@ def build_plan(
     music: str | None = None,
     *,
     tail: float = TAIL,
+    music_gain_db: float = MUSIC_GAIN_DB,
 ) -> EditPlan:
     """The edit plan for a narrated script over analysed footage (see the module's rules).
 
     The script's narrated sentences (`Script.spoken()`) match `narration.line_spans` one to
-    one; `cues` are the captions (`narrate.cues.build_cues`).
+    one; `cues` are the captions (`narrate.cues.build_cues`). `music_gain_db` is the music's
+    gain (`pipeline.music.Music.gain_db`: its measured level brought to one target).
     """
     sentences = script.spoken()
     shots = analysis.shots
@@ -255,6 +259,7 @@ def build_plan(
     usage = _Usage()
     photo_in = [True]
     segments: list[Segment] = []
+    played: list[int] = []  # the shot each segment plays
     hook_piece: Segment | None = None
     for i, pick in enumerate(picks):
         frames = edges[i + 1] - edges[i]
@@ -270,12 +275,14 @@ def build_plan(
             pick, ranked[i], frames, fps, shots, sources, aspect, usage, good, photo_in, reserved
         )
         if i == 0:
-            hook_piece = pieces[0]
-        segments += pieces
+            hook_piece = pieces[0][0]
+        segments += [seg for seg, _ in pieces]
+        played += [j for _, j in pieces]
     assert hook_piece is not None
+    segments, music = sound_decisions(segments, [shots[j] for j in played], script, music)
     tracks = [AudioTrack(narration.audio_path, "narration")]
     if music:
-        tracks.append(AudioTrack(music, "music", gain_db=MUSIC_GAIN_DB, loop=True, duck=True))
+        tracks.append(AudioTrack(music, "music", gain_db=music_gain_db, loop=True, duck=True))
     cover = _cover_time(shots[hook], hook_piece)
     named = tuple(dataclasses.replace(c, style=style.name) for c in cues)
     return EditPlan(
@@ -300,3 +307,121 @@ def _cover_time(shot: Shot, piece: Segment) -> float:
     if shot.kind != "photo" and piece.start <= shot.keyframe_time <= piece.end:
         return round(shot.keyframe_time - piece.start, 3)
     return round(piece.duration * 0.4, 3)
+
+
+# --- the footage's own sound ---------------------------------------------------------------------
+
+# Sounds worth hearing under the narration (and at full level in its pauses), when a window of
+# the shot is at least KEEP_SCORE sure of them.
+KEEP_TAGS = ("laughter", "applause", "cheering", "animal")
+KEEP_SCORE = 0.5
+# Music (or singing) filling at least this share of a shot's windows: the footage carries music.
+MUSIC_SHARE = 0.5
+# Footage music on at least this share of the video replaces the background music (one music
+# is heard, not two); below it, the background music plays and the footage's music is muted.
+FOOTAGE_MUSIC_WINS = 0.5
+KEPT_LEVEL_DB = -20.0  # RMS (dBFS) the kept sound is brought to before ducking
+FOOTAGE_MUSIC_LEVEL_DB = -30.0  # footage music sits under the voice like background music
+MIN_GAIN, MAX_GAIN = 0.1, 4.0
+_QUOTES = re.compile(r"“([^”]+)”|\"([^\"]+)\"|「([^」]+)」|『([^』]+)』|‘([^’]+)’")
+MIN_QUOTE = 4  # characters (after normalising) a quote needs to be matched against speech
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SoundChoice:
+    """What happens to a shot's own sound: its gain in the mix and why (`Segment.sound_reason`)."""
+
+    volume: float
+    reason: str
+
+
+def _gain(level_db: float, target_db: float) -> float:
+    return round(min(MAX_GAIN, max(MIN_GAIN, 10 ** ((target_db - level_db) / 20))), 3)
+
+
+def _plain(text: str) -> str:
+    """Lower case letters and digits only, so a quote matches a transcript however punctuated."""
+    return "".join(ch for ch in text.lower() if ch.isalnum())
+
+
+def quotes_of(script: Script) -> tuple[str, ...]:
+    """What the narrated sentences quote (“...”, "...", 「...」), normalised by `_plain`."""
+    found = []
+    for sentence in script.spoken():
+        for m in _QUOTES.finditer(sentence):
+            q = _plain(next(g for g in m.groups() if g))
+            if len(q) >= MIN_QUOTE:
+                found.append(q)
+    return tuple(found)
+
+
+def sound_choice(shot: Shot, quotes: Sequence[str]) -> SoundChoice:
+    """Keep laughter, applause, cheering, animals and a line the script quotes; flag music;
+    mute wind/noise and other talk (it would fight the narration)."""
+    heard = shot.heard
+    if shot.kind != "video" or heard is None:
+        return SoundChoice(0.0, "")
+    for tag in KEEP_TAGS:
+        if any(t.tag == tag and t.score >= KEEP_SCORE for t in heard.tags):
+            return SoundChoice(_gain(heard.level_db, KEPT_LEVEL_DB), f"{tag}_kept")
+    if heard.has("speech"):
+        said = _plain(shot.text)
+        if any(q in said for q in quotes):
+            return SoundChoice(_gain(heard.level_db, KEPT_LEVEL_DB), "speech_quoted")
+    if heard.share("music") >= MUSIC_SHARE or heard.share("singing") >= MUSIC_SHARE:
+        return SoundChoice(_gain(heard.level_db, FOOTAGE_MUSIC_LEVEL_DB), "music_in_footage")
+    if heard.dominant == "noise":
+        return SoundChoice(0.0, "noise_muted")
+    if heard.dominant == "speech":
+        return SoundChoice(0.0, "speech_muted")
+    return SoundChoice(0.0, "")
+
+
+def sound_decisions(
+    segments: Sequence[Segment], shots: Sequence[Shot], script: Script, music: str | None
+) -> tuple[list[Segment], str | None]:
+    """Each segment's `volume` and `sound_reason` from the shot it plays (`shots[i]` for
+    `segments[i]`), and the background music that is left (None when footage music replaces
+    it)."""
+    quotes = quotes_of(script)
+    choices = [sound_choice(shot, quotes) for shot in shots]
+    total = sum(seg.duration for seg in segments) or 1.0
+    with_music = sum(
+        seg.duration
+        for seg, c in zip(segments, choices, strict=True)
+        if c.reason == "music_in_footage"
+    )
+    if music and with_music:
+        if with_music / total >= FOOTAGE_MUSIC_WINS:
+            music = None  # the footage's own music carries the video: no second tune on top
+        else:
+            choices = [
+                SoundChoice(0.0, "footage_music_muted") if c.reason == "music_in_footage" else c
+                for c in choices
+            ]
+    out = [
+        dataclasses.replace(seg, volume=c.volume, sound_reason=c.reason)
+        for seg, c in zip(segments, choices, strict=True)
+    ]
+    return out, music
+
+
+def sound_notes(
+    plan: EditPlan, spans: Sequence[tuple[float, float]], music: str | None
+) -> tuple[tuple[int, str], ...]:
+    """For the storyboard: (sentence number from 1, reason) for each sound decision, in order,
+    once per sentence; (0, "music_left_out") first when the footage's music replaced `music`."""
+    from pipeline.render.renderer import frame_counts
+
+    edges = cut_frames(spans, plan.duration, plan.output.fps)
+    notes: list[tuple[int, str]] = []
+    if music and not any(t.role == "music" for t in plan.audio):
+        notes.append((0, "music_left_out"))
+    at = 0
+    for seg, n in zip(plan.segments, frame_counts(plan), strict=True):
+        sentence = max(i for i, e in enumerate(edges[:-1]) if e <= at) + 1
+        note = (sentence, seg.sound_reason)
+        if seg.sound_reason and note not in notes:
+            notes.append(note)
+        at += n
+    return tuple(notes)

@@ -127,9 +127,30 @@ def check_media(job: StageRun, brief: Brief, media: tuple[MediaInfo, ...]) -> No
         name = os.path.basename(s["path"])
         job.warn(Notice("footage_skipped", {"name": name, "reason": s["reason"]}), brief.language)
     if not media:
-        first = data["skipped"][0] if data.get("skipped") else None
-        path = first["path"] if first else (brief.footage[0].path if brief.footage else "")
-        raise MediaError(path, first["reason"] if first else "missing", "no usable footage")
+        _none_usable(data.get("skipped", []), brief.footage[0].path if brief.footage else "")
+
+
+def _none_usable(skipped: list[dict[str, str]], fallback: str) -> None:
+    """Raise the error that ends a job with no usable footage, naming every file left out."""
+    first = skipped[0] if skipped else {"path": fallback, "reason": "missing"}
+    names = ", ".join(f"{os.path.basename(s['path'])} ({s['reason'].replace('_', ' ')})"
+                      for s in skipped)  # fmt: skip
+    raise MediaError(first["path"], first["reason"], f"no usable footage left: {names}")
+
+
+def check_analysis(job: StageRun, brief: Brief, media: tuple[MediaInfo, ...],
+                   analysis: Analysis) -> None:  # fmt: skip
+    """Warn about each file that probed fine but failed while decoded (left out of the
+    analysis); a `MediaError` naming every file left out when no shot remains."""
+    failed = [f for f in analysis.files if f.failed]
+    for f in failed:
+        notice = Notice("footage_skipped", {"name": os.path.basename(f.path), "reason": f.failed})
+        job.warn(notice, brief.language)
+    if not analysis.shots:
+        data = load_json(job.dir / "media.json")
+        skipped = [*data.get("skipped", []), *({"path": f.path, "reason": f.failed or "corrupt"}
+                                              for f in analysis.files)]  # fmt: skip
+        _none_usable(skipped, media[0].path if media else "")
 
 
 def analysis_stage(
@@ -152,12 +173,14 @@ def analysis_stage(
         cache_dir=job.settings.cache_dir / "analysis",
         max_workers=job.settings.analysis_workers,
     )
-    if not analysis.shots:
-        raise MediaError(media[0].path, "corrupt", "no usable moment in the footage")
     analysis.save(job.dir / "shots.json")
     from pipeline.footage.contact import contact_sheet
 
-    contact_sheet(analysis, media, job.path("contact_sheet.jpg"), thumb_width=240)
+    try:
+        contact_sheet(analysis, media, job.path("contact_sheet.jpg"), thumb_width=240)
+    except (OSError, ValueError) as exc:
+        # The sheet is for looking at; the video does not need it.
+        log.warning("%s: no contact sheet: %s", job.dir.name, exc)
     job.log.record("analysis", key, ["shots.json"], ran=True)
     job.report("analyze", 1.0)
     return analysis, key
@@ -300,7 +323,8 @@ def plan_stage(
     narration: Any,
     keys: list[str],
 ) -> EditPlan:
-    from pipeline.make.planner import build_plan
+    from pipeline.make.planner import MUSIC_GAIN_DB, build_plan
+    from pipeline.music import check_music
     from pipeline.narrate.cues import build_cues, caption_style
 
     music = brief.music
@@ -312,7 +336,10 @@ def plan_stage(
     job.report("plan", 0.1)
     style = caption_style(CAPTION_PRESET)
     cues = build_cues(narration.words, narration.line_spans, script.language, style=style.name)
-    plan = build_plan(media, analysis, script, narration, cues, style, brief.output, music)
+    gain = check_music(music).gain_db if music else MUSIC_GAIN_DB
+    plan = build_plan(
+        media, analysis, script, narration, cues, style, brief.output, music, music_gain_db=gain
+    )
     plan.save(job.dir / "plan.json")
     job.log.record("plan", key, ["plan.json"], ran=True)
     job.report("plan", 1.0)

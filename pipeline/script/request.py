@@ -17,6 +17,19 @@ TOPIC_MAX = 80
 NOTES_MAX = 1200
 FOOTAGE_MAX = 240
 FOOTAGE_ITEMS = 40
+# The video lengths a user may ask for, and how far a refit may scale the length written for.
+SECONDS_RANGE = (5.0, 180.0)
+FACTOR_RANGE = (0.3, 3.0)
+# The scaled length itself: never above this (a 180 s video refit by 3 would ask for 9 minutes).
+TARGET_MAX = 240.0
+
+
+def factor_range(seconds: float) -> tuple[float, float]:
+    """The `length_factor`s allowed for a `seconds` target: FACTOR_RANGE, narrowed so the
+    scaled target stays at most TARGET_MAX. (No lower bound on the target beyond the factor's:
+    a 5 s video whose voice ran long must be allowed to ask for less than 5 s of text.)"""
+    lo, hi = FACTOR_RANGE
+    return lo, max(lo, min(hi, TARGET_MAX / seconds))
 
 
 class ScriptRequestError(ReelbotError):
@@ -61,7 +74,9 @@ class ScriptRequest:
         if not (math.isfinite(spoken_seconds) and spoken_seconds > 0):
             raise ScriptRequestError("spoken_seconds", "must be a positive number")
         factor = self.length_factor * self.seconds / spoken_seconds
-        return replace(self, length_factor=min(3.0, max(0.3, factor)))
+        lo, hi = factor_range(self.seconds)
+        # Clamped into exactly what `normalise` accepts, so a refit is always a valid request.
+        return replace(self, length_factor=min(hi, max(lo, factor)))
 
     @staticmethod
     def from_brief(
@@ -90,12 +105,13 @@ def normalise(request: ScriptRequest) -> ScriptRequest:
         )
     if request.language not in ("zh", "en"):
         raise ScriptRequestError("language", f"must be 'zh' or 'en', not {request.language!r}")
-    if not (math.isfinite(request.seconds) and 5 <= request.seconds <= 180):
-        raise ScriptRequestError("seconds", "must be between 5 and 180")
-    if not (math.isfinite(request.length_factor) and 0.3 <= request.length_factor <= 3.0):
-        raise ScriptRequestError("length_factor", "must be between 0.3 and 3")
-    if not 5 <= request.target_seconds <= 240:
-        raise ScriptRequestError("length_factor", "scaled length must be between 5 and 240 s")
+    low, high = SECONDS_RANGE
+    if not (math.isfinite(request.seconds) and low <= request.seconds <= high):
+        raise ScriptRequestError("seconds", f"must be between {low:g} and {high:g}")
+    lo, hi = factor_range(request.seconds)
+    factor = request.length_factor
+    if not (math.isfinite(factor) and lo - 1e-9 <= factor <= hi + 1e-9):
+        raise ScriptRequestError("length_factor", f"must be between {lo:.3g} and {hi:.3g}")
     topic = clean(request.topic, TOPIC_MAX)
     if len(topic.strip(" .,，。!！?？-")) < 1:
         raise ScriptRequestError("topic", "is empty")
