@@ -276,3 +276,22 @@ def test_chart_and_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     empty = tmp_path / "empty.txt"
     empty.write_text("")
     assert main(["comments", str(empty), *lexicons_only]) == 2
+
+
+def test_pipeline_lm_models_answer_through_the_adapter() -> None:
+    from pipeline.comments.lm import LABEL_SCHEMA, Budget, FromLanguageModel, label_comment
+    from pipeline.lm import Completion
+
+    asked: list[dict[str, Any]] = []
+
+    class Chat:
+        def generate(self, messages: list[dict[str, Any]], **kw: Any) -> Completion:
+            asked.append({"messages": messages, **kw})
+            return Completion('{"label":"negative"}', {"label": "negative"}, "stub", "m", 1, 1, 0.1)
+
+    found = label_comment(FromLanguageModel(Chat()), "呵呵，讲得真好", "zh", Budget(5))
+    assert found == "negative"
+    (call,) = asked
+    assert call["json_schema"] == dict(LABEL_SCHEMA) and call["max_tokens"] == 16
+    assert call["temperature"] == 0.0 and 0 < call["timeout_s"] <= 5
+    assert "呵呵，讲得真好" in call["messages"][0]["content"]
