@@ -25,7 +25,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot import callbacks, media_in, resend, review
+from bot import callbacks, feedback, media_in, resend, review
 from bot import conversation as conv
 from bot.config import ConfigError, Settings
 from bot.jobs import JobStore
@@ -122,6 +122,7 @@ def add_handlers(app: BotApp) -> None:
     app.add_handler(TypeHandler(Update, gate), group=-1)
     # Group 0: the conversation first; what it does not take falls to the handlers after it.
     app.add_handler(conv.build_conversation())
+    app.add_handler(feedback.build_feedback())
     app.add_handler(CommandHandler(["start", "help"], help_cmd))
     app.add_handler(CommandHandler("lang", lang_cmd))
     app.add_handler(CommandHandler("cancel", conv.cancel))

@@ -3,10 +3,13 @@
 Two kinds of button exist:
 
 - `Choice`: a conversation button (style, language, length, Next, Done, let others add
-  footage, 🔇 no music). It carries its owner's id, so in a group only the member who started the
-  conversation can press it: ``c|<owner>|<action>|<value>``.
+  footage, 🔇 no music; Analyse in /feedback, and 🎬 Make this under an idea, whose value
+  is the idea's number 0-2 in the member's last report). It carries its owner's id, so in
+  a group only the member who started the conversation can press it:
+  ``c|<owner>|<action>|<value>``.
 - `Board`: a button about one job: under a storyboard (render, edit, another version), or
-  🔁 Send again under a video Telegram refused. It carries the job id;
+  🔁 Send again under a video Telegram refused, or 📊 Feedback under a delivered video (collect
+  its comments). It carries the job id;
   the job's owner and state come from the job store, so it outlives a restart:
   ``sb:<action>:<job id>``.
 
@@ -29,11 +32,14 @@ from pipeline.script.styles import STYLES
 
 MAX_BYTES: Final = 64  # the Bot API's limit on callback_data
 
-ChoiceAction: TypeAlias = Literal["style", "lang", "len", "next", "done", "pool", "music"]
-BoardAction: TypeAlias = Literal["render", "edit", "another", "resend"]
+ChoiceAction: TypeAlias = Literal[
+    "style", "lang", "len", "next", "done", "pool", "music", "fbgo", "idea"
+]
+BoardAction: TypeAlias = Literal["render", "edit", "another", "resend", "feedback"]
 CHOICE_ACTIONS: Final[tuple[str, ...]] = get_args(ChoiceAction)
 BOARD_ACTIONS: Final[tuple[str, ...]] = get_args(BoardAction)
 VIDEO_LANGS: Final = ("zh", "en")
+IDEA_NUMBERS: Final = ("0", "1", "2")  # a feedback report has three ideas
 
 # Telegram user ids are positive and below 2**52; no leading zeros, so one id has one encoding.
 _OWNER = re.compile(r"[1-9][0-9]{0,15}")
@@ -69,7 +75,9 @@ def _value_ok(action: str, value: str) -> bool:
         return value in {str(n) for n in LENGTHS}
     if action == "music":
         return value == "off"  # the only music choice a button makes; music itself is a file
-    return value == ""  # next, done, pool carry nothing
+    if action == "idea":
+        return value in IDEA_NUMBERS
+    return value == ""  # next, done, pool, fbgo carry nothing
 
 
 def encode(button: Button) -> str:
@@ -123,10 +131,16 @@ def choice_pattern(*actions: ChoiceAction) -> Callable[[object], bool]:
 def board_pattern(data: object) -> bool:
     """A CallbackQueryHandler pattern: valid storyboard buttons."""
     button = decode(data)
-    return isinstance(button, Board) and button.action != "resend"
+    return isinstance(button, Board) and button.action in ("render", "edit", "another")
 
 
 def resend_pattern(data: object) -> bool:
     """A CallbackQueryHandler pattern: valid 🔁 Send again buttons."""
     button = decode(data)
     return isinstance(button, Board) and button.action == "resend"
+
+
+def feedback_pattern(data: object) -> bool:
+    """A CallbackQueryHandler pattern: valid 📊 Feedback buttons under a delivered video."""
+    button = decode(data)
+    return isinstance(button, Board) and button.action == "feedback"

@@ -305,6 +305,7 @@ async def submit(update: Update, context: Context) -> int | None:
         style=draft.style or "knowledge",
         language="zh" if draft.video_lang == "zh" else "en",
         seconds=draft.seconds,
+        notes=draft.notes,
         footage=tuple(Footage(c.path, c.caption, c.credit) for c in draft.footage),
         music=draft.music,
     )
@@ -370,6 +371,36 @@ def current(update: Update, context: Context) -> Draft | None:
     return get_draft(context, chat.id) if chat is not None else None
 
 
+async def idea_chosen(update: Update, context: Context) -> int:
+    """🎬 Make this under a /feedback idea: a new draft with its topic, style and points
+    (the script writer's notes), then the options as after a style button."""
+    from bot.feedback import idea
+
+    lang = user_lang(update, context)
+    picked = await owned_query(update, lang)
+    if picked is None:
+        return END
+    found = idea(update, context, picked)
+    if found is None:
+        await ask(update, t(lang, "stale"), force=False)
+        return END
+    draft = await open_draft(update, context)
+    if draft is None:
+        return END
+    style = str(found.get("style", ""))
+    draft.style = style if style in style_names() else None
+    draft.notes = "\n".join(str(p) for p in found.get("points", []))
+    if not await topic_ok(update, context, str(found.get("topic", ""))):
+        return TOPIC
+    draft.topic = str(found["topic"]).strip()
+    name = style_names().get(draft.style or "", {}).get(lang, "?")
+    await ask(update, t(lang, "idea_picked", topic=draft.topic, style=name), force=False)
+    if draft.style is None:
+        return await ask_style(update, context, draft)
+    await ask(update, options_text(lang, draft), options_keyboard(draft, draft.owner_id))
+    return OPTIONS
+
+
 def build_conversation() -> ConversationHandler[Context]:
     """The conversation as one table: state -> what the bot accepts there."""
     states: dict[object, list[Handler[Update, Context, object]]] = {
@@ -401,6 +432,7 @@ def build_conversation() -> ConversationHandler[Context]:
                 CommandHandler("new", start_new),
                 MessageHandler(filters.VOICE, voice_request),
                 MessageHandler(filters.AUDIO, audio_entry),
+                CallbackQueryHandler(idea_chosen, pattern=choice_pattern("idea")),
             ],
             states=states,
             fallbacks=[CommandHandler("cancel", cancel)],

@@ -213,6 +213,14 @@ class StatusReporter:
         self._shown = text
 
 
+def feedback_keyboard(lang: str, job_id: str) -> InlineKeyboardMarkup:
+    """📊 Feedback under a delivered video: collect its comments (/feedback)."""
+    data = callbacks.encode(Board("feedback", job_id))
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(t(lang, "btn_feedback"), callback_data=data)]]
+    )
+
+
 def storyboard_keyboard(job: Job) -> InlineKeyboardMarkup:
     def button(action: BoardAction) -> InlineKeyboardButton:
         data = callbacks.encode(Board(action, job.id))
@@ -293,6 +301,7 @@ async def send_result(
             thumbnail=th,
             caption=caption_for(result.script, credits),
             reply_parameters=reply_to(job),
+            reply_markup=feedback_keyboard(job.lang, job.id),
             read_timeout=120,
             write_timeout=300,
         )

@@ -59,6 +59,7 @@ class Draft:
     music: str | None = None  # an audio file the member sent: the video's background music
     music_name: str = ""  # its name as sent, for the messages
     collecting: bool = False  # footage is being asked for (an audio file then is music)
+    notes: str = ""  # points for the script writer (an idea from /feedback)
 
     @property
     def uploads(self) -> str:

@@ -34,7 +34,8 @@ T: dict[str, dict[str, str]] = {
             "🎬 I turn your topic and your own footage into a narrated, subtitled vertical "
             "short.\n\n"
             "/new – start a video: topic (text or a voice note), style, then your videos and "
-            "photos\n/done – finished sending footage\n/cancel – stop what is going on\n"
+            "photos\n/done – finished sending footage\n/feedback – what viewers said: comments "
+            "in, a report and ideas for the next video out\n/cancel – stop what is going on\n"
             "/lang – 中文 / English\n/help – this message\n\n"
             "You can also just send a voice note like “make a 30-second funny video about my "
             "cat”.\nBefore rendering I show you a storyboard; you can edit the script or ask "
@@ -43,7 +44,8 @@ T: dict[str, dict[str, str]] = {
         "zh": (
             "🎬 我能把你的主题和你自己拍的素材，做成带配音和字幕的竖屏短视频。\n\n"
             "/new – 开始做视频：主题（文字或语音）、风格，然后发视频和照片\n"
-            "/done – 素材发完了\n/cancel – 取消当前操作\n/lang – 中文 / English\n"
+            "/done – 素材发完了\n/feedback – 观众反馈：发来评论，得到分析和下一期的点子\n"
+            "/cancel – 取消当前操作\n/lang – 中文 / English\n"
             "/help – 查看帮助\n\n"
             "也可以直接发一条语音，比如“帮我做一个30秒的搞笑视频，讲我的猫”。\n"
             "正式渲染前我会先给你看分镜，你可以修改文案或换一个版本。"
@@ -376,6 +378,60 @@ T: dict[str, dict[str, str]] = {
     "resend_gone": {
         "en": "That video is no longer kept on the server; send /new to make it again.",
         "zh": "服务器上已不再保留这个视频，请发送 /new 重新制作。",
+    },
+    # Audience feedback (/feedback, 📊 Feedback under a video, 🎬 Make this under an idea).
+    "btn_feedback": {"en": "📊 Feedback", "zh": "📊 观众反馈"},
+    "feedback_ask": {
+        "en": "Send me the comments: paste them (one per line), forward them, or send an "
+        "export (TXT, CSV, JSON, XLSX) or screenshots of the comment section. Then tap "
+        "Analyse or send /done.",
+        "zh": "把评论发给我：直接粘贴（一行一条）、转发，或者发送导出文件（TXT、CSV、JSON、"
+        "XLSX）或评论区截图。发完后点“开始分析”或发送 /done。",
+    },
+    "feedback_got": {
+        "en": "Got {added} comment(s); {total} in all. Send more, or tap Analyse.",
+        "zh": "收到 {added} 条评论，共 {total} 条。可以继续发送，或点“开始分析”。",
+    },
+    "btn_analyse": {"en": "📊 Analyse", "zh": "📊 开始分析"},
+    "feedback_none": {
+        "en": "No comments yet: paste some, or send an export file or a screenshot.",
+        "zh": "还没有评论：请粘贴评论，或发送导出文件或截图。",
+    },
+    "feedback_working": {"en": "🔎 Reading {n} comment(s)…", "zh": "🔎 正在分析 {n} 条评论…"},
+    "feedback_timeout": {
+        "en": "The analysis took too long, so I stopped. Send fewer comments and try again.",
+        "zh": "分析时间太长，已停止。请少发一些评论再试。",
+    },
+    "feedback_ideas": {
+        "en": "💡 Ideas for your next video (tap one to start it):",
+        "zh": "💡 下一期视频的点子（点一下就能开始做）：",
+    },
+    "btn_make_idea": {"en": "🎬 Make this: idea {n}", "zh": "🎬 做这个：点子 {n}"},
+    "idea_picked": {
+        "en": "🎬 Topic: {topic}\nStyle: {style}\nThe points viewers asked for go into the script.",
+        "zh": "🎬 主题：{topic}\n风格：{style}\n观众想知道的要点会写进文案。",
+    },
+    "comments_empty": {"en": "“{name}” is empty.", "zh": "“{name}” 是空的。"},
+    "comments_not_text": {
+        "en": "“{name}” is not text, a table or an image I can read comments from.",
+        "zh": "“{name}” 不是文本、表格或图片，读不出评论。",
+    },
+    "comments_too_big": {
+        "en": "“{name}” is too big ({detail}); send a smaller export or split it.",
+        "zh": "“{name}” 太大（{detail}），请发送小一些的导出文件，或拆开发送。",
+    },
+    "comments_no_text_column": {
+        "en": "I found no column of comment text in “{name}”.",
+        "zh": "在“{name}”里没有找到评论内容那一列。",
+    },
+    "comments_no_text_in_image": {
+        "en": "I could not read any comments in that picture.",
+        "zh": "这张图片里没有识别出评论。",
+    },
+    "comments_unreadable": {"en": "“{name}” could not be read.", "zh": "“{name}” 无法读取。"},
+    "comments_no_comments": {
+        "en": "“{name}” has no comments in it.",
+        "zh": "“{name}” 里没有评论。",
     },
     "render_timeout": {
         "en": "😵 Rendering got stuck and was stopped, also on a second, safer try. "

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from pipeline.narrate.cues import build_cues
 from pipeline.narrate.narrator import Narrator

@@ -1,4 +1,4 @@
-"""`reelbot bench render|analyze|narrate|make|understand`: each prints its ratios last.
+"""`reelbot bench render|analyze|narrate|make|understand|comments` (and plug-ins: `queue`).
 
 Heavy imports live inside the handlers so `reelbot --help` stays fast.
 """
@@ -55,6 +55,11 @@ def register(sub: Any) -> None:
     p.add_argument("--workdir", help="keep generated footage here (default: a temp folder)")
     p.set_defaults(handler=_understand)
 
+    p = what.add_parser(
+        "comments", help="comment analysis speed (1,000 comments) and sentiment accuracy zh/en"
+    )
+    p.set_defaults(handler=_comments)
+
     for extra in sorted(entry_points(group=BENCH_GROUP), key=lambda e: e.name):
         extra.load()(what)
 
@@ -103,3 +108,9 @@ def _understand(args: argparse.Namespace) -> int:
         f"analysis_ratio={r.analysis_ratio:.2f}"
     )
     return 0
+
+
+def _comments(args: argparse.Namespace) -> int:
+    from pipeline.bench.comments import bench
+
+    return bench()
