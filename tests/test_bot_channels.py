@@ -15,8 +15,7 @@ from bot.jobs import QUEUED, Job, JobStore, SentVideo, new_job_id
 from bot.publish import recorded_comments
 from pipeline.bench import samples
 from pipeline.brief import Brief
-from tests.bot_harness import ALICE, BOB, bot_running, fake_server, make_pipeline, run
-from tests.bot_harness import settings_for
+from tests.bot_harness import ALICE, BOB, bot_running, fake_server, make_pipeline, run, settings_for
 from tests.fake_telegram import BOT, FakeTelegram
 
 CHANNEL, GROUP = -1001000000500, -1001000000501
