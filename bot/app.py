@@ -25,7 +25,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot import callbacks, feedback, media_in, resend, review
+from bot import callbacks, feedback, media_in, publish, resend, review
 from bot import conversation as conv
 from bot.config import ConfigError, Settings
 from bot.jobs import JobStore
@@ -120,6 +120,7 @@ def build_application(settings: Settings, pipeline: Pipeline) -> BotApp:
 def add_handlers(app: BotApp) -> None:
     """The handlers in the order they are tried: access gate, conversation, then the rest."""
     app.add_handler(TypeHandler(Update, gate), group=-1)
+    publish.add_handlers(app)  # channels: first in group 0 (discussion groups, its questions)
     # Group 0: the conversation first; what it does not take falls to the handlers after it.
     app.add_handler(conv.build_conversation())
     app.add_handler(feedback.build_feedback())
@@ -157,6 +158,7 @@ async def on_start(app: BotApp) -> None:
         cache_dir=analysis_cache_dir(),
     )
     await runner.start()
+    await publish.start(app)  # scheduled channel posts armed again
     app.bot_data["housekeeping"] = asyncio.create_task(housekeeping(app), name="housekeeping")
     log.info("reelbot is up as @%s", app.bot.username)
 
@@ -190,6 +192,7 @@ async def on_stop(app: BotApp) -> None:
     svc: Services | None = app.bot_data.get("services")
     if svc is None:
         return
+    await publish.stop(app)
     await svc.runner.stop()
     svc.store.close()
 

@@ -26,9 +26,9 @@ from telegram import (
 from telegram.constants import ChatAction, MessageLimit
 from telegram.error import BadRequest, TelegramError
 
-from bot import callbacks
+from bot import callbacks, channels
 from bot.callbacks import Board, BoardAction
-from bot.jobs import DONE, FAILED, UNDELIVERED, Job, JobStore, Rendered
+from bot.jobs import DONE, FAILED, UNDELIVERED, Job, JobStore, Rendered, SentVideo
 from bot.pipeline_api import MakeResultLike, StoryboardLike
 from bot.texts import sound_text, t
 from pipeline.script.model import Script
@@ -280,15 +280,18 @@ async def send_result(
     job: Job,
     result: MakeResultLike,
     video: str,
-    on_sent: Callable[[], None] | None = None,
+    on_sent: Callable[[Message, str], None] | None = None,
+    markup: InlineKeyboardMarkup | None = None,
 ) -> Message:
     """The finished video with cover, thumbnail, size, duration and caption; then the script.
 
-    `on_sent` runs as soon as Telegram has the video, before the follow-up messages: marking
+    `on_sent` (the sent message, its caption) runs as soon as Telegram has the video, before
+    the follow-up messages: marking
     the job done there keeps a restart in that moment from sending the video a second time.
     A follow-up message that fails is logged; the video is what counted."""
     credits = tuple(dict.fromkeys(f.credit for f in job.brief.footage if f.credit))
     thumb = make_thumbnail(result.cover, str(Path(job.job_dir) / "thumb.jpg"))
+    caption = caption_for(result.script, credits)
     with open(video, "rb") as v, open(result.cover, "rb") as c, open(thumb, "rb") as th:
         sent = await bot.send_video(
             job.chat_id,
@@ -299,14 +302,14 @@ async def send_result(
             supports_streaming=True,
             cover=c,
             thumbnail=th,
-            caption=caption_for(result.script, credits),
+            caption=caption,
             reply_parameters=reply_to(job),
-            reply_markup=feedback_keyboard(job.lang, job.id),
+            reply_markup=markup,
             read_timeout=120,
             write_timeout=300,
         )
     if on_sent is not None:
-        on_sent()
+        on_sent(sent, caption)
     try:
         for part in split_text(t(job.lang, "script_full", script=script_text(result.script))):
             await bot.send_message(job.chat_id, part)
@@ -340,13 +343,22 @@ async def deliver_video(bot: Bot, store: JobStore, job: Job, rendered: Rendered)
     themselves are gone it has failed for good."""
     sent = False
 
-    def done() -> None:
+    def done(message: Message, caption: str) -> None:
         nonlocal sent
-        store.set_status(job.id, DONE)
+        video = message.video
+        store.set_delivered(
+            job.id,
+            SentVideo(video.file_id, caption, round(rendered.duration), rendered.width,
+                      rendered.height, rendered.cover) if video else None,
+        )  # fmt: skip
         sent = True
 
     try:
-        await send_result(bot, job, rendered, rendered.video, on_sent=done)
+        # 📢 Post / 🕒 Schedule, then 📊 Feedback: one keyboard under the video.
+        publish = channels.video_keyboard(channels.ChannelStore.of(store), job).inline_keyboard
+        comments = feedback_keyboard(job.lang, job.id).inline_keyboard
+        markup = InlineKeyboardMarkup([*publish, *comments])
+        await send_result(bot, job, rendered, rendered.video, on_sent=done, markup=markup)
     except TelegramError as exc:
         if sent:  # only a follow-up failed; the video is out
             return DONE

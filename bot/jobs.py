@@ -51,7 +51,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     queued_at REAL NOT NULL,
     updated REAL NOT NULL,
     result TEXT,
-    task_id TEXT
+    task_id TEXT,
+    sent_video TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, queued_at);
 CREATE INDEX IF NOT EXISTS jobs_user ON jobs (user_id, created);
@@ -111,6 +112,26 @@ class Rendered:
         return rendered
 
 
+@dataclass(frozen=True, slots=True)
+class SentVideo:
+    """The delivered video as Telegram knows it: posting it to a channel later sends this
+    `file_id` (no second upload) with the same caption and picture facts."""
+
+    file_id: str
+    caption: str
+    duration: int
+    width: int
+    height: int
+    cover: str  # the cover in the job folder (sent along while the folder is kept)
+
+    def to_json(self) -> str:
+        return dumps(self, indent=None)
+
+    @classmethod
+    def from_json(cls, text: str) -> SentVideo:
+        return from_dict(cls, json.loads(text), what="sent video")
+
+
 def new_job_id() -> str:
     """A fresh job id, also the name of the job's folder."""
     return time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:8]
@@ -142,6 +163,7 @@ class JobStore:
 
     def __init__(self, path: str) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.path = path  # bot.channels keeps its tables in the same file
         # isolation_level=None: autocommit; claims use an explicit IMMEDIATE transaction.
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.row_factory = sqlite3.Row
@@ -152,6 +174,8 @@ class JobStore:
             self._db.execute("ALTER TABLE jobs ADD COLUMN result TEXT")
         if "task_id" not in columns:  # a store made before the distributed engine
             self._db.execute("ALTER TABLE jobs ADD COLUMN task_id TEXT")
+        if "sent_video" not in columns:  # a store made before channel publishing
+            self._db.execute("ALTER TABLE jobs ADD COLUMN sent_video TEXT")
 
     def close(self) -> None:
         self._db.close()
@@ -258,6 +282,19 @@ class JobStore:
             "UPDATE jobs SET status=?, error=?, result=?, updated=? WHERE id=?",
             (UNDELIVERED, error, rendered.to_json(), time.time(), job_id),
         )
+
+    def set_delivered(self, job_id: str, sent: SentVideo | None) -> None:
+        """The video reached the chat: the job is done, and what Telegram returned for it is
+        kept (one statement, so a done job always has its file_id when Telegram gave one)."""
+        self._db.execute(
+            "UPDATE jobs SET status=?, error=NULL, sent_video=?, updated=? WHERE id=?",
+            (DONE, sent.to_json() if sent else None, time.time(), job_id),
+        )
+
+    def sent_video(self, job_id: str) -> SentVideo | None:
+        """The delivered video's file_id and caption (None before delivery)."""
+        row = self._db.execute("SELECT sent_video FROM jobs WHERE id=?", (job_id,)).fetchone()
+        return SentVideo.from_json(row["sent_video"]) if row and row["sent_video"] else None
 
     def rendered(self, job_id: str) -> Rendered | None:
         """The kept video of an undelivered job (None for any other job)."""

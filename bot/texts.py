@@ -439,6 +439,119 @@ T: dict[str, dict[str, str]] = {
         "zh": "😵 渲染卡住，已停止（较稳妥的第二次尝试也未成功）。"
         "请重试；如果再次发生，请换一些素材。",
     },
+    # -- channels (bot.publish) --
+    "chan_generic": {"en": "my channel", "zh": "我的频道"},
+    "btn_post": {"en": "📢 Post to {channel}", "zh": "📢 发布到 {channel}"},
+    "btn_sched": {"en": "🕒 Schedule", "zh": "🕒 定时发布"},
+    "btn_in1h": {"en": "in 1 h", "zh": "1 小时后"},
+    "btn_at20": {"en": "tonight 20:00", "zh": "今晚 20:00"},
+    "btn_at08": {"en": "tomorrow 08:00", "zh": "明早 08:00"},
+    "btn_athm": {"en": "other time (HH:MM)", "zh": "其他时间（HH:MM）"},
+    "btn_unsched": {"en": "❌ Cancel this post", "zh": "❌ 取消这次发布"},
+    "chan_private_only": {
+        "en": "Send /channel to me in a private chat.",
+        "zh": "请在与我的私聊中发送 /channel。",
+    },
+    "chan_howto": {
+        "en": "📢 To publish to your channel: add me to it as an administrator who may post "
+        "messages, then forward me any post from the channel (or send its @name).",
+        "zh": "📢 发布到你的频道：先把我加为频道管理员（允许发布消息），"
+        "然后把频道里的任意一条消息转发给我（或发送频道的 @用户名）。",
+    },
+    "chan_list": {
+        "en": "Linked channels (⭐ default):\n{channels}",
+        "zh": "已关联的频道（⭐ 为默认）：\n{channels}",
+    },
+    "chan_tz_now": {
+        "en": "Your time zone: {tz} (send another to change it).",
+        "zh": "你的时区：{tz}（发送新的时区即可修改）。",
+    },
+    "chan_tz_ask": {
+        "en": "🌍 Which time zone are you in? Send a name like Asia/Shanghai or an offset "
+        "like +08:00.",
+        "zh": "🌍 你在哪个时区？请发送如 Asia/Shanghai 的名称或如 +08:00 的偏移。",
+    },
+    "chan_tz_bad": {
+        "en": "I did not recognise that time zone; send a name like Europe/Berlin or an "
+        "offset like -05:00.",
+        "zh": "没有识别出这个时区；请发送如 Asia/Shanghai 的名称或如 +08:00 的偏移。",
+    },
+    "chan_tz_set": {"en": "🌍 Time zone set: {tz}.", "zh": "🌍 时区已设为：{tz}。"},
+    "chan_not_found": {
+        "en": "I cannot see that channel. Add me to it as an administrator first, then try again.",
+        "zh": "我看不到这个频道。请先把我加为频道管理员，然后再试。",
+    },
+    "chan_not_channel": {"en": "That is not a channel.", "zh": "这不是一个频道。"},
+    "chan_bot_not_admin": {
+        "en": "⚠️ I am not an administrator allowed to post in “{channel}” (any more). Make me "
+        "an administrator with “Post messages” there, then try again.",
+        "zh": "⚠️ 我（已）不是“{channel}”中可发布消息的管理员。"
+        "请在频道里授予我“发布消息”权限后再试。",
+    },
+    "chan_user_not_admin": {
+        "en": "⛔ You are not an administrator of “{channel}”, so I will not publish there "
+        "for you.",
+        "zh": "⛔ 你不是“{channel}”的管理员，我不会替你在那里发布。",
+    },
+    "chan_linked": {
+        "en": "✅ Linked “{channel}”; it is your default channel. I will also read the comments "
+        "under my posts there.",
+        "zh": "✅ 已关联“{channel}”，并设为默认频道。我也会读取我发布的帖子下的评论。",
+    },
+    "chan_linked_no_comments": {
+        "en": "✅ Linked “{channel}”; it is your default channel. It has no discussion group, "
+        "so there are no comments to read.",
+        "zh": "✅ 已关联“{channel}”，并设为默认频道。该频道没有讨论组，因此没有评论可读。",
+    },
+    "chan_linked_not_in_group": {
+        "en": "✅ Linked “{channel}”; it is your default channel. To read the comments, make me "
+        "an administrator of its discussion group too.",
+        "zh": "✅ 已关联“{channel}”，并设为默认频道。若要读取评论，请也把我设为其讨论组的管理员。",
+    },
+    "chan_default_set": {"en": "⭐ Default channel changed.", "zh": "⭐ 默认频道已更改。"},
+    "chan_none": {
+        "en": "You have not linked a channel yet: send me /channel in a private chat.",
+        "zh": "你还没有关联频道：请在私聊中发送 /channel。",
+    },
+    "chan_when": {
+        "en": "🕒 When should it go to “{channel}”? (time zone {tz})",
+        "zh": "🕒 什么时候发布到“{channel}”？（时区 {tz}）",
+    },
+    "chan_hhmm_ask": {
+        "en": "Send the time as HH:MM (24 h).",
+        "zh": "请以 HH:MM（24 小时制）发送时间。",
+    },
+    "chan_hhmm_bad": {"en": "Please send a time like 18:30.", "zh": "请发送类似 18:30 的时间。"},
+    "chan_scheduled": {
+        "en": "🕒 Scheduled for {when} in “{channel}”.",
+        "zh": "🕒 已定于 {when} 发布到“{channel}”。",
+    },
+    "chan_already": {
+        "en": "This video is already posted (or on its way) to “{channel}”.",
+        "zh": "这个视频已经发布（或正在发布）到“{channel}”。",
+    },
+    "chan_posted": {"en": "📢 Posted to “{channel}”.", "zh": "📢 已发布到“{channel}”。"},
+    "chan_post_failed": {
+        "en": "⚠️ Telegram did not accept the post in “{channel}”.",
+        "zh": "⚠️ Telegram 没有接受发往“{channel}”的帖子。",
+    },
+    "chan_post_unknown": {
+        "en": "⚠️ I stopped while posting to “{channel}”, so I cannot tell whether it went out. "
+        "I will not send it again; please check the channel.",
+        "zh": "⚠️ 发布到“{channel}”时我中断了，无法确定是否已发出。我不会重发，请查看频道。",
+    },
+    "chan_no_video": {
+        "en": "That video is not kept any more; nothing to post.",
+        "zh": "这个视频已不再保留，无法发布。",
+    },
+    "chan_cancelled": {"en": "❌ Scheduled post cancelled.", "zh": "❌ 定时发布已取消。"},
+    "chan_nothing_pending": {"en": "No scheduled posts.", "zh": "没有定时发布。"},
+    "chan_pending": {"en": "Scheduled posts:\n{items}", "zh": "定时发布：\n{items}"},
+    "chan_no_posts": {"en": "No channel posts yet.", "zh": "还没有频道帖子。"},
+    "chan_comment_counts": {
+        "en": "Comments under your channel posts:\n{items}",
+        "zh": "你的频道帖子下的评论数：\n{items}",
+    },
 }
 
 
