@@ -198,7 +198,8 @@ def test_refused_files_are_named_and_the_good_clip_is_rendered(
             await server.text(ALICE, chat, "/done")
             note = await server.wait_for("sendMessage", lambda c: c.text.startswith("⚠️"),
                                          since=mark)  # fmt: skip
-            assert note.text == "⚠️ Note: truncated.jpg skipped: corrupt", note.text
+            # Named as the user sent it, not by its stored name (01_truncated.jpg).
+            assert note.text.startswith("⚠️ Note: truncated.jpg skipped: corrupt"), note.text
             video = await render_from_storyboard(server, ALICE, chat)
             check_video(video)
             assert (int(video.params["width"]), int(video.params["height"])) == REAL_SIZE
