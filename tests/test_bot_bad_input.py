@@ -315,7 +315,11 @@ def test_hostile_topics_get_a_clean_storyboard_or_the_question_again(
                 assert text.startswith("📝 Storyboard: “"), (label, text)
                 assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f]", text), (label, text)
                 assert "<script>" not in text and "<b>" not in text, (label, text)
-                assert "system prompt" not in text.split("\n\n", 1)[1], (label, text)
+                # What the request keeps of the topic reaches the script; nothing of the escape
+                # code or of the script element's code does.
+                keeps = HOSTILE_TOPICS[label][1]
+                assert keeps is not None and keeps.lower() in text.lower(), (label, text)
+                assert "31m" not in text and "alert" not in text, (label, text)
             # One storyboard rendered to the end: the RTL topic.
             rtl = users["rtl"]
             video = await render_from_storyboard(server, rtl, rtl["id"])
