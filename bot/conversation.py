@@ -306,7 +306,7 @@ async def submit(update: Update, context: Context) -> int | None:
         language="zh" if draft.video_lang == "zh" else "en",
         seconds=draft.seconds,
         notes=draft.notes,
-        footage=tuple(Footage(c.path, c.caption, c.credit) for c in draft.footage),
+        footage=tuple(Footage(c.path, c.caption, c.credit, c.name) for c in draft.footage),
         music=draft.music,
     )
     job = svc.store.submit(

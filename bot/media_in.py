@@ -76,7 +76,7 @@ async def take_footage(update: Update, context: Context, draft: Draft, credit: s
         text = t(lang, "limit_seconds", limit=limits.max_footage_seconds, name=item.name)
         await ask(update, text, force=False)
         return False
-    draft.footage.append(Clip(path, item.caption, credit, seconds))
+    draft.footage.append(Clip(path, item.caption, credit, seconds, item.name))
     if item.media_group_id is None:
         await acknowledge(update, context, draft)
     else:

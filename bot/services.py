@@ -28,6 +28,7 @@ class Clip:
     caption: str = ""
     credit: str = ""
     seconds: float = 0.0  # 0 for a photo (a video lasts at least pipeline.media.MIN_VIDEO_SECONDS)
+    name: str = ""  # as the user sent it: messages name it so, not by its stored, numbered name
 
     @property
     def photo(self) -> bool:

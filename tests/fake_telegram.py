@@ -152,6 +152,21 @@ class FakeTelegram(BotAPIServer):
             content["media_group_id"] = media_group_id
         return await self.message(user, chat_id, reply_to=reply_to, **content)
 
+    async def document(
+        self,
+        user: dict[str, Any],
+        chat_id: int,
+        path: str | Path,
+        mime_type: str,
+        *,
+        file_name: str | None = None,
+    ) -> dict[str, Any]:
+        """Any file sent as a file ("document"): its name and MIME type as the client states
+        them (Telegram keeps both as sent, odd characters included)."""
+        ref = self.store_file(Path(path).read_bytes())
+        item = {**ref, "file_name": file_name or Path(path).name, "mime_type": mime_type}
+        return await self.message(user, chat_id, document=item)
+
     async def voice(
         self, user: dict[str, Any], chat_id: int, path: str | Path, duration: int = 3
     ) -> dict[str, Any]:

@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bot.channels import ChannelStore
 from bot.jobs import QUEUED, Job, JobStore, SentVideo, new_job_id
 from bot.publish import recorded_comments
@@ -17,6 +19,8 @@ from pipeline.bench import samples
 from pipeline.brief import Brief
 from tests.bot_harness import ALICE, BOB, bot_running, fake_server, make_pipeline, run, settings_for
 from tests.fake_telegram import BOT, FakeTelegram
+
+pytestmark = pytest.mark.slow  # renders or runs models end to end
 
 CHANNEL, GROUP = -1001000000500, -1001000000501
 A = ALICE["id"]

@@ -17,6 +17,8 @@ from bot.delivery import feedback_keyboard
 from tests.bot_harness import ALICE, LI, bot_running, fake_server, make_pipeline, run, settings_for
 from tests.fake_telegram import FakeTelegram
 
+pytestmark = pytest.mark.slow  # renders or runs models end to end
+
 PASTED = (
     "声音太小了，听不清\n音量太低了\n求一期剪辑教程\n能不能出个剪辑教程\n太好看了爱了\n宝藏博主"
 )

@@ -125,16 +125,24 @@ def check_media(job: StageRun, brief: Brief, media: tuple[MediaInfo, ...]) -> No
     """Warn about each file left out; a `MediaError` when nothing usable remains."""
     data = load_json(job.dir / "media.json")
     for s in data.get("skipped", []):
-        name = os.path.basename(s["path"])
+        name = shown_name(brief, s["path"])
         job.warn(Notice("footage_skipped", {"name": name, "reason": s["reason"]}), brief.language)
     if not media:
-        _none_usable(data.get("skipped", []), brief.footage[0].path if brief.footage else "")
+        _none_usable(brief, data.get("skipped", []), brief.footage[0].path if brief.footage else "")
 
 
-def _none_usable(skipped: list[dict[str, str]], fallback: str) -> None:
+def shown_name(brief: Brief, path: str) -> str:
+    """The name the user gave a footage file (the bot's `Footage.name`), else its file name."""
+    for f in brief.footage:
+        if f.path == path and f.name:
+            return f.name
+    return os.path.basename(path)
+
+
+def _none_usable(brief: Brief, skipped: list[dict[str, str]], fallback: str) -> None:
     """Raise the error that ends a job with no usable footage, naming every file left out."""
     first = skipped[0] if skipped else {"path": fallback, "reason": "missing"}
-    names = ", ".join(f"{os.path.basename(s['path'])} ({s['reason'].replace('_', ' ')})"
+    names = ", ".join(f"{shown_name(brief, s['path'])} ({s['reason'].replace('_', ' ')})"
                       for s in skipped)  # fmt: skip
     raise MediaError(first["path"], first["reason"], f"no usable footage left: {names}")
 
@@ -145,13 +153,13 @@ def check_analysis(job: StageRun, brief: Brief, media: tuple[MediaInfo, ...],
     analysis); a `MediaError` naming every file left out when no shot remains."""
     failed = [f for f in analysis.files if f.failed]
     for f in failed:
-        notice = Notice("footage_skipped", {"name": os.path.basename(f.path), "reason": f.failed})
+        notice = Notice("footage_skipped", {"name": shown_name(brief, f.path), "reason": f.failed})
         job.warn(notice, brief.language)
     if not analysis.shots:
         data = load_json(job.dir / "media.json")
         skipped = [*data.get("skipped", []), *({"path": f.path, "reason": f.failed or "corrupt"}
                                               for f in analysis.files)]  # fmt: skip
-        _none_usable(skipped, media[0].path if media else "")
+        _none_usable(brief, skipped, media[0].path if media else "")
 
 
 def analysis_stage(
