@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up everything reelbot needs on a Debian machine, idempotently:
-#   Debian packages (CJK fonts, espeak-ng, redis-server for the engine tests), a virtualenv in .venv, the CPU build of torch and
-#   the package with its dev and piper extras. A second run with nothing changed takes seconds.
+#   Debian packages (CJK fonts, espeak-ng, redis-server for the engine tests), a virtualenv in
+#   .venv, the CPU build of torch and the package with its dev and piper extras. A second run
+#   with nothing changed takes seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
