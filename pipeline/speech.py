@@ -148,7 +148,9 @@ def join_parts(
         try:
             path = part.file()
         except ModuleNotFoundError:
-            raise fail(f"model package {part.dist} is not installed ({install})", part.dist) from None
+            raise fail(
+                f"model package {part.dist} is not installed ({install})", part.dist
+            ) from None
         if not path.is_file():
             raise fail(f"{part.dist} has no {Path(part.path).name}", part.dist)
         files.append(path)

