@@ -150,7 +150,7 @@ def test_joining_refuses_a_corrupted_part(two_parts: list[PackagedPart], tmp_pat
     data = bytearray(damaged.read_bytes())
     data[100] ^= 0xFF  # one flipped byte, same size
     damaged.write_bytes(bytes(data))
-    with pytest.raises(TTSFailure, match="part.bin from test-part-2 does not match"):
+    with pytest.raises(TTSFailure, match=r"part\.bin from test-part-2 does not match"):
         join_parts(tmp_path / "cache" / "m", "model.onnx", two_parts, fail=_fail, install="-")
     assert list((tmp_path / "cache").iterdir()) == []  # nothing half-written is left
 

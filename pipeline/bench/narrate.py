@@ -14,8 +14,10 @@ narrator does for a video. Whisper (the packaged base model) transcribes the nar
   no punctuation, spelled-out numbers as digits, "mister" = "mr").
 - speed: synthesis plus word timing over the audio's length (real-time factor, after a warm-up
   sentence has loaded the voice).
-- caption sync: each caption cue's start against where whisper hears its first word begin
-  (`pipeline.narrate.sync`), p95 of the absolute difference.
+- caption sync: each caption cue's start against where the sound of its first word starts
+  (`pipeline.narrate.sync`), p95 of the absolute difference. Whisper finds the word; its start
+  is then moved out of any silence it includes (`align.tighten_starts`: whisper's words run end
+  to end, so after a pause its next word "starts" when the previous one ended).
 
 The last line: `kokoro_zh_cer=… espeak_zh_cer=… piper_en_wer=… espeak_en_wer=… kokoro_zh_rtf=…
 sync_p95_ms=…` (sync: the worst voice's p95); kokoro_zh_cer is the worse of its two voices.
@@ -23,10 +25,12 @@ sync_p95_ms=…` (sync: the worst voice's p95); kokoro_zh_cer is the worse of it
 
 from __future__ import annotations
 
+import contextlib
 import re
 import tempfile
 import time
 import unicodedata
+import wave
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,17 +113,16 @@ def zh_normaliser() -> Callable[[str], str]:
 
     def norm(text: str) -> str:
         text = t2s.convert(unicodedata.normalize("NFKC", text))
-        try:
+        # cn2an raises plain ValueErrors on odd input; compare such text as it is.
+        with contextlib.suppress(Exception):
             text = str(cn2an.transform(text, "an2cn"))
-        except Exception:  # cn2an raises plain ValueErrors on odd input; compare it as it is
-            pass
         return "".join(ch for ch in text.lower() if unicodedata.category(ch)[0] in "LN")
 
     return norm
 
 
 def en_normaliser() -> Callable[[str], str]:
-    """English text as compared for WER: whisper's normaliser (numbers as digits, no punctuation)."""
+    """English text as compared for WER: whisper's normaliser (digits, no punctuation)."""
     from transformers.models.whisper.english_normalizer import EnglishTextNormalizer
 
     norm = EnglishTextNormalizer({})
@@ -165,6 +168,7 @@ def bench(workdir: str | None) -> int:
                 units, unit = sum(1 for s in text for ch in s if is_cjk_char(ch)), "Hanzi"
             else:
                 units, unit = sum(len(s.split()) for s in text), "words"
+            n.save(work / run.key / "words.json")
             heard, sync = _listen(n)
             sep = "" if run.language == "zh" else " "
             rate = error_rate(run.language, sep.join(text), heard)
@@ -203,6 +207,7 @@ def _listen(n: Any) -> tuple[str, float]:
     """Whisper's transcript of the narration and the p95 caption sync error in ms."""
     import numpy as np
 
+    from pipeline.narrate.align import tighten_starts
     from pipeline.narrate.cues import build_cues
     from pipeline.narrate.sync import caption_sync_errors
     from pipeline.speech import default_transcriber
@@ -210,7 +215,11 @@ def _listen(n: Any) -> tuple[str, float]:
     heard = default_transcriber().transcribe(
         n.audio_path, language=n.language, vad=False, retry_temperatures=False
     )
+    with wave.open(n.audio_path, "rb") as wav:
+        rate = wav.getframerate()
+        pcm = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
+    sounded = tighten_starts(pcm.astype(np.float32) / 32768.0, rate, heard.words)
     cues = build_cues(n.words, n.line_spans, n.language)
-    errors = caption_sync_errors(cues, heard.words)
+    errors = caption_sync_errors(cues, sounded)
     sync = float(np.percentile(np.abs(errors), 95)) * 1000 if errors else float("nan")
     return heard.text, sync
