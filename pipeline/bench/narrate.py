@@ -125,7 +125,7 @@ def en_normaliser() -> Callable[[str], str]:
     """English text as compared for WER: whisper's normaliser (digits, no punctuation)."""
     from transformers.models.whisper.english_normalizer import EnglishTextNormalizer
 
-    norm = EnglishTextNormalizer({})
+    norm = EnglishTextNormalizer({})  # type: ignore[no-untyped-call]
     return lambda text: re.sub(r"\s+", " ", str(norm(text))).strip()
 
 

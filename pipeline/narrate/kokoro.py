@@ -217,8 +217,8 @@ class KokoroEngine:
         units = split_units(to_spoken(text))
         tokens: list[list[int]] = []  # each unit's phoneme ids
         for u in units:
-            ids = [model.vocab[ch] for ch in self.phonemes(u) if ch in model.vocab]
-            tokens.append(ids[:MAX_TOKENS])
+            unit_ids = [model.vocab[ch] for ch in self.phonemes(u) if ch in model.vocab]
+            tokens.append(unit_ids[:MAX_TOKENS])
         speed = max(0.5, min(BASE_SPEED * (1.0 + rate), 2.0))
         pieces: list[np.ndarray] = []
         words: list[WordTiming] = []
