@@ -45,7 +45,7 @@ class Settings:
     ffmpeg: str = ""
     tts_offline: bool = False
     edge_tts_url: str = ""
-    offline_voice: str = ""  # "espeak-ng": English falls back to espeak-ng instead of piper
+    offline_voice: str = ""  # "espeak-ng": the fallback is espeak-ng, not piper (en) / Kokoro (zh)
     piper_voice: str = ""
     analysis_cache: bool = True
     analysis_workers: int | None = None  # None: up to 3

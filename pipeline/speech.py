@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING
 
 from pipeline.errors import MediaError, ReelbotError
 from pipeline.jsonfiles import fsync_dir
-from pipeline.lm.parts import Part, PartError, join_parts
 from pipeline.loadonce import Loader
+from pipeline.modelparts import Part, PartError, join_parts
 from pipeline.settings import settings
 
 if TYPE_CHECKING:

@@ -29,7 +29,7 @@ from pipeline.lm import (
 from pipeline.lm import embedded as emb
 from pipeline.lm.hf import TransformersModel
 from pipeline.lm.openai_compat import OpenAICompatible, retry_after_seconds
-from pipeline.lm.parts import Part, PartError, join_file
+from pipeline.modelparts import Part, PartError, join_file
 from pipeline.settings import Settings, SettingsError
 from tests import test_script_llm
 from tests.openai_standin import OpenAIStandIn, Reply, ok

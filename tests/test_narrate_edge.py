@@ -64,9 +64,11 @@ def test_boundaries_mark_where_words_sound(tmp_path: Path) -> None:
 def test_service_failures_fall_back_to_espeak_for_chinese(
     tmp_path: Path, mode: str, reason: str, code: str
 ) -> None:
+    # espeak-ng when told (REELBOT_OFFLINE_VOICE=espeak-ng); Kokoro by default, see
+    # tests/test_narrate_kokoro.py.
     with EdgeStandIn(mode=mode) as server:
         edge = EdgeEngine(server.url, connect_timeout=2, receive_timeout=2)
-        n = Narrator(edge=edge).narrate(ZH, "zh", tmp_path)
+        n = Narrator(edge=edge, prefer_kokoro=False).narrate(ZH, "zh", tmp_path)
     assert n.engine == "espeak-ng"
     assert n.voice.startswith("cmn")
     assert n.fallback_reason is not None and reason in n.fallback_reason

@@ -21,6 +21,7 @@ from pipeline.narrate.align import normalise, split_units
 from pipeline.narrate.model import Narration, NarrationError
 from pipeline.narrate.narrator import Narrator
 from pipeline.narrate.offline import Phone, PiperEngine, words_from_phonemes
+from pipeline.settings import override
 from tests.narrate_helpers import check_narration, decode, rms
 
 ZH = ["为什么咖啡要现磨？", "因为香气，几分钟就散了。", "关注我，学更多。"]
@@ -28,7 +29,7 @@ EN = ["Coffee tastes better fresh.", "Grind your beans right before brewing.", "
 
 
 def test_espeak_chinese_is_timed_per_word(tmp_path: Path) -> None:
-    n = Narrator(offline=True).narrate(ZH, "zh", tmp_path)
+    n = Narrator(offline=True, prefer_kokoro=False).narrate(ZH, "zh", tmp_path)
     assert (n.engine, n.timing, n.fallback_reason) == (
         "espeak-ng", "engine", "offline mode was requested",
     )  # fmt: skip
@@ -44,7 +45,7 @@ def test_without_jieba_chinese_is_timed_per_character(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(align, "zh_word_starts", lambda text: None)
-    n = Narrator(offline=True).narrate(ZH, "zh", tmp_path)
+    n = Narrator(offline=True, prefer_kokoro=False).narrate(ZH, "zh", tmp_path)
     check_narration(n, ZH)
     hanzi = [c for s in ZH for c in s if is_han(c)]
     assert [w.text[0] for w in n.words] == hanzi  # one timed unit per character, in order
@@ -187,7 +188,10 @@ def test_cli_prints_engine_voice_and_timings(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "voice.wav"
-    code = main(["narrate", "--lang", "zh", "--offline", "-o", str(out), "你好，世界。", "再见！"])
+    with override(offline_voice="espeak-ng"):  # espeak-ng for Chinese too, as the bot can be set
+        code = main(
+            ["narrate", "--lang", "zh", "--offline", "-o", str(out), "你好，世界。", "再见！"]
+        )
     assert code == 0
     report = json.loads(capsys.readouterr().out)
     assert report["engine"] == "espeak-ng"
@@ -210,7 +214,7 @@ def test_cli_reports_bad_input_without_traceback(
 
 
 def test_narration_round_trips_through_json(tmp_path: Path) -> None:
-    n = Narrator(offline=True).narrate(ZH[:2], "zh", tmp_path)
+    n = Narrator(offline=True, prefer_kokoro=False).narrate(ZH[:2], "zh", tmp_path)
     n.save(tmp_path / "words.json")
     assert Narration.load(tmp_path / "words.json") == n
     (tmp_path / "bad.json").write_text('{"engine": "edge-tts"}', encoding="utf-8")
@@ -271,7 +275,7 @@ def test_a_script_is_narrated_hook_lines_cta(tmp_path: Path) -> None:
         title="咖啡", hook=ZH[0], lines=(ScriptLine(ZH[1]),), cta=ZH[2], hashtags=("#咖啡",),
         language="zh", style="knowledge", target_seconds=10, estimated_seconds=8, writer="test",
     )  # fmt: skip
-    n = Narrator(offline=True).narrate_script(script, tmp_path)
+    n = Narrator(offline=True, prefer_kokoro=False).narrate_script(script, tmp_path)
     assert n.sentences == script.spoken()
     check_narration(n, ZH)
     assert n.voice == "cmn-latn-pinyin"  # knowledge -> Yunxi, a male voice -> espeak's male

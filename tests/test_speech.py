@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
+from pipeline import modelparts as parts
 from pipeline import settings, speech
 from pipeline.bench.samples import colour_clip
 from pipeline.errors import MediaError
-from pipeline.lm import parts
 from pipeline.narrate.align import normalise
 from pipeline.narrate.model import write_wav
 from pipeline.narrate.offline import EspeakEngine

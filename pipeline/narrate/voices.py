@@ -52,6 +52,10 @@ STYLE_VOICES: dict[str, dict[str, str]] = {
     "male": {"zh": "zh-CN-YunxiNeural", "en": "en-US-AndrewNeural"},
 }
 
+# Kokoro-82M's voice packs that speak Mandarin best (offline; `pipeline.narrate.kokoro`), by
+# gender. Either name may be given as the voice to skip edge-tts and speak with Kokoro.
+KOKORO_VOICES: dict[Gender, str] = {"male": "jm_kumo", "female": "jf_alpha"}
+
 _EDGE_NAME = re.compile(r"^[a-z]{2,3}-[A-Z][A-Za-z]+-[A-Za-z]+Neural$")
 
 
@@ -63,9 +67,18 @@ def voice_info(name: str) -> Voice | None:
 def pick_voice(language: str, style: str | None = None, voice: str | None = None) -> str:
     """The edge-tts voice for a language and style, or the user's own choice when valid.
 
-    Any well-formed edge-tts voice name is accepted (the service has hundreds); a name that
-    cannot be one raises `NarrationError` instead of failing later at the service.
+    Any well-formed edge-tts voice name is accepted (the service has hundreds), and for Chinese
+    a Kokoro voice name (`KOKORO_VOICES`); a name that cannot be one raises `NarrationError`
+    instead of failing later at the service.
     """
+    if voice and is_kokoro_voice(voice):
+        if language != "zh":
+            raise NarrationError(
+                f"the Kokoro voice {voice!r} speaks Chinese only",
+                key="narration_option",
+                voice=voice,
+            )
+        return voice
     if voice:
         if not _EDGE_NAME.match(voice):
             raise NarrationError(
@@ -82,6 +95,11 @@ def pick_voice(language: str, style: str | None = None, voice: str | None = None
     if key in STYLE_VOICES:
         return STYLE_VOICES[key][language]
     return next(v.name for v in VOICES if v.language == language)
+
+
+def is_kokoro_voice(name: str) -> bool:
+    """Whether `name` is one of the offline Kokoro voices rather than an edge-tts voice."""
+    return name in KOKORO_VOICES.values()
 
 
 def voice_gender(name: str) -> Gender:
