@@ -24,6 +24,13 @@ from pipeline.ffmpeg import has_encoder, run_ffmpeg
 from pipeline.media import MediaInfo
 from pipeline.plan import EditPlan, OutputSpec, Rect, Segment, validate_plan
 from pipeline.render.audiomix import Loudness, mix_audio
+from pipeline.render.segments import (
+    CacheStats,
+    SegmentCache,
+    keyframe_args,
+    render_from_cache,
+    segment_keys,
+)
 from pipeline.render.subtitles import build_ass
 
 log = logging.getLogger(__name__)
@@ -88,6 +95,7 @@ class RenderResult:
     encoder: str
     size_bytes: int
     seconds: float  # wall time of the render
+    segments: CacheStats | None = None  # what the segment cache gave, when one was used
 
 
 def frame_counts(plan: EditPlan) -> list[int]:
@@ -253,9 +261,10 @@ def _video_codec_args(out: OutputSpec, encoder: str) -> list[str]:
 
 def build_command(
     plan: EditPlan, ass_path: str | None, audio: tuple[str, Loudness] | None, out_path: str,
-    encoder: str,
+    encoder: str, keyframes: bool = False,
 ) -> list[str]:  # fmt: skip
-    """The main pass's ffmpeg arguments (without the binary), for inspection and for running."""
+    """The main pass's ffmpeg arguments (without the binary), for inspection and for running;
+    `keyframes` forces an IDR frame at each segment start (for the segment cache)."""
     out = plan.output
     counts = frame_counts(plan)
     args: list[str] = []
@@ -292,7 +301,8 @@ def build_command(
     args += [
         "-filter_complex", ";".join(chains), "-filter_complex_threads", "2",
         "-map", "[vout]", "-map", "[aout]",
-        *_video_codec_args(out, encoder), "-r", f"{out.fps}", "-frames:v", str(total_frames),
+        *_video_codec_args(out, encoder), *(keyframe_args(counts) if keyframes else []),
+        "-r", f"{out.fps}", "-frames:v", str(total_frames),
         "-c:a", "aac", "-b:a", f"{out.audio_bitrate_k}k", "-ar", "48000", "-ac", "2",
         "-t", f"{duration:.4f}", "-movflags", "+faststart",
         "-metadata", "comment=made with reelbot", out_path,
@@ -308,8 +318,12 @@ def render(
     cancel: threading.Event | None = None,
     cover_path: str | os.PathLike[str] | None = None,
     captions_path: str | os.PathLike[str] | None = None,
+    segments_dir: str | os.PathLike[str] | None = None,
 ) -> RenderResult:
-    """Render `plan` to `out_path` (MP4) and a cover JPEG beside it (or at `cover_path`)."""
+    """Render `plan` to `out_path` (MP4) and a cover JPEG beside it (or at `cover_path`).
+
+    With `segments_dir`, each segment's encoded picture is kept there (`pipeline.render.segments`)
+    and a later plan re-encodes only the segments that changed."""
     validate_plan(plan)
     began = time.monotonic()
     out_path = os.fspath(out_path)
@@ -318,7 +332,7 @@ def render(
     report: ProgressFn = progress or (lambda _f: None)
     encoder = choose_encoder(plan.output)
     with tempfile.TemporaryDirectory(prefix="reelbot-render-") as tmp:
-        ass_path = None
+        ass_path, text = None, None
         if plan.captions:
             ass_path = os.path.join(tmp, "captions.ass")
             text = build_ass(plan)
@@ -331,15 +345,27 @@ def render(
         report(0.03)
         partial = os.path.join(os.path.dirname(os.path.abspath(out_path)),
                                f".{os.path.basename(out_path)}.part.mp4")  # fmt: skip
-        args = build_command(plan, ass_path, audio, partial, encoder)
+        cache = SegmentCache(segments_dir) if segments_dir is not None else None
+        keys = segment_keys(plan, text, encoder) if cache else []
+        stats = None
         try:
-            run_ffmpeg(
-                args,
-                duration=plan.duration,
-                progress=lambda f: report(0.03 + 0.95 * f),
-                cancel=cancel,
-                what="render",
-            )
+            if cache is not None and any(cache.has(k) for k in keys):
+                stats = render_from_cache(
+                    plan, cache, keys, ass_path, audio, encoder, partial, tmp,
+                    lambda f: report(0.03 + 0.95 * f), cancel,
+                )  # fmt: skip
+            else:
+                args = build_command(plan, ass_path, audio, partial, encoder, cache is not None)
+                run_ffmpeg(
+                    args,
+                    duration=plan.duration,
+                    progress=lambda f: report(0.03 + 0.95 * f),
+                    cancel=cancel,
+                    what="render",
+                )
+                if cache is not None:
+                    cache.store_split(partial, keys, frame_counts(plan), cancel)
+                    stats = CacheStats(hits=0, misses=len(keys), full=True)
             os.replace(partial, out_path)
         finally:
             if os.path.exists(partial):
@@ -360,6 +386,7 @@ def render(
         encoder=encoder,
         size_bytes=os.path.getsize(out_path),
         seconds=time.monotonic() - began,
+        segments=stats,
     )
     log.info("rendered %s (%.1fs video in %.1fs, %s)", out_path, result.duration,
              result.seconds, encoder)  # fmt: skip
