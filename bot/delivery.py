@@ -301,6 +301,12 @@ async def send_result(
     return sent
 
 
+def version_of(cover: str) -> str:
+    """The version folder ("v2", ...) a rendered file is in; "" for the job folder itself."""
+    name = Path(cover).parent.name
+    return name if name[:1] == "v" and name[1:].isdigit() else ""
+
+
 def rendered_of(result: MakeResultLike, video: str, lang: str) -> Rendered:
     """What sending `video` needs, fixed before the first try so a refusal can be retried."""
     return Rendered(
@@ -329,7 +335,9 @@ async def deliver_video(bot: Bot, store: JobStore, job: Job, rendered: Rendered)
         sent = True
 
     try:
-        await send_result(bot, job, rendered, rendered.video, on_sent=done)
+        message = await send_result(bot, job, rendered, rendered.video, on_sent=done)
+        # A reply to this message edits the version it shows (bot.edits).
+        store.add_video(job.chat_id, message.message_id, job.id, version_of(rendered.cover))
     except TelegramError as exc:
         if sent:  # only a follow-up failed; the video is out
             return DONE

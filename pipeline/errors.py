@@ -85,3 +85,10 @@ class Cancelled(ReelbotError):
 
     def __init__(self, message: str = "cancelled") -> None:
         super().__init__(message)
+
+
+class EditError(ReelbotError):
+    """An edit of a delivered video that cannot be applied (no other footage for a shot, a
+    pipeline that cannot edit)."""
+
+    key = "edit_impossible"

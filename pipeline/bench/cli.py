@@ -1,4 +1,4 @@
-"""`reelbot bench render|analyze|narrate|make`: each benchmark prints its ratios on its last line.
+"""`reelbot bench render|analyze|narrate|make|edit`: each prints its ratios on its last line.
 
 Heavy imports live inside the handlers so `reelbot --help` stays fast.
 """
@@ -43,6 +43,10 @@ def register(sub: Any) -> None:
                    help="skip the whisper re-transcription of the output")  # fmt: skip
     p.set_defaults(handler=_make)
 
+    p = what.add_parser("edit", help="re-render after an edit (segment cache) vs the full render")
+    p.add_argument("--keep", metavar="DIR", help="keep the renders and the segment cache here")
+    p.set_defaults(handler=_edit)
+
 
 def _render(args: argparse.Namespace) -> int:
     from pipeline.bench.render import bench
@@ -74,3 +78,9 @@ def _make(args: argparse.Namespace) -> int:
 
     result: int = bench(args.seconds, args.keep, not args.no_whisper)
     return result
+
+
+def _edit(args: argparse.Namespace) -> int:
+    from pipeline.bench.edit import bench
+
+    return bench(args.keep)
