@@ -264,11 +264,11 @@ async def send_result(
     job: Job,
     result: MakeResultLike,
     video: str,
-    on_sent: Callable[[], None] | None = None,
+    on_sent: Callable[[Message], None] | None = None,
 ) -> Message:
     """The finished video with cover, thumbnail, size, duration and caption; then the script.
 
-    `on_sent` runs as soon as Telegram has the video, before the follow-up messages: marking
+    `on_sent` runs with the video's message as soon as Telegram has the video, before the follow-up messages: marking
     the job done there keeps a restart in that moment from sending the video a second time.
     A follow-up message that fails is logged; the video is what counted."""
     credits = tuple(dict.fromkeys(f.credit for f in job.brief.footage if f.credit))
@@ -289,7 +289,7 @@ async def send_result(
             write_timeout=300,
         )
     if on_sent is not None:
-        on_sent()
+        on_sent(sent)
     try:
         for part in split_text(t(job.lang, "script_full", script=script_text(result.script))):
             await bot.send_message(job.chat_id, part)
@@ -329,15 +329,16 @@ async def deliver_video(bot: Bot, store: JobStore, job: Job, rendered: Rendered)
     themselves are gone it has failed for good."""
     sent = False
 
-    def done() -> None:
+    def done(message: Message) -> None:
         nonlocal sent
         store.set_status(job.id, DONE)
+        # A reply to this message edits the version it shows (bot.edits): known before the
+        # follow-up messages, so a quick reply finds it.
+        store.add_video(job.chat_id, message.message_id, job.id, version_of(rendered.cover))
         sent = True
 
     try:
-        message = await send_result(bot, job, rendered, rendered.video, on_sent=done)
-        # A reply to this message edits the version it shows (bot.edits).
-        store.add_video(job.chat_id, message.message_id, job.id, version_of(rendered.cover))
+        await send_result(bot, job, rendered, rendered.video, on_sent=done)
     except TelegramError as exc:
         if sent:  # only a follow-up failed; the video is out
             return DONE

@@ -91,6 +91,7 @@ async def reply_to_video(update: Update, context: Context) -> None:
         await ask(update, t(lang, "edit_busy"), force=False)
         return
     folder = _folder(job)
+    folder.mkdir(parents=True, exist_ok=True)
     number = 1 + max((int(p.stem) for p in folder.glob("[0-9]*.json")), default=0)
     text, music = msg.text or msg.caption or "", ""
     try:

@@ -426,7 +426,7 @@ def test_result_counts_as_sent_once_telegram_has_the_video(tmp_path: Path) -> No
             marked: list[int] = []
             server.fail("sendMessage", 400, "Bad Request: chat not found", times=5)
             result = Result(video, cover, script(), 1.0, 180, 320, "espeak-ng:en-us")
-            await send_result(bot, j, result, video, on_sent=lambda: marked.append(1))
+            await send_result(bot, j, result, video, on_sent=lambda _sent: marked.append(1))
             assert marked == [1] and len(server.sent("sendVideo")) == 1
 
     run(scenario())

@@ -269,7 +269,10 @@ def narration_stage(
     from pipeline.narrate.model import Narration
 
     def key_for(s: Script) -> str:
-        return digest("narration", s.to_dict(), brief.voice, _narrator_conf(job.settings))
+        # What is spoken, not the title or hashtags: a new title (an edit after delivery)
+        # keeps the voice, the plan and every rendered segment.
+        spoken = {k: v for k, v in s.to_dict().items() if k not in ("title", "hashtags")}
+        return digest("narration", spoken, brief.voice, _narrator_conf(job.settings))
 
     key = key_for(script)
     if job.log.fresh("narration", key):
