@@ -268,9 +268,9 @@ async def send_result(
 ) -> Message:
     """The finished video with cover, thumbnail, size, duration and caption; then the script.
 
-    `on_sent` runs with the video's message as soon as Telegram has the video, before the follow-up messages: marking
-    the job done there keeps a restart in that moment from sending the video a second time.
-    A follow-up message that fails is logged; the video is what counted."""
+    `on_sent` runs with the video's message as soon as Telegram has it, before the follow-up
+    messages: marking the job done there keeps a restart in that moment from sending the video
+    a second time. A follow-up message that fails is logged; the video is what counted."""
     credits = tuple(dict.fromkeys(f.credit for f in job.brief.footage if f.credit))
     thumb = make_thumbnail(result.cover, str(Path(job.job_dir) / "thumb.jpg"))
     with open(video, "rb") as v, open(result.cover, "rb") as c, open(thumb, "rb") as th:

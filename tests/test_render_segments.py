@@ -28,7 +28,9 @@ def plan(tmp_path_factory: pytest.TempPathFactory) -> EditPlan:
     for i in range(4):
         src = srcs[i % 2]
         start = 0.5 + i
-        seg = Segment(i % 2, start, start + 1.4 + 0.1 * i, cover_rect(src.width, src.height, 180, 320))
+        seg = Segment(
+            i % 2, start, start + 1.4 + 0.1 * i, cover_rect(src.width, src.height, 180, 320)
+        )
         segs.append(seg)
         cues.append(CaptionCue(f"line {i} words", t + 0.1, t + seg.duration - 0.1))
         t += seg.duration
