@@ -1,5 +1,7 @@
 # reelbot: the Telegram assistant, as the README's set-up builds it (slim Python, Debian fonts and
-# espeak-ng, CPU torch pinned, then the package), run as a non-root user with /data as a volume.
+# espeak-ng, CPU torch pinned, then the package with celery and redis), run as a non-root user with
+# /data as a volume. One image for the bot and for `reelbot worker` (docker-compose.yml). The
+# set-up's redis-server package is for the tests only: compose runs Redis from its own image.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -34,4 +36,5 @@ VOLUME ["/data"]
 
 # Configuration comes from the environment (TELEGRAM_BOT_TOKEN etc., see README.md), e.g.
 #   docker run -e TELEGRAM_BOT_TOKEN=... -v reelbot-data:/data reelbot
+# or, scaled out over Redis: docker compose up --scale worker=3 (docker-compose.yml).
 CMD ["reelbot", "bot"]

@@ -25,7 +25,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot import callbacks, edits, media_in, resend, review
+from bot import callbacks, edits, feedback, media_in, publish, resend, review
 from bot import conversation as conv
 from bot.config import ConfigError, Settings
 from bot.jobs import JobStore
@@ -35,7 +35,7 @@ from bot.services import Context, Services, ask, services, user_lang
 from bot.state import JsonPersistence
 from bot.texts import LANGS, error_key, error_text, t
 from bot.updates import PerUserUpdateProcessor
-from bot.workers import JobRunner
+from bot.workers import JobRunner, Runner
 
 log = logging.getLogger(__name__)
 
@@ -121,10 +121,12 @@ def build_application(settings: Settings, pipeline: Pipeline) -> BotApp:
 def add_handlers(app: BotApp) -> None:
     """The handlers in the order they are tried: access gate, conversation, then the rest."""
     app.add_handler(TypeHandler(Update, gate), group=-1)
+    publish.add_handlers(app)  # channels: first in group 0 (discussion groups, its questions)
     # Group 0: a reply to a delivered video is an edit (bot.edits), even mid-conversation;
     # then the conversation; what it does not take falls to the handlers after it.
     app.add_handler(MessageHandler(edits.REPLY_TO_VIDEO & edits.EDIT_INPUT, edits.reply_to_video))
     app.add_handler(conv.build_conversation())
+    app.add_handler(feedback.build_feedback())
     app.add_handler(CommandHandler(["start", "help"], help_cmd))
     app.add_handler(CommandHandler("lang", lang_cmd))
     app.add_handler(CommandHandler("cancel", conv.cancel))
@@ -145,8 +147,16 @@ async def on_start(app: BotApp) -> None:
     store = JobStore(str(Path(settings.data_dir) / "jobs.sqlite3"))
     pipeline: Pipeline = app.bot_data["pipeline"]
     prefetch = prefetcher_for(pipeline)  # footage analysed as it arrives (bot.prefetch)
-    worked: Pipeline = PrefetchingPipeline(pipeline, prefetch) if prefetch else pipeline
-    runner = JobRunner(app.bot, store, worked, settings)
+    runner: Runner
+    if settings.engine is not None:
+        # Imported here: Celery loads only when the engine is configured.
+        from bot.engine import Engine
+        from bot.remote import RemoteRunner
+
+        runner = RemoteRunner(app.bot, store, settings, Engine(settings.engine))
+    else:
+        worked: Pipeline = PrefetchingPipeline(pipeline, prefetch) if prefetch else pipeline
+        runner = JobRunner(app.bot, store, worked, settings)
     app.bot_data["services"] = Services(settings, store, runner, pipeline, prefetch=prefetch)
     store.cleanup(
         str(Path(settings.data_dir) / "jobs"),
@@ -155,6 +165,7 @@ async def on_start(app: BotApp) -> None:
         cache_dir=analysis_cache_dir(),
     )
     await runner.start()
+    await publish.start(app)  # scheduled channel posts armed again
     app.bot_data["housekeeping"] = asyncio.create_task(housekeeping(app), name="housekeeping")
     log.info("reelbot is up as @%s", app.bot.username)
 
@@ -188,6 +199,7 @@ async def on_stop(app: BotApp) -> None:
     svc: Services | None = app.bot_data.get("services")
     if svc is None:
         return
+    await publish.stop(app)
     await svc.runner.stop()
     if svc.prefetch is not None:
         svc.prefetch.shutdown()

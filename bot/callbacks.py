@@ -3,10 +3,14 @@
 Two kinds of button exist:
 
 - `Choice`: a conversation button (style, language, length, Next, Done, let others add
-  footage). It carries its owner's id, so in a group only the member who started the
-  conversation can press it: ``c|<owner>|<action>|<value>``.
-- `Board`: a button about one job: under a storyboard (render, edit, another version), or
-  🔁 Send again under a video Telegram refused. It carries the job id;
+  footage, 🔇 no music; Analyse in /feedback, and 🎬 Make this under an idea, whose value
+  is the idea's number 0-2 in the member's last report; ⭐ a linked channel as the default).
+  It carries its owner's id, so in a group only the member who started the conversation can
+  press it: ``c|<owner>|<action>|<value>``.
+- `Board`: a button about one job: under a storyboard (render, edit, another version),
+  🔁 Send again under a video Telegram refused, 📊 Feedback under a delivered video (collect
+  its comments), or publishing a delivered video to the owner's channel (📢 post now,
+  🕒 schedule and its choices, cancel a scheduled post: `bot.publish`). It carries the job id;
   the job's owner and state come from the job store, so it outlives a restart:
   ``sb:<action>:<job id>``.
 - `EditChoice`: ✅ / ✖ under the confirmation of an edit asked for by replying to a delivered
@@ -32,17 +36,26 @@ from pipeline.script.styles import STYLES
 
 MAX_BYTES: Final = 64  # the Bot API's limit on callback_data
 
-ChoiceAction: TypeAlias = Literal["style", "lang", "len", "next", "done", "pool"]
-BoardAction: TypeAlias = Literal["render", "edit", "another", "resend"]
+ChoiceAction: TypeAlias = Literal[
+    "style", "lang", "len", "next", "done", "pool", "music", "fbgo", "idea", "chan"
+]
+BoardAction: TypeAlias = Literal[
+    "render", "edit", "another", "resend", "feedback",
+    "post", "sched", "in1h", "at20", "at08", "athm", "unsched",
+]  # fmt: skip
+# The channel-publishing Board actions (`bot.publish`); the rest are storyboard buttons.
+PUBLISH_ACTIONS: Final = ("post", "sched", "in1h", "at20", "at08", "athm", "unsched")
 CHOICE_ACTIONS: Final[tuple[str, ...]] = get_args(ChoiceAction)
 BOARD_ACTIONS: Final[tuple[str, ...]] = get_args(BoardAction)
 EditAction: TypeAlias = Literal["ok", "no"]
 EDIT_ACTIONS: Final[tuple[str, ...]] = get_args(EditAction)
 _EDIT_NO = re.compile(r"[1-9][0-9]{0,5}")
 VIDEO_LANGS: Final = ("zh", "en")
+IDEA_NUMBERS: Final = ("0", "1", "2")  # a feedback report has three ideas
 
 # Telegram user ids are positive and below 2**52; no leading zeros, so one id has one encoding.
 _OWNER = re.compile(r"[1-9][0-9]{0,15}")
+_CHAT_ID = re.compile(r"-?[1-9][0-9]{0,15}")  # a channel's id (negative: -100...)
 _JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,48}")  # bot.jobs.new_job_id makes 24 of these
 
 
@@ -82,7 +95,13 @@ def _value_ok(action: str, value: str) -> bool:
         return value in VIDEO_LANGS
     if action == "len":
         return value in {str(n) for n in LENGTHS}
-    return value == ""  # next, done, pool carry nothing
+    if action == "chan":
+        return bool(_CHAT_ID.fullmatch(value))  # make this linked channel the default
+    if action == "music":
+        return value == "off"  # the only music choice a button makes; music itself is a file
+    if action == "idea":
+        return value in IDEA_NUMBERS
+    return value == ""  # next, done, pool, fbgo carry nothing
 
 
 def encode(button: Button) -> str:
@@ -148,13 +167,25 @@ def choice_pattern(*actions: ChoiceAction) -> Callable[[object], bool]:
 def board_pattern(data: object) -> bool:
     """A CallbackQueryHandler pattern: valid storyboard buttons."""
     button = decode(data)
-    return isinstance(button, Board) and button.action != "resend"
+    return isinstance(button, Board) and button.action in ("render", "edit", "another")
 
 
 def resend_pattern(data: object) -> bool:
     """A CallbackQueryHandler pattern: valid 🔁 Send again buttons."""
     button = decode(data)
     return isinstance(button, Board) and button.action == "resend"
+
+
+def feedback_pattern(data: object) -> bool:
+    """A CallbackQueryHandler pattern: valid 📊 Feedback buttons under a delivered video."""
+    button = decode(data)
+    return isinstance(button, Board) and button.action == "feedback"
+
+
+def publish_pattern(data: object) -> bool:
+    """A CallbackQueryHandler pattern: valid channel-publishing buttons under a video."""
+    button = decode(data)
+    return isinstance(button, Board) and button.action in PUBLISH_ACTIONS
 
 
 def edit_pattern(data: object) -> bool:

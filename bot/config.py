@@ -18,6 +18,11 @@ from pipeline.settings import SettingsError
 
 MB = 1024 * 1024
 
+# REELBOT_VISIBILITY_TIMEOUT's default: how long a job handed to a worker that then vanished
+# (killed, its machine lost) waits before another worker takes it. Longer than most jobs, so a
+# live worker's job is rarely delivered a second time (that copy would only wait for it).
+VISIBILITY_TIMEOUT = 600.0
+
 # A setting is missing or malformed; `name` is the environment variable. One class for the bot's
 # variables and the pipeline's, so a caller catches both.
 ConfigError = SettingsError
@@ -50,6 +55,9 @@ class Settings:
     pipeline: pipeline_settings.Settings = field(default_factory=pipeline_settings.Settings)
     max_voice_seconds: float = 300.0  # longest voice note transcribed (also its time limit)
     min_free_mb: int = 500  # disk space kept free under the data dir, beyond what a step needs
+    # The distributed engine (Celery on Redis) when REELBOT_BROKER_URL is set; None: the jobs run
+    # on this process's own threads (REELBOT_WORKERS).
+    engine: EngineSettings | None = None
 
     def __repr__(self) -> str:
         return f"Settings(data_dir={self.data_dir!r}, local_mode={self.local_mode}, ...)"
@@ -72,6 +80,33 @@ class Settings:
     def allowed(self, *ids: int | None) -> bool:
         """Whether any of these user/chat ids may use the bot (an empty list allows everyone)."""
         return not self.allowed_ids or any(i in self.allowed_ids for i in ids if i is not None)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSettings:
+    """How the bot and `reelbot worker` reach the distributed engine (Celery on Redis)."""
+
+    broker_url: str  # redis://host:6379/0: the broker and the result store
+    visibility_timeout: float = VISIBILITY_TIMEOUT  # seconds before a lost worker's job moves on
+    timeout: float = 3.0  # seconds any one Redis call may take (connect, read, write)
+
+    def __repr__(self) -> str:
+        # The URL may carry a password.
+        return f"EngineSettings(visibility_timeout={self.visibility_timeout}, ...)"
+
+
+def load_engine_settings(env: Mapping[str, str]) -> EngineSettings | None:
+    """REELBOT_BROKER_URL and its companions; None when the URL is not set."""
+    url = env.get("REELBOT_BROKER_URL", "").strip()
+    if not url:
+        return None
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError("REELBOT_BROKER_URL", "expected a Redis URL, e.g. redis://redis:6379/0")
+    return EngineSettings(
+        broker_url=url,
+        visibility_timeout=_float(env, "REELBOT_VISIBILITY_TIMEOUT", VISIBILITY_TIMEOUT),
+        timeout=_float(env, "REELBOT_REDIS_TIMEOUT", 3.0),
+    )
 
 
 def _int(env: Mapping[str, str], name: str, default: int, low: int = 0) -> int:
@@ -183,4 +218,5 @@ def load_settings(env: Mapping[str, str] | None = None, dotenv: str | None = ".e
         pipeline=pipeline,
         max_voice_seconds=_float(env, "REELBOT_MAX_VOICE_SECONDS", 300.0),
         min_free_mb=_int(env, "REELBOT_MIN_FREE_MB", 500),
+        engine=load_engine_settings(env),
     )

@@ -48,6 +48,8 @@ MEDIA = (
     | filters.Document.IMAGE
 )
 VOICE = filters.VOICE | filters.AUDIO
+# Music for the video: an audio file (sent as music or as a document); voice notes are not.
+MUSIC = filters.AUDIO | filters.Document.AUDIO
 TEXT = filters.TEXT & ~filters.COMMAND
 
 
@@ -216,6 +218,7 @@ async def option_chosen(update: Update, context: Context) -> int | None:
 async def ask_footage(update: Update, context: Context, draft: Draft) -> int:
     """Ask for footage; in groups as a ForceReply that other members may reply to."""
     lang = user_lang(update, context)
+    draft.collecting = True
     if not is_group(update):
         await ask(update, t(lang, "ask_footage"), footage_keyboard(lang, draft.owner_id, False))
         return FOOTAGE
@@ -238,6 +241,26 @@ async def footage_received(update: Update, context: Context) -> int | None:
     return None
 
 
+async def audio_entry(update: Update, context: Context) -> int | None:
+    """An audio file (not a voice note) where a new conversation may start: the music of the
+    video whose footage is being collected (the entry points are checked before the states),
+    else a spoken request like a voice note."""
+    draft = current(update, context)
+    if draft is not None and draft.collecting:
+        await media_in.take_music(update, context, draft)
+        return FOOTAGE
+    return await voice_request(update, context)
+
+
+async def music_received(update: Update, context: Context) -> int | None:
+    """An audio file while collecting footage: it becomes the video's music."""
+    draft = current(update, context)
+    if draft is None:
+        return END
+    await media_in.take_music(update, context, draft)
+    return None
+
+
 async def not_footage(update: Update, context: Context) -> int | None:
     """Anything else while collecting footage: say what is expected."""
     await ask(update, t(user_lang(update, context), "not_footage"), force=False)
@@ -250,6 +273,10 @@ async def footage_button(update: Update, context: Context) -> int | None:
     picked = await owned_query(update, lang)
     draft = current(update, context)
     if picked is None or draft is None:
+        return None
+    if picked.action == "music":  # 🔇 No music: drop the music sent so far, if any
+        media_in.drop_music(draft)
+        await ask(update, t(lang, "music_off"), force=False)
         return None
     if picked.action == "pool":
         draft.pool = True
@@ -278,7 +305,9 @@ async def submit(update: Update, context: Context) -> int | None:
         style=draft.style or "knowledge",
         language="zh" if draft.video_lang == "zh" else "en",
         seconds=draft.seconds,
-        footage=tuple(Footage(c.path, c.caption, c.credit) for c in draft.footage),
+        notes=draft.notes,
+        footage=tuple(Footage(c.path, c.caption, c.credit, c.name) for c in draft.footage),
+        music=draft.music,
     )
     job = svc.store.submit(
         Job(
@@ -342,6 +371,36 @@ def current(update: Update, context: Context) -> Draft | None:
     return get_draft(context, chat.id) if chat is not None else None
 
 
+async def idea_chosen(update: Update, context: Context) -> int:
+    """🎬 Make this under a /feedback idea: a new draft with its topic, style and points
+    (the script writer's notes), then the options as after a style button."""
+    from bot.feedback import idea
+
+    lang = user_lang(update, context)
+    picked = await owned_query(update, lang)
+    if picked is None:
+        return END
+    found = idea(update, context, picked)
+    if found is None:
+        await ask(update, t(lang, "stale"), force=False)
+        return END
+    draft = await open_draft(update, context)
+    if draft is None:
+        return END
+    style = str(found.get("style", ""))
+    draft.style = style if style in style_names() else None
+    draft.notes = "\n".join(str(p) for p in found.get("points", []))
+    if not await topic_ok(update, context, str(found.get("topic", ""))):
+        return TOPIC
+    draft.topic = str(found["topic"]).strip()
+    name = style_names().get(draft.style or "", {}).get(lang, "?")
+    await ask(update, t(lang, "idea_picked", topic=draft.topic, style=name), force=False)
+    if draft.style is None:
+        return await ask_style(update, context, draft)
+    await ask(update, options_text(lang, draft), options_keyboard(draft, draft.owner_id))
+    return OPTIONS
+
+
 def build_conversation() -> ConversationHandler[Context]:
     """The conversation as one table: state -> what the bot accepts there."""
     states: dict[object, list[Handler[Update, Context, object]]] = {
@@ -359,8 +418,9 @@ def build_conversation() -> ConversationHandler[Context]:
         ],
         FOOTAGE: [
             MessageHandler(MEDIA, footage_received),
+            MessageHandler(MUSIC, music_received),
             CommandHandler("done", submit),
-            CallbackQueryHandler(footage_button, pattern=choice_pattern("done", "pool")),
+            CallbackQueryHandler(footage_button, pattern=choice_pattern("done", "pool", "music")),
             MessageHandler(TEXT | VOICE | filters.Document.ALL, not_footage),
         ],
     }
@@ -370,7 +430,9 @@ def build_conversation() -> ConversationHandler[Context]:
         return ConversationHandler(
             entry_points=[
                 CommandHandler("new", start_new),
-                MessageHandler(VOICE, voice_request),
+                MessageHandler(filters.VOICE, voice_request),
+                MessageHandler(filters.AUDIO, audio_entry),
+                CallbackQueryHandler(idea_chosen, pattern=choice_pattern("idea")),
             ],
             states=states,
             fallbacks=[CommandHandler("cancel", cancel)],

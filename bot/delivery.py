@@ -26,11 +26,11 @@ from telegram import (
 from telegram.constants import ChatAction, MessageLimit
 from telegram.error import BadRequest, TelegramError
 
-from bot import callbacks
+from bot import callbacks, channels
 from bot.callbacks import Board, BoardAction
-from bot.jobs import DONE, FAILED, UNDELIVERED, Job, JobStore, Rendered
+from bot.jobs import DONE, FAILED, UNDELIVERED, Job, JobStore, Rendered, SentVideo
 from bot.pipeline_api import MakeResultLike, StoryboardLike
-from bot.texts import t
+from bot.texts import sound_text, t
 from pipeline.script.model import Script
 
 log = logging.getLogger(__name__)
@@ -213,6 +213,14 @@ class StatusReporter:
         self._shown = text
 
 
+def feedback_keyboard(lang: str, job_id: str) -> InlineKeyboardMarkup:
+    """📊 Feedback under a delivered video: collect its comments (/feedback)."""
+    data = callbacks.encode(Board("feedback", job_id))
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(t(lang, "btn_feedback"), callback_data=data)]]
+    )
+
+
 def storyboard_keyboard(job: Job) -> InlineKeyboardMarkup:
     def button(action: BoardAction) -> InlineKeyboardButton:
         data = callbacks.encode(Board(action, job.id))
@@ -223,7 +231,12 @@ def storyboard_keyboard(job: Job) -> InlineKeyboardMarkup:
 
 async def send_storyboard(bot: Bot, job: Job, board: StoryboardLike) -> Message:
     """The keyframes as an album (one line under each), then the script with the three buttons."""
-    frames = [(text, path) for text, path in board.frames if Path(path).is_file()]
+    shown = board.shown_in(job.lang)  # what each frame's shot shows, in the chat's language
+    frames = [
+        (f"{text}\n🎞 {shown[i]}" if i < len(shown) and shown[i] else text, path)
+        for i, (text, path) in enumerate(board.frames)
+        if Path(path).is_file()
+    ]
     for start in range(0, len(frames), 10):  # an album holds at most 10 items
         chunk = frames[start : start + 10]
         media = [
@@ -237,8 +250,11 @@ async def send_storyboard(bot: Bot, job: Job, board: StoryboardLike) -> Message:
     notes = board.warnings_in(job.lang)  # in the chat's language, not the video's
     if notes:
         await bot.send_message(job.chat_id, t(job.lang, "warnings", items="; ".join(notes)))
-    body = trim(script_text(board.script), TEXT_LIMIT - 300)
+    body = trim(script_text(board.script), TEXT_LIMIT - 600)
     text = t(job.lang, "storyboard", title=board.script.title, script=body)
+    heard = sound_text(job.lang, board.sounds)  # what happens to the footage's own sound
+    if heard:
+        text = f"{text}\n\n{trim(heard, 280)}"
     return await bot.send_message(
         job.chat_id,
         trim(text, TEXT_LIMIT),
@@ -264,15 +280,18 @@ async def send_result(
     job: Job,
     result: MakeResultLike,
     video: str,
-    on_sent: Callable[[Message], None] | None = None,
+    on_sent: Callable[[Message, str], None] | None = None,
+    markup: InlineKeyboardMarkup | None = None,
 ) -> Message:
     """The finished video with cover, thumbnail, size, duration and caption; then the script.
 
-    `on_sent` runs with the video's message as soon as Telegram has it, before the follow-up
-    messages: marking the job done there keeps a restart in that moment from sending the video
-    a second time. A follow-up message that fails is logged; the video is what counted."""
+    `on_sent` (the sent message, its caption) runs as soon as Telegram has the video, before
+    the follow-up messages: marking
+    the job done there keeps a restart in that moment from sending the video a second time.
+    A follow-up message that fails is logged; the video is what counted."""
     credits = tuple(dict.fromkeys(f.credit for f in job.brief.footage if f.credit))
     thumb = make_thumbnail(result.cover, str(Path(job.job_dir) / "thumb.jpg"))
+    caption = caption_for(result.script, credits)
     with open(video, "rb") as v, open(result.cover, "rb") as c, open(thumb, "rb") as th:
         sent = await bot.send_video(
             job.chat_id,
@@ -283,13 +302,14 @@ async def send_result(
             supports_streaming=True,
             cover=c,
             thumbnail=th,
-            caption=caption_for(result.script, credits),
+            caption=caption,
             reply_parameters=reply_to(job),
+            reply_markup=markup,
             read_timeout=120,
             write_timeout=300,
         )
     if on_sent is not None:
-        on_sent(sent)
+        on_sent(sent, caption)
     try:
         for part in split_text(t(job.lang, "script_full", script=script_text(result.script))):
             await bot.send_message(job.chat_id, part)
@@ -329,16 +349,25 @@ async def deliver_video(bot: Bot, store: JobStore, job: Job, rendered: Rendered)
     themselves are gone it has failed for good."""
     sent = False
 
-    def done(message: Message) -> None:
+    def done(message: Message, caption: str) -> None:
         nonlocal sent
-        store.set_status(job.id, DONE)
         # A reply to this message edits the version it shows (bot.edits): known before the
         # follow-up messages, so a quick reply finds it.
         store.add_video(job.chat_id, message.message_id, job.id, version_of(rendered.cover))
+        video = message.video
+        store.set_delivered(
+            job.id,
+            SentVideo(video.file_id, caption, round(rendered.duration), rendered.width,
+                      rendered.height, rendered.cover) if video else None,
+        )  # fmt: skip
         sent = True
 
     try:
-        await send_result(bot, job, rendered, rendered.video, on_sent=done)
+        # 📢 Post / 🕒 Schedule, then 📊 Feedback: one keyboard under the video.
+        publish = channels.video_keyboard(channels.ChannelStore.of(store), job).inline_keyboard
+        comments = feedback_keyboard(job.lang, job.id).inline_keyboard
+        markup = InlineKeyboardMarkup([*publish, *comments])
+        await send_result(bot, job, rendered, rendered.video, on_sent=done, markup=markup)
     except TelegramError as exc:
         if sent:  # only a follow-up failed; the video is out
             return DONE

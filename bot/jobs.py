@@ -50,7 +50,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     created REAL NOT NULL,
     queued_at REAL NOT NULL,
     updated REAL NOT NULL,
-    result TEXT
+    result TEXT,
+    task_id TEXT,
+    sent_video TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, queued_at);
 CREATE INDEX IF NOT EXISTS jobs_user ON jobs (user_id, created);
@@ -83,6 +85,9 @@ class Job:
     error: str | None = None
     resumed: bool = False
     created: float = 0.0
+    # The engine's task for the current step (REELBOT_BROKER_URL set): a restarted bot follows
+    # it instead of starting the step again. None with the embedded queue.
+    task_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +117,26 @@ class Rendered:
         rendered = from_dict(cls, json.loads(text), what="rendered video")
         validate_script(rendered.script)
         return rendered
+
+
+@dataclass(frozen=True, slots=True)
+class SentVideo:
+    """The delivered video as Telegram knows it: posting it to a channel later sends this
+    `file_id` (no second upload) with the same caption and picture facts."""
+
+    file_id: str
+    caption: str
+    duration: int
+    width: int
+    height: int
+    cover: str  # the cover in the job folder (sent along while the folder is kept)
+
+    def to_json(self) -> str:
+        return dumps(self, indent=None)
+
+    @classmethod
+    def from_json(cls, text: str) -> SentVideo:
+        return from_dict(cls, json.loads(text), what="sent video")
 
 
 def new_job_id() -> str:
@@ -145,6 +170,7 @@ class JobStore:
 
     def __init__(self, path: str) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.path = path  # bot.channels keeps its tables in the same file
         # isolation_level=None: autocommit; claims use an explicit IMMEDIATE transaction.
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.row_factory = sqlite3.Row
@@ -153,6 +179,10 @@ class JobStore:
         columns = {r["name"] for r in self._db.execute("PRAGMA table_info(jobs)")}
         if "result" not in columns:  # a store made before delivery failures were kept
             self._db.execute("ALTER TABLE jobs ADD COLUMN result TEXT")
+        if "task_id" not in columns:  # a store made before the distributed engine
+            self._db.execute("ALTER TABLE jobs ADD COLUMN task_id TEXT")
+        if "sent_video" not in columns:  # a store made before channel publishing
+            self._db.execute("ALTER TABLE jobs ADD COLUMN sent_video TEXT")
 
     def close(self) -> None:
         self._db.close()
@@ -176,6 +206,7 @@ class JobStore:
             error=row["error"],
             resumed=bool(row["resumed"]),
             created=row["created"],
+            task_id=row["task_id"],
         )
 
     def submit(self, job: Job) -> Job:
@@ -217,9 +248,10 @@ class JobStore:
     ) -> None:
         """Send a job waiting for the user back to the queue for its next step."""
         now = time.time()
+        # A new step is a new task: the old task id must not be followed again.
         self._db.execute(
             "UPDATE jobs SET status=?, step=?, script=COALESCE(?, script), another=?,"
-            " queued_at=?, updated=?, error=NULL WHERE id=?",
+            " queued_at=?, updated=?, error=NULL, task_id=NULL WHERE id=?",
             (QUEUED, step, script_to_json(script) if script else None, int(another), now, now,
              job_id),
         )  # fmt: skip
@@ -230,12 +262,46 @@ class JobStore:
             (status, error, time.time(), job_id),
         )
 
+    def set_task(self, job_id: str, task_id: str) -> None:
+        """Name the engine task about to carry the job's step (before it is sent, so a bot that
+        stops between the two sends the same task again, which the workers run only once)."""
+        self._db.execute(
+            "UPDATE jobs SET task_id=?, updated=? WHERE id=?", (task_id, time.time(), job_id)
+        )
+
+    def handed_over(self, job_id: str) -> None:
+        """The engine has the job's task: it is running as far as the queue is concerned."""
+        self._db.execute(
+            "UPDATE jobs SET status=?, updated=? WHERE id=? AND status=?",
+            (RUNNING, time.time(), job_id, QUEUED),
+        )
+
+    def in_flight(self) -> list[Job]:
+        """Jobs handed to the engine and not yet finished, oldest first."""
+        rows = self._db.execute(
+            "SELECT * FROM jobs WHERE status=? ORDER BY queued_at", (RUNNING,)
+        ).fetchall()
+        return [j for j in (self._row(r) for r in rows) if j is not None]
+
     def set_undelivered(self, job_id: str, rendered: Rendered, error: str) -> None:
         """The video is made but Telegram refused it: keep what resending it needs."""
         self._db.execute(
             "UPDATE jobs SET status=?, error=?, result=?, updated=? WHERE id=?",
             (UNDELIVERED, error, rendered.to_json(), time.time(), job_id),
         )
+
+    def set_delivered(self, job_id: str, sent: SentVideo | None) -> None:
+        """The video reached the chat: the job is done, and what Telegram returned for it is
+        kept (one statement, so a done job always has its file_id when Telegram gave one)."""
+        self._db.execute(
+            "UPDATE jobs SET status=?, error=NULL, sent_video=?, updated=? WHERE id=?",
+            (DONE, sent.to_json() if sent else None, time.time(), job_id),
+        )
+
+    def sent_video(self, job_id: str) -> SentVideo | None:
+        """The delivered video's file_id and caption (None before delivery)."""
+        row = self._db.execute("SELECT sent_video FROM jobs WHERE id=?", (job_id,)).fetchone()
+        return SentVideo.from_json(row["sent_video"]) if row and row["sent_video"] else None
 
     def rendered(self, job_id: str) -> Rendered | None:
         """The kept video of an undelivered job (None for any other job)."""

@@ -59,7 +59,7 @@ def footage_keyboard(lang: str, owner: int, group: bool) -> InlineKeyboardMarkup
     row = [button(t(lang, "btn_done"), owner, "done")]
     if group:
         row.append(button(t(lang, "btn_pool_on"), owner, "pool"))
-    return InlineKeyboardMarkup([row])
+    return InlineKeyboardMarkup([row, [button(t(lang, "btn_no_music"), owner, "music", "off")]])
 
 
 def resend_keyboard(lang: str, job_id: str) -> InlineKeyboardMarkup:

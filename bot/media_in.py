@@ -19,6 +19,7 @@ from bot.texts import error_text, t
 from bot.uploads import download, incoming_media
 from pipeline.errors import MediaError, ReelbotError
 from pipeline.media import probe
+from pipeline.music import check_music
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ async def take_footage(update: Update, context: Context, draft: Draft, credit: s
         text = t(lang, "limit_seconds", limit=limits.max_footage_seconds, name=item.name)
         await ask(update, text, force=False)
         return False
-    draft.footage.append(Clip(path, item.caption, credit, seconds))
+    draft.footage.append(Clip(path, item.caption, credit, seconds, item.name))
     if svc.prefetch is not None:  # analysed now, while the user keeps sending (bot.prefetch)
         svc.prefetch.add(draft.job_dir, path)
     if item.media_group_id is None:
@@ -195,6 +196,57 @@ async def transcribe_voice(update: Update, context: Context, draft: Draft) -> st
         draft.video_lang = heard.language
     await ask(update, t(lang, "heard", text=text) + "\n" + t(lang, "heard_fix"), force=False)
     return text
+
+
+async def take_music(update: Update, context: Context, draft: Draft) -> bool:
+    """An audio file sent while collecting footage: fetch it, check it plays, make it the
+    video's music (replacing any sent before). A bad file is named in the refusal; the footage
+    and any music already accepted stay."""
+    svc = services(context)
+    msg = update.effective_message
+    lang = user_lang(update, context)
+    if msg is None:
+        return False
+    audio = msg.audio or msg.document
+    if audio is None:
+        return False
+    name = getattr(audio, "file_name", None) or "music"
+    limits = svc.settings
+    if audio.file_size is not None and audio.file_size > limits.download_limit:
+        size_mb, limit_mb = audio.file_size / MB, limits.download_limit // MB
+        await ask(update, t(lang, "too_big", name=name, size_mb=size_mb, limit_mb=limit_mb),
+                  force=False)  # fmt: skip
+        return False
+    room = room_for(draft.job_dir, audio.file_size or 0, limits.min_free_mb)
+    if not room.ok:
+        await ask(update, t(lang, "disk_low_footage", name=name, free_mb=room.free_mb), force=False)
+        return False
+    try:
+        path = await download(update.get_bot(), audio.file_id, f"{draft.job_dir}/music", name)
+    except TelegramError as exc:
+        log.warning("download of music %s failed: %s", name, exc)
+        await ask(update, t(lang, "download_failed", name=name), force=False)
+        return False
+    try:
+        music = await asyncio.to_thread(check_music, path)
+    except MediaError as exc:
+        log.info("music %s refused: %s", path, exc)
+        os.remove(path)
+        await ask(update, error_text(lang, exc.key, {**exc.params, "name": name}), force=False)
+        return False
+    drop_music(draft)
+    draft.music, draft.music_name = music.path, name
+    text = t(lang, "music_ok", name=name, seconds=span(lang, music.seconds))
+    await ask(update, text, force=False)
+    return True
+
+
+def drop_music(draft: Draft) -> None:
+    """Forget the draft's music and delete its file."""
+    if draft.music:
+        with contextlib.suppress(OSError):
+            os.remove(draft.music)
+    draft.music, draft.music_name = None, ""
 
 
 def too_long_text(lang: str, seconds: float, cap: float) -> str:

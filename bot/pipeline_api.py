@@ -28,8 +28,17 @@ class StoryboardLike(Protocol):
     def script(self) -> Script: ...
     @property
     def frames(self) -> tuple[tuple[str, str], ...]: ...
+    @property
+    def sounds(self) -> tuple[tuple[int, str], ...]:
+        """The footage's own sound per sentence: (sentence from 1, reason code); 0 = the video."""
+        ...
+
     def warnings_in(self, language: str) -> tuple[str, ...]:
         """What the user should know (a file left out, the fallback voice), in `language`."""
+
+    def shown_in(self, language: str) -> tuple[str, ...]:
+        """What the shot under each frame shows ("咖啡 · 1人"), in `language`; may be shorter
+        than `frames` (unknown)."""
 
 
 class MakeResultLike(Protocol):

@@ -18,7 +18,7 @@ from bot.jobs import JobStore
 from bot.pipeline_api import Pipeline
 from bot.prefetch import Prefetcher
 from bot.texts import lang_of
-from bot.workers import JobRunner
+from bot.workers import Runner
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +29,7 @@ class Clip:
     caption: str = ""
     credit: str = ""
     seconds: float = 0.0  # 0 for a photo (a video lasts at least pipeline.media.MIN_VIDEO_SECONDS)
+    name: str = ""  # as the user sent it: messages name it so, not by its stored, numbered name
 
     @property
     def photo(self) -> bool:
@@ -57,6 +58,10 @@ class Draft:
     prompt_id: int | None = None
     reply_to: int | None = None
     skip_options: bool = False
+    music: str | None = None  # an audio file the member sent: the video's background music
+    music_name: str = ""  # its name as sent, for the messages
+    collecting: bool = False  # footage is being asked for (an audio file then is music)
+    notes: str = ""  # points for the script writer (an idea from /feedback)
 
     @property
     def uploads(self) -> str:
@@ -100,7 +105,7 @@ class Services:
 
     settings: Settings
     store: JobStore
-    runner: JobRunner
+    runner: Runner  # threads here, or the distributed engine (bot.remote)
     pipeline: Pipeline
     # album acknowledgements waiting for the media group to go quiet
     albums: dict[tuple[int, int, str], asyncio.Task[None]] = field(default_factory=dict)

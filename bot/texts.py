@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import logging
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,8 @@ T: dict[str, dict[str, str]] = {
             "🎬 I turn your topic and your own footage into a narrated, subtitled vertical "
             "short.\n\n"
             "/new – start a video: topic (text or a voice note), style, then your videos and "
-            "photos\n/done – finished sending footage\n/cancel – stop what is going on\n"
+            "photos\n/done – finished sending footage\n/feedback – what viewers said: comments "
+            "in, a report and ideas for the next video out\n/cancel – stop what is going on\n"
             "/lang – 中文 / English\n/help – this message\n\n"
             "You can also just send a voice note like “make a 30-second funny video about my "
             "cat”.\nBefore rendering I show you a storyboard; you can edit the script or ask "
@@ -42,7 +44,8 @@ T: dict[str, dict[str, str]] = {
         "zh": (
             "🎬 我能把你的主题和你自己拍的素材，做成带配音和字幕的竖屏短视频。\n\n"
             "/new – 开始做视频：主题（文字或语音）、风格，然后发视频和照片\n"
-            "/done – 素材发完了\n/cancel – 取消当前操作\n/lang – 中文 / English\n"
+            "/done – 素材发完了\n/feedback – 观众反馈：发来评论，得到分析和下一期的点子\n"
+            "/cancel – 取消当前操作\n/lang – 中文 / English\n"
             "/help – 查看帮助\n\n"
             "也可以直接发一条语音，比如“帮我做一个30秒的搞笑视频，讲我的猫”。\n"
             "正式渲染前我会先给你看分镜，你可以修改文案或换一个版本。"
@@ -153,6 +156,35 @@ T: dict[str, dict[str, str]] = {
         "another version.",
         "zh": "📝 分镜：“{title}”\n\n{script}\n\n可以直接渲染、修改文案，或换一个版本。",
     },
+    "storyboard_sound": {"en": "🔊 Sound: {items}", "zh": "🔊 现场声音：{items}"},
+    "sound_at": {"en": "line {n}: {what}", "zh": "第 {n} 句{what}"},
+    "sound_music_left_out": {
+        "en": "the footage has its own music, so the background music is left out",
+        "zh": "素材自带音乐，不再叠加背景音乐",
+    },
+    "sound_laughter_kept": {"en": "laughter kept", "zh": "保留笑声"},
+    "sound_applause_kept": {"en": "applause kept", "zh": "保留掌声"},
+    "sound_cheering_kept": {"en": "cheering kept", "zh": "保留欢呼声"},
+    "sound_animal_kept": {"en": "animal sounds kept", "zh": "保留动物叫声"},
+    "sound_speech_quoted": {"en": "the quoted words kept", "zh": "保留引用的原话"},
+    "sound_music_in_footage": {"en": "the footage's music kept", "zh": "保留素材里的音乐"},
+    "sound_footage_music_muted": {
+        "en": "the footage's music muted under your music",
+        "zh": "素材音乐静音，只用背景音乐",
+    },
+    "sound_noise_muted": {"en": "wind/noise muted", "zh": "风声/噪音已静音"},
+    "sound_speech_muted": {"en": "talk muted under the voice", "zh": "素材人声静音"},
+    "btn_no_music": {"en": "🔇 No music", "zh": "🔇 不要音乐"},
+    "music_ok": {
+        "en": "🎵 “{name}” ({seconds}) will be the music, looped and lowered under the voice. "
+        "Send another audio file to replace it, or tap 🔇 No music.",
+        "zh": "🎵 “{name}”（{seconds}）将作为背景音乐，循环播放，说话时自动压低。"
+        "再发一个音频可替换，点 🔇 不要音乐 可取消。",
+    },
+    "music_off": {
+        "en": "🔇 No music: the video has only the voice and the footage's own sound.",
+        "zh": "🔇 不加音乐：视频只有配音和素材本身的声音。",
+    },
     "btn_render": {"en": "✅ Render", "zh": "✅ 渲染"},
     "btn_edit": {"en": "✏️ Edit script", "zh": "✏️ 修改文案"},
     "btn_another": {"en": "🔁 Another version", "zh": "🔁 换一个版本"},
@@ -221,6 +253,10 @@ T: dict[str, dict[str, str]] = {
         "en": "“{name}” has no length (0 s).",
         "zh": "“{name}” 时长为 0。",
     },
+    "media_not_audio": {
+        "en": "“{name}” is not music I can play, so it is not used; your footage is kept.",
+        "zh": "“{name}” 不是可以播放的音乐，未采用；已收到的素材都还在。",
+    },
     "media_unsupported": {
         "en": "“{name}” is in a format I cannot read.",
         "zh": "“{name}” 的格式无法读取。",
@@ -238,6 +274,37 @@ T: dict[str, dict[str, str]] = {
     "data_invalid": {
         "en": "😵 A file of this job could not be read back. Please start the video again.",
         "zh": "😵 这个任务的一个文件无法读取，请重新制作视频。",
+    },
+    "narration_failed": {
+        "en": "😵 The voice-over could not be made, not even with the offline voice. Please try "
+        "again in a moment.",
+        "zh": "😵 配音失败（离线语音也没有成功）。请稍后再试。",
+    },
+    "tts_failed": {
+        "en": "😵 The voice-over could not be made. Please try again in a moment.",
+        "zh": "😵 配音失败，请稍后再试。",
+    },
+    "script_invalid": {
+        "en": "✏️ That script cannot be used ({field}: {problem}). Please fix it and send it again.",
+        "zh": "✏️ 这份脚本不能用（{field}：{problem}）。请修改后重新发送。",
+    },
+    "job_unreadable": {
+        "en": "😵 This video's files could not be read back. Please start it again with /new.",
+        "zh": "😵 这个视频的文件无法读取，请发送 /new 重新制作。",
+    },
+    "lm_unavailable": {
+        "en": "The writing model is not available right now, so the built-in writer wrote the "
+        "script.",
+        "zh": "写作模型暂时不可用，已改用内置写作器生成脚本。",
+    },
+    "lm_timeout": {
+        "en": "The writing model took too long, so the built-in writer wrote the script.",
+        "zh": "写作模型响应太慢，已改用内置写作器生成脚本。",
+    },
+    "lm_bad_output": {
+        "en": "The writing model's answer could not be used, so the built-in writer wrote the "
+        "script.",
+        "zh": "写作模型的回答无法使用，已改用内置写作器生成脚本。",
     },
     "plan_invalid": {
         "en": "😵 I could not plan this edit. Please try again with other footage.",
@@ -363,6 +430,179 @@ T: dict[str, dict[str, str]] = {
         "en": "That video is no longer kept on the server; send /new to make it again.",
         "zh": "服务器上已不再保留这个视频，请发送 /new 重新制作。",
     },
+    # Audience feedback (/feedback, 📊 Feedback under a video, 🎬 Make this under an idea).
+    "btn_feedback": {"en": "📊 Feedback", "zh": "📊 观众反馈"},
+    "feedback_ask": {
+        "en": "Send me the comments: paste them (one per line), forward them, or send an "
+        "export (TXT, CSV, JSON, XLSX) or screenshots of the comment section. Then tap "
+        "Analyse or send /done.",
+        "zh": "把评论发给我：直接粘贴（一行一条）、转发，或者发送导出文件（TXT、CSV、JSON、"
+        "XLSX）或评论区截图。发完后点“开始分析”或发送 /done。",
+    },
+    "feedback_got": {
+        "en": "Got {added} comment(s); {total} in all. Send more, or tap Analyse.",
+        "zh": "收到 {added} 条评论，共 {total} 条。可以继续发送，或点“开始分析”。",
+    },
+    "btn_analyse": {"en": "📊 Analyse", "zh": "📊 开始分析"},
+    "feedback_none": {
+        "en": "No comments yet: paste some, or send an export file or a screenshot.",
+        "zh": "还没有评论：请粘贴评论，或发送导出文件或截图。",
+    },
+    "feedback_working": {"en": "🔎 Reading {n} comment(s)…", "zh": "🔎 正在分析 {n} 条评论…"},
+    "feedback_timeout": {
+        "en": "The analysis took too long, so I stopped. Send fewer comments and try again.",
+        "zh": "分析时间太长，已停止。请少发一些评论再试。",
+    },
+    "feedback_ideas": {
+        "en": "💡 Ideas for your next video (tap one to start it):",
+        "zh": "💡 下一期视频的点子（点一下就能开始做）：",
+    },
+    "btn_make_idea": {"en": "🎬 Make this: idea {n}", "zh": "🎬 做这个：点子 {n}"},
+    "idea_picked": {
+        "en": "🎬 Topic: {topic}\nStyle: {style}\nThe points viewers asked for go into the script.",
+        "zh": "🎬 主题：{topic}\n风格：{style}\n观众想知道的要点会写进文案。",
+    },
+    "comments_empty": {"en": "“{name}” is empty.", "zh": "“{name}” 是空的。"},
+    "comments_not_text": {
+        "en": "“{name}” is not text, a table or an image I can read comments from.",
+        "zh": "“{name}” 不是文本、表格或图片，读不出评论。",
+    },
+    "comments_too_big": {
+        "en": "“{name}” is too big ({detail}); send a smaller export or split it.",
+        "zh": "“{name}” 太大（{detail}），请发送小一些的导出文件，或拆开发送。",
+    },
+    "comments_no_text_column": {
+        "en": "I found no column of comment text in “{name}”.",
+        "zh": "在“{name}”里没有找到评论内容那一列。",
+    },
+    "comments_no_text_in_image": {
+        "en": "I could not read any comments in that picture.",
+        "zh": "这张图片里没有识别出评论。",
+    },
+    "comments_unreadable": {"en": "“{name}” could not be read.", "zh": "“{name}” 无法读取。"},
+    "comments_no_comments": {
+        "en": "“{name}” has no comments in it.",
+        "zh": "“{name}” 里没有评论。",
+    },
+    "render_timeout": {
+        "en": "😵 Rendering got stuck and was stopped, also on a second, safer try. "
+        "Please try again; if it happens again, try other footage.",
+        "zh": "😵 渲染卡住，已停止（较稳妥的第二次尝试也未成功）。"
+        "请重试；如果再次发生，请换一些素材。",
+    },
+    # -- channels (bot.publish) --
+    "chan_generic": {"en": "my channel", "zh": "我的频道"},
+    "btn_post": {"en": "📢 Post to {channel}", "zh": "📢 发布到 {channel}"},
+    "btn_sched": {"en": "🕒 Schedule", "zh": "🕒 定时发布"},
+    "btn_in1h": {"en": "in 1 h", "zh": "1 小时后"},
+    "btn_at20": {"en": "tonight 20:00", "zh": "今晚 20:00"},
+    "btn_at08": {"en": "tomorrow 08:00", "zh": "明早 08:00"},
+    "btn_athm": {"en": "other time (HH:MM)", "zh": "其他时间（HH:MM）"},
+    "btn_unsched": {"en": "❌ Cancel this post", "zh": "❌ 取消这次发布"},
+    "chan_private_only": {
+        "en": "Send /channel to me in a private chat.",
+        "zh": "请在与我的私聊中发送 /channel。",
+    },
+    "chan_howto": {
+        "en": "📢 To publish to your channel: add me to it as an administrator who may post "
+        "messages, then forward me any post from the channel (or send its @name).",
+        "zh": "📢 发布到你的频道：先把我加为频道管理员（允许发布消息），"
+        "然后把频道里的任意一条消息转发给我（或发送频道的 @用户名）。",
+    },
+    "chan_list": {
+        "en": "Linked channels (⭐ default):\n{channels}",
+        "zh": "已关联的频道（⭐ 为默认）：\n{channels}",
+    },
+    "chan_tz_now": {
+        "en": "Your time zone: {tz} (send another to change it).",
+        "zh": "你的时区：{tz}（发送新的时区即可修改）。",
+    },
+    "chan_tz_ask": {
+        "en": "🌍 Which time zone are you in? Send a name like Asia/Shanghai or an offset "
+        "like +08:00.",
+        "zh": "🌍 你在哪个时区？请发送如 Asia/Shanghai 的名称或如 +08:00 的偏移。",
+    },
+    "chan_tz_bad": {
+        "en": "I did not recognise that time zone; send a name like Europe/Berlin or an "
+        "offset like -05:00.",
+        "zh": "没有识别出这个时区；请发送如 Asia/Shanghai 的名称或如 +08:00 的偏移。",
+    },
+    "chan_tz_set": {"en": "🌍 Time zone set: {tz}.", "zh": "🌍 时区已设为：{tz}。"},
+    "chan_not_found": {
+        "en": "I cannot see that channel. Add me to it as an administrator first, then try again.",
+        "zh": "我看不到这个频道。请先把我加为频道管理员，然后再试。",
+    },
+    "chan_not_channel": {"en": "That is not a channel.", "zh": "这不是一个频道。"},
+    "chan_bot_not_admin": {
+        "en": "⚠️ I am not an administrator allowed to post in “{channel}” (any more). Make me "
+        "an administrator with “Post messages” there, then try again.",
+        "zh": "⚠️ 我（已）不是“{channel}”中可发布消息的管理员。"
+        "请在频道里授予我“发布消息”权限后再试。",
+    },
+    "chan_user_not_admin": {
+        "en": "⛔ You are not an administrator of “{channel}”, so I will not publish there "
+        "for you.",
+        "zh": "⛔ 你不是“{channel}”的管理员，我不会替你在那里发布。",
+    },
+    "chan_linked": {
+        "en": "✅ Linked “{channel}”; it is your default channel. I will also read the comments "
+        "under my posts there.",
+        "zh": "✅ 已关联“{channel}”，并设为默认频道。我也会读取我发布的帖子下的评论。",
+    },
+    "chan_linked_no_comments": {
+        "en": "✅ Linked “{channel}”; it is your default channel. It has no discussion group, "
+        "so there are no comments to read.",
+        "zh": "✅ 已关联“{channel}”，并设为默认频道。该频道没有讨论组，因此没有评论可读。",
+    },
+    "chan_linked_not_in_group": {
+        "en": "✅ Linked “{channel}”; it is your default channel. To read the comments, make me "
+        "an administrator of its discussion group too.",
+        "zh": "✅ 已关联“{channel}”，并设为默认频道。若要读取评论，请也把我设为其讨论组的管理员。",
+    },
+    "chan_default_set": {"en": "⭐ Default channel changed.", "zh": "⭐ 默认频道已更改。"},
+    "chan_none": {
+        "en": "You have not linked a channel yet: send me /channel in a private chat.",
+        "zh": "你还没有关联频道：请在私聊中发送 /channel。",
+    },
+    "chan_when": {
+        "en": "🕒 When should it go to “{channel}”? (time zone {tz})",
+        "zh": "🕒 什么时候发布到“{channel}”？（时区 {tz}）",
+    },
+    "chan_hhmm_ask": {
+        "en": "Send the time as HH:MM (24 h).",
+        "zh": "请以 HH:MM（24 小时制）发送时间。",
+    },
+    "chan_hhmm_bad": {"en": "Please send a time like 18:30.", "zh": "请发送类似 18:30 的时间。"},
+    "chan_scheduled": {
+        "en": "🕒 Scheduled for {when} in “{channel}”.",
+        "zh": "🕒 已定于 {when} 发布到“{channel}”。",
+    },
+    "chan_already": {
+        "en": "This video is already posted (or on its way) to “{channel}”.",
+        "zh": "这个视频已经发布（或正在发布）到“{channel}”。",
+    },
+    "chan_posted": {"en": "📢 Posted to “{channel}”.", "zh": "📢 已发布到“{channel}”。"},
+    "chan_post_failed": {
+        "en": "⚠️ Telegram did not accept the post in “{channel}”.",
+        "zh": "⚠️ Telegram 没有接受发往“{channel}”的帖子。",
+    },
+    "chan_post_unknown": {
+        "en": "⚠️ I stopped while posting to “{channel}”, so I cannot tell whether it went out. "
+        "I will not send it again; please check the channel.",
+        "zh": "⚠️ 发布到“{channel}”时我中断了，无法确定是否已发出。我不会重发，请查看频道。",
+    },
+    "chan_no_video": {
+        "en": "That video is not kept any more; nothing to post.",
+        "zh": "这个视频已不再保留，无法发布。",
+    },
+    "chan_cancelled": {"en": "❌ Scheduled post cancelled.", "zh": "❌ 定时发布已取消。"},
+    "chan_nothing_pending": {"en": "No scheduled posts.", "zh": "没有定时发布。"},
+    "chan_pending": {"en": "Scheduled posts:\n{items}", "zh": "定时发布：\n{items}"},
+    "chan_no_posts": {"en": "No channel posts yet.", "zh": "还没有频道帖子。"},
+    "chan_comment_counts": {
+        "en": "Comments under your channel posts:\n{items}",
+        "zh": "你的频道帖子下的评论数：\n{items}",
+    },
 }
 
 
@@ -419,3 +659,15 @@ def style_names() -> dict[str, dict[str, str]]:
         sid: {lang: f"{style.emoji} {style.name(lang)}".strip() for lang in LANGS}
         for sid, style in pipeline_styles.items()
     }
+
+
+def sound_text(lang: str, sounds: Sequence[tuple[int, str]]) -> str:
+    """The storyboard's line on the footage's own sound ("" when there is nothing to say);
+    reason codes this version does not know are left out."""
+    items = []
+    for n, code in sounds:
+        if f"sound_{code}" not in T:
+            continue
+        what = t(lang, f"sound_{code}")
+        items.append(what if n <= 0 else t(lang, "sound_at", n=n, what=what))
+    return t(lang, "storyboard_sound", items="; ".join(items)) if items else ""

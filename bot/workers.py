@@ -15,7 +15,7 @@ import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from telegram import Bot, InlineKeyboardMarkup
 from telegram.error import TelegramError
@@ -24,12 +24,24 @@ from bot import delivery
 from bot.config import Settings
 from bot.disk import Room, render_bytes, room_for
 from bot.fit import fit_video
-from bot.jobs import CANCELLED, DONE, FAILED, REVIEW, UNDELIVERED, Job, JobStore
+from bot.jobs import CANCELLED, DONE, FAILED, REVIEW, UNDELIVERED, Job, JobStore, Rendered
 from bot.pipeline_api import MakeResultLike, Pipeline, StoryboardLike
 from bot.texts import error_key, error_text, t
 from pipeline.errors import Cancelled, ReelbotError
 
 log = logging.getLogger(__name__)
+
+
+class Runner(Protocol):
+    """What the handlers need of whatever runs the jobs: `JobRunner` (threads in this process)
+    or `bot.remote.RemoteRunner` (the distributed engine)."""
+
+    async def start(self) -> None: ...
+    def wake(self) -> None: ...
+    async def stop(self, timeout: float = 30.0) -> None: ...
+    def cancel(self, job_id: str) -> bool: ...
+    async def wait_idle(self, job_id: str, timeout: float = 30.0) -> None: ...
+    def running(self, job_id: str) -> bool: ...
 
 
 @dataclass
@@ -224,35 +236,48 @@ class JobRunner:
     async def _deliver(self, job: Job, reporter: delivery.StatusReporter, out: Any) -> None:
         """Hand over what a step produced: the storyboard, or the finished video."""
         if job.step in ("prepare", "revise"):
-            try:
-                board: StoryboardLike = out
-                self.store.set_script(job.id, board.script)
-                await reporter.finish(t(job.lang, "stage_plan") + " ✅")
-                await delivery.send_storyboard(self.bot, job, board)
-                self.store.set_status(job.id, REVIEW)
-            except Exception:
-                # A Telegram refusal: the user hears of it, the job ends.
-                log.exception("delivering the storyboard of job %s failed", job.id)
-                self.store.set_status(job.id, FAILED, "delivery")
-                await reporter.finish(error_text(job.lang, "internal"))
+            await deliver_storyboard(self.bot, self.store, job, reporter, out)
             return
         result: MakeResultLike
         result, video = out
         rendered = delivery.rendered_of(result, video, job.lang)
-        reporter.update("upload", 1.0)
-        await reporter.show(reporter.text())
-        outcome = await delivery.deliver_video(self.bot, self.store, job, rendered)
-        if outcome == DONE:
-            await reporter.finish(t(job.lang, "done"))
-        elif outcome == UNDELIVERED:
-            await reporter.finish(t(job.lang, "delivery_failed"), resend_markup(job))
-        else:
-            await reporter.finish(error_text(job.lang, "internal"))
+        await deliver_rendered(self.bot, self.store, job, reporter, rendered)
 
     def _room_to_render(self, job: Job) -> Room:
         """Free space for rendering `job`, estimated from its target length and output size."""
         need = render_bytes(job.brief.seconds, job.brief.output, self.settings.upload_limit)
         return room_for(job.job_dir, need, self.settings.min_free_mb)
+
+
+async def deliver_storyboard(
+    bot: Bot, store: JobStore, job: Job, reporter: delivery.StatusReporter, board: StoryboardLike
+) -> None:
+    """The storyboard is ready: keep its script, send it, and wait for the user's choice."""
+    try:
+        store.set_script(job.id, board.script)
+        await reporter.finish(t(job.lang, "stage_plan") + " ✅")
+        await delivery.send_storyboard(bot, job, board)
+        store.set_status(job.id, REVIEW)
+    except Exception:
+        # A Telegram refusal: the user hears of it, the job ends.
+        log.exception("delivering the storyboard of job %s failed", job.id)
+        store.set_status(job.id, FAILED, "delivery")
+        await reporter.finish(error_text(job.lang, "internal"))
+
+
+async def deliver_rendered(
+    bot: Bot, store: JobStore, job: Job, reporter: delivery.StatusReporter, rendered: Rendered
+) -> None:
+    """The video is made: send it; kept for "Send again" when Telegram refuses it."""
+    reporter.update("upload", 1.0)
+    await reporter.show(reporter.text())
+    outcome = await delivery.deliver_video(bot, store, job, rendered)
+    if outcome == DONE:
+        await reporter.finish(t(job.lang, "done"))
+    elif outcome == UNDELIVERED:
+        await reporter.finish(t(job.lang, "delivery_failed"), resend_markup(job))
+    else:
+        await reporter.finish(error_text(job.lang, "internal"))
 
 
 def resend_markup(job: Job) -> InlineKeyboardMarkup:

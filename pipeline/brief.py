@@ -17,6 +17,9 @@ class Footage:
     path: str
     caption: str = ""
     credit: str = ""
+    # The name the user knows the file by, for messages ("" = the path's own): the bot stores
+    # uploads under numbered, sanitised names ("03_with_space.mp4" for "with space.mp4").
+    name: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,7 @@ class MediaError(ReelbotError):
         "zero_duration",
         "unsupported",
         "too_large",
+        "not_audio",  # music that is not a playable sound
     )
 
     def __init__(self, path: str, reason: str, detail: str = "") -> None:
@@ -85,6 +86,18 @@ class Cancelled(ReelbotError):
 
     def __init__(self, message: str = "cancelled") -> None:
         super().__init__(message)
+
+
+class RenderTimeout(RenderError):
+    """ffmpeg stopped making progress (`reason="stalled"`) or ran past its overall limit
+    (`reason="too_long"`) and was ended; the renderer retries once in a safer way first."""
+
+    key = "render_timeout"
+
+    def __init__(self, message: str, reason: str, log_tail: str = "") -> None:
+        super().__init__(message, log_tail)
+        self.reason = reason
+        self.params["reason"] = reason
 
 
 class EditError(ReelbotError):

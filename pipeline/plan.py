@@ -49,7 +49,13 @@ class Segment:
     crop: Rect
     crop_end: Rect | None = None
     ease: Literal["linear", "smooth"] = "smooth"
-    volume: float = 0.0  # gain for the source's own sound (0 = muted; narration carries the video)
+    # Gain for the source's own sound (0 = muted; narration carries the video). Kept sound is
+    # ducked under the narration by the mixer and plays at this gain in the pauses.
+    volume: float = 0.0
+    # Why the source sound is kept or muted (a code the storyboard words): laughter_kept,
+    # applause_kept, cheering_kept, animal_kept, speech_quoted, music_in_footage,
+    # footage_music_muted, noise_muted, speech_muted; "" when there is nothing to say.
+    sound_reason: str = ""
 
     @property
     def duration(self) -> float:

@@ -15,7 +15,7 @@ import os
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,19 @@ class Settings:
     # Resource caps on what a user sends, checked from a file's headers before decoding it.
     max_frame_pixels: int = 3840 * 2160  # per video/animation frame: 4K UHD
     max_photo_pixels: int = 50_000_000  # per photo: a 48 Mpx phone camera fits
+    # The language model (`pipeline.lm`): REELBOT_LM picks the backend ("" = embedded when
+    # installed, else off), the rest configure it.
+    lm: str = ""
+    lm_model: str = ""
+    lm_url: str = ""
+    lm_key: str = field(default="", repr=False)  # a secret: never in a log line
+    lm_json: str = "json_schema"
+    lm_threads: int = 0  # 0: llama.cpp's choice, at most 4
+    lm_device: str = "auto"
+    # A vision-language model on an OpenAI-compatible server (Ollama + qwen2.5vl, vLLM, ...):
+    # one sentence per distinct shot. Its URL defaults to REELBOT_LM_URL, its key to REELBOT_LM_KEY.
+    vision_model: str = ""
+    vision_url: str = ""
 
     @property
     def cache_dir(self) -> Path:
@@ -135,7 +148,34 @@ def _offline_voice(name: str, raw: str) -> str:
     return raw
 
 
+LM_BACKENDS = ("embedded", "openai", "transformers", "off")
+LM_JSON_MODES = ("json_schema", "json_object", "plain")
+
+
+def _choice(options: tuple[str, ...]) -> Any:
+    def parse(name: str, raw: str) -> str:
+        value = raw.lower()
+        if value not in options:
+            raise SettingsError(name, f"expected one of {', '.join(options)}, got {raw!r}")
+        return value
+
+    return parse
+
+
+def _count(name: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(name, f"not a whole number: {raw!r}") from None
+    if value < 0:
+        raise SettingsError(name, "must not be negative")
+    return value
+
+
 _PARSERS = {
+    "lm": _choice(LM_BACKENDS),
+    "lm_json": _choice(LM_JSON_MODES),
+    "lm_threads": _count,
     "tts_offline": _bool,
     "analysis_cache": _bool,
     "analysis_workers": _workers,

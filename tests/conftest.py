@@ -17,6 +17,10 @@ from pipeline import settings as pipeline_settings
 from pipeline.bench import samples
 from pipeline.ffmpeg import ffmpeg_exe
 
+# Tests choose their language model: unset, every script in every test would be written by the
+# embedded 1.5B model (seconds to minutes each). Tests of the models set REELBOT_LM themselves.
+os.environ.setdefault("REELBOT_LM", "off")
+
 # Colours of the generated sources: distinct in every channel so a frame tells which it is.
 COLOURS = {"red": (255, 0, 0), "blue": (0, 0, 255), "green": (0, 200, 0), "magenta": (255, 0, 255)}
 

@@ -75,6 +75,10 @@ class BotAPIServer:
         self.messages: dict[tuple[int, int], dict[str, Any]] = {}
         self.chats: dict[int, dict[str, Any]] = {}
         self.failures: dict[str, list[tuple[int, str, int | None]]] = {}
+        # getChatMember answers: (chat, user) -> ChatMember object; missing = "left".
+        self.members: dict[tuple[int, int], dict[str, Any]] = {}
+        self.linked_chats: dict[int, int] = {}  # channel -> its discussion group
+        self.usernames: dict[str, int] = {}  # "@name" -> chat id
         self._ids = itertools.count(1)
         self._msg_ids = itertools.count(1000)
         self._update_ids = itertools.count(1)
@@ -306,6 +310,27 @@ class BotAPIServer:
         return out
 
     def _m_sendVideo(self, p: dict[str, Any], f: dict[str, bytes]) -> Any:
+        ref = p.get("video")
+        if isinstance(ref, str) and not ref.startswith("attach://") and "video" not in f:
+            # A file_id: Telegram sends the file it has, nothing is uploaded.
+            if ref not in self.files:
+                raise BadRequest("wrong file identifier/HTTP URL specified")
+            data = self.files[ref]
+            if self.chats.get(int(p["chat_id"]), {}).get("type") == "channel":
+                me = self.members.get((int(p["chat_id"]), BOT["id"]), {})
+                if not me.get("can_post_messages"):
+                    raise BadRequest("need administrator rights in the channel chat")
+            for name in ("cover", "thumbnail"):
+                if name in p:
+                    self._upload(p[name], f)
+            video = {"file_id": ref, "file_unique_id": "u" + ref, "file_size": len(data),
+                     "width": int(p.get("width", 0)), "height": int(p.get("height", 0)),
+                     "duration": int(p.get("duration", 0)), "mime_type": "video/mp4"}  # fmt: skip
+            msg = self._message(int(p["chat_id"]), video=video, caption=self._caption(p))
+            if msg["chat"]["type"] == "channel":
+                msg.pop("from")  # channel posts have a sender_chat, no user
+                msg["sender_chat"] = msg["chat"]
+            return msg
         data = f.get("video") or self._upload(p.get("video"), f)
         if len(data) > 50 * 2**20:
             raise BadRequest("file is too big")
@@ -334,6 +359,62 @@ class BotAPIServer:
             "file_size": size,
             "file_path": f"documents/{file_id}",
         }
+
+    def _chat_id(self, value: Any) -> int:
+        if isinstance(value, str) and value.startswith("@"):
+            if value not in self.usernames:
+                raise BadRequest("chat not found")
+            return self.usernames[value]
+        return int(value)
+
+    def _m_getChat(self, p: dict[str, Any], f: dict[str, bytes]) -> Any:
+        chat_id = self._chat_id(p["chat_id"])
+        if chat_id not in self.chats:
+            raise BadRequest("chat not found")
+        full = {**self.chats[chat_id], "accent_color_id": 0, "max_reaction_count": 11}
+        if chat_id in self.linked_chats:
+            full["linked_chat_id"] = self.linked_chats[chat_id]
+        return full
+
+    def _m_getChatMember(self, p: dict[str, Any], f: dict[str, bytes]) -> Any:
+        chat_id, user_id = self._chat_id(p["chat_id"]), int(p["user_id"])
+        if chat_id not in self.chats:
+            raise BadRequest("chat not found")
+        found = self.members.get((chat_id, user_id))
+        person = BOT if user_id == BOT["id"] else {"id": user_id, "is_bot": False,
+                                                   "first_name": f"user{user_id}"}  # fmt: skip
+        return found or {"status": "left", "user": person}
+
+    def set_member(self, chat_id: int, user_id: int, status: str, **rights: bool) -> None:
+        """What getChatMember answers for `user_id` in `chat_id`: creator, administrator (with
+        `rights`, e.g. can_post_messages=True), member or left."""
+        person = BOT if user_id == BOT["id"] else {"id": user_id, "is_bot": False,
+                                                   "first_name": f"user{user_id}"}  # fmt: skip
+        member: dict[str, Any] = {"status": status, "user": person}
+        if status == "creator":
+            member["is_anonymous"] = False
+        if status == "administrator":
+            member.update(
+                can_be_edited=False, is_anonymous=False, can_manage_chat=True,
+                can_delete_messages=True, can_manage_video_chats=False, can_restrict_members=True,
+                can_promote_members=False, can_change_info=False, can_invite_users=True,
+                can_post_stories=False, can_edit_stories=False, can_delete_stories=False,
+            )  # fmt: skip
+            member.update(rights)
+        self.members[(chat_id, user_id)] = member
+
+    def channel(
+        self, chat_id: int, title: str, username: str | None = None, discussion: int | None = None
+    ) -> dict[str, Any]:
+        """A channel (optionally public as @username, with a discussion supergroup)."""
+        chat = self.chat(chat_id, "channel", title)
+        if username:
+            chat["username"] = username
+            self.usernames["@" + username] = chat_id
+        if discussion is not None:
+            self.chat(discussion, "supergroup", title + " chat")
+            self.linked_chats[chat_id] = discussion
+        return chat
 
     def chat(self, chat_id: int, kind: str | None = None, title: str = "") -> dict[str, Any]:
         """The chat object for `chat_id` (negative ids are groups unless said otherwise)."""

@@ -47,6 +47,47 @@ class FakeTelegram(BotAPIServer):
         await self.push({"message": msg})
         return msg
 
+    async def automatic_forward(self, group: int, post: dict[str, Any]) -> dict[str, Any]:
+        """The discussion group's automatic copy of channel post `post` (Telegram makes it)."""
+        channel = post["chat"]
+        msg: dict[str, Any] = {
+            "message_id": next(self._msg_ids),
+            "date": int(time.time()),
+            "chat": self.chat(group),
+            "from": {"id": 777000, "is_bot": False, "first_name": "Telegram"},
+            "sender_chat": channel,
+            "is_automatic_forward": True,
+            "forward_origin": {"type": "channel", "chat": channel,
+                               "message_id": post["message_id"], "date": post["date"]},
+            **{k: post[k] for k in ("video", "caption", "text") if k in post},
+        }  # fmt: skip
+        self.messages[(group, msg["message_id"])] = msg
+        await self.push({"message": msg})
+        return msg
+
+    async def comment(
+        self, user: dict[str, Any], group: int, thread: dict[str, Any], text: str
+    ) -> dict[str, Any]:
+        """`user` comments under a channel post: a reply in the forward's thread."""
+        return await self.message(
+            user, group, reply_to=thread, text=text, message_thread_id=thread["message_id"]
+        )
+
+    async def forward_from_channel(
+        self, user: dict[str, Any], chat_id: int, channel: int
+    ) -> dict[str, Any]:
+        """`user` forwards one of `channel`'s posts to the bot."""
+        origin = {"type": "channel", "chat": self.chat(channel), "message_id": 5,
+                  "date": int(time.time())}  # fmt: skip
+        return await self.message(user, chat_id, text="a post", forward_origin=origin)
+
+    async def reaction_count(self, chat_id: int, message_id: int, total: int) -> None:
+        """Anonymous reaction totals on a message, as administrators are told."""
+        reactions = [{"type": {"type": "emoji", "emoji": "👍"}, "total_count": total}]
+        counts = {"chat": self.chat(chat_id), "message_id": message_id,
+                  "date": int(time.time()), "reactions": reactions}  # fmt: skip
+        await self.push({"message_reaction_count": counts})
+
     async def text(
         self, user: dict[str, Any], chat_id: int, text: str, reply_to: dict[str, Any] | None = None
     ) -> dict[str, Any]:
@@ -111,12 +152,44 @@ class FakeTelegram(BotAPIServer):
             content["media_group_id"] = media_group_id
         return await self.message(user, chat_id, reply_to=reply_to, **content)
 
+    async def document(
+        self,
+        user: dict[str, Any],
+        chat_id: int,
+        path: str | Path,
+        mime_type: str,
+        *,
+        file_name: str | None = None,
+    ) -> dict[str, Any]:
+        """Any file sent as a file ("document"): its name and MIME type as the client states
+        them (Telegram keeps both as sent, odd characters included)."""
+        ref = self.store_file(Path(path).read_bytes())
+        item = {**ref, "file_name": file_name or Path(path).name, "mime_type": mime_type}
+        return await self.message(user, chat_id, document=item)
+
     async def voice(
         self, user: dict[str, Any], chat_id: int, path: str | Path, duration: int = 3
     ) -> dict[str, Any]:
         ref = self.store_file(Path(path).read_bytes())
         voice = {**ref, "duration": duration, "mime_type": "audio/ogg"}
         return await self.message(user, chat_id, voice=voice)
+
+    async def audio(
+        self,
+        user: dict[str, Any],
+        chat_id: int,
+        path: str | Path,
+        *,
+        as_document: bool = False,
+        mime_type: str = "audio/mpeg",
+        duration: int = 5,
+    ) -> dict[str, Any]:
+        """An audio file (a song, sent as music or as a file), not a voice note."""
+        ref = self.store_file(Path(path).read_bytes())
+        item = {**ref, "file_name": Path(path).name, "mime_type": mime_type}
+        if as_document:
+            return await self.message(user, chat_id, document=item)
+        return await self.message(user, chat_id, audio={**item, "duration": duration})
 
     async def sticker(
         self, user: dict[str, Any], chat_id: int, kind: str = "static"

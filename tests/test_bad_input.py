@@ -59,6 +59,7 @@ def leftovers(folder: Path) -> list[str]:
 # --- probe ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_probe_gives_each_case_its_outcome(corpus: list[Case]) -> None:
     for case in corpus:
         if case.kept or case.stage == "analysis":
@@ -70,6 +71,7 @@ def test_probe_gives_each_case_its_outcome(corpus: list[Case]) -> None:
         assert err.value.message.startswith(f"{case.name}: "), err.value.message
 
 
+@pytest.mark.slow
 def test_probe_cli_names_each_refused_file(corpus: list[Case], tmp_path: Path) -> None:
     """`reelbot probe` in a child, with relative names: "a:b.mp4" is a file, not a protocol."""
     folder = corpus[0].path.parent
@@ -102,6 +104,7 @@ def peak_rss_mb(args: list[str], cwd: Path) -> tuple[float, subprocess.Completed
     return float(peak), subprocess.CompletedProcess(args, rc, out, err)
 
 
+@pytest.mark.slow
 def test_oversized_pictures_are_refused_before_decoding(corpus: list[Case]) -> None:
     """A 420 KB 12000x12000 PNG: ffmpeg's stream probing alone used to take 471 MB for it."""
     folder = corpus[0].path.parent
@@ -136,6 +139,7 @@ def test_caps_are_settings(corpus: list[Case]) -> None:
 # --- analysis ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_analysis_leaves_out_a_file_that_fails_and_keeps_the_rest(
     corpus: list[Case], tmp_path: Path
 ) -> None:
@@ -218,6 +222,7 @@ def test_make_with_no_usable_footage_fails_naming_every_file(
     ids=["size-0x0", "size-word", "seconds-4", "seconds-181", "style", "music-missing",
          "music-text", "music-photo", "out-folder", "out-missing-folder", "emoji-topic"],
 )  # fmt: skip
+@pytest.mark.slow
 def test_make_checks_its_arguments_before_any_work(
     corpus: list[Case], extra: list[str], message: str
 ) -> None:
@@ -234,6 +239,7 @@ def test_make_checks_its_arguments_before_any_work(
 # --- topics and lengths --------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", list(HOSTILE_TOPICS))
 def test_hostile_topics_are_cleaned_or_refused(kind: str) -> None:
     topic, kept = HOSTILE_TOPICS[kind]

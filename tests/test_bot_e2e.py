@@ -35,6 +35,8 @@ from tests.bot_harness import (
 )
 from tests.bot_pipeline import FootagePipeline
 
+pytestmark = pytest.mark.slow  # renders or runs models end to end
+
 __all__ = ["media"]  # the fixture
 
 

@@ -29,6 +29,8 @@ from tests.bot_harness import (
 from tests.bot_pipeline import FootagePipeline, Transcript
 from tests.fake_telegram import FakeTelegram
 
+pytestmark = pytest.mark.slow  # renders or runs models end to end
+
 __all__ = ["media"]  # the fixture
 
 MB = 2**20

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from tests.bot_harness import (
     ALICE,
     LI,
@@ -23,6 +25,8 @@ from tests.bot_harness import (
     used_footage,
 )
 from tests.fake_telegram import FakeTelegram
+
+pytestmark = pytest.mark.slow  # renders or runs models end to end
 
 __all__ = ["media"]  # the fixture
 

@@ -415,6 +415,7 @@ async def wait_file(path: Path, text: str, timeout: float = 20) -> None:
     raise AssertionError(f"{text!r} never reached {path}")
 
 
+@pytest.mark.slow
 @pytest.mark.logs_errors
 def test_full_disk_keeps_state_and_the_bot_answers(tmp_path: Path, media: dict[str, Path]) -> None:
     chat = ALICE["id"]
@@ -475,6 +476,7 @@ def test_full_disk_keeps_state_and_the_bot_answers(tmp_path: Path, media: dict[s
     run(scenario())
 
 
+@pytest.mark.slow
 @pytest.mark.logs_errors
 def test_damaged_state_file_bot_starts_and_keeps_a_copy(tmp_path: Path) -> None:
     data = tmp_path / "data"
@@ -505,6 +507,7 @@ def _free_port() -> int:
         return port
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("given", [None, "my-own_Secret1"])
 def test_webhook_never_serves_an_update_without_the_secret(
     tmp_path: Path, given: str | None

@@ -236,6 +236,7 @@ def test_cleanup_by_age_and_size(tmp_path: Path) -> None:
 # -- fitting the upload limit ----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_fit_video_reencodes_under_limit(tmp_path: Path) -> None:
     src = samples.pattern_clip(str(tmp_path / "big.mp4"), 2.0, size=(320, 180), crf=8, noise=30)
     size = os.path.getsize(src)
@@ -268,6 +269,7 @@ def test_harness_refuses_real_network() -> None:
         s.connect(("149.154.167.220", 443))  # api.telegram.org
 
 
+@pytest.mark.slow
 def test_cli_registers_bot_without_importing_telegram(tmp_path: Path) -> None:
     import subprocess
     import sys
@@ -287,6 +289,7 @@ def test_cli_registers_bot_without_importing_telegram(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 def test_status_reporter_ignores_not_modified_and_throttles() -> None:
     import asyncio
 
@@ -426,7 +429,50 @@ def test_result_counts_as_sent_once_telegram_has_the_video(tmp_path: Path) -> No
             marked: list[int] = []
             server.fail("sendMessage", 400, "Bad Request: chat not found", times=5)
             result = Result(video, cover, script(), 1.0, 180, 320, "espeak-ng:en-us")
-            await send_result(bot, j, result, video, on_sent=lambda _sent: marked.append(1))
+            await send_result(bot, j, result, video, on_sent=lambda m, c: marked.append(1))
             assert marked == [1] and len(server.sent("sendVideo")) == 1
 
     run(scenario())
+
+
+# Keys whose cause is the operator's (configuration, installed models, prompt files) or that
+# only the CLI raises: the user gets the generic "something went wrong on my side".
+OPERATOR_KEYS = {
+    "config_invalid",
+    "prompt_invalid",
+    "model_part_bad",
+    "model_load_failed",
+    "speech_model_missing",
+    "summary_no_moments",
+    "lm_failed",
+}
+
+
+def test_every_error_key_a_user_can_meet_has_words() -> None:
+    import importlib
+    import pkgutil
+    import string
+
+    import bot
+    import pipeline
+    from bot.texts import T, error_text
+    from pipeline.errors import ReelbotError
+
+    for package in (pipeline, bot):
+        for m in pkgutil.walk_packages(package.__path__, f"{package.__name__}."):
+            importlib.import_module(m.name)
+
+    def subclasses(c: type) -> list[type]:
+        return [s for sub in c.__subclasses__() for s in (sub, *subclasses(sub))]
+
+    keys = {c.__dict__["key"] for c in subclasses(ReelbotError) if "key" in c.__dict__}
+    assert len(keys) > 15  # the walk found the errors
+    unworded = sorted(k for k in keys - OPERATOR_KEYS if k not in T)
+    assert unworded == []
+    generic = {lang: error_text(lang, "error_generic") for lang in ("en", "zh")}
+    for key in sorted(keys - OPERATOR_KEYS):
+        for lang in ("en", "zh"):
+            # Every parameter its text names, so a missing one cannot pass as worded.
+            names = {f for _, f, _, _ in string.Formatter().parse(T[key][lang]) if f}
+            text = error_text(lang, key, {n: "x" for n in names})
+            assert text != generic[lang], (key, lang)

@@ -85,6 +85,7 @@ def _shot_at(analysis: Analysis, frame: int) -> Shot:
     raise AssertionError(f"no shot covers frame {frame}")
 
 
+@pytest.mark.slow
 def test_hard_cuts_found_within_two_frames(footage: Footage, analysis: Analysis) -> None:
     found = [round(t * FPS) for t in analysis.files[0].cuts]
     tp, fp = match_cuts(found, footage.truth_cuts, tolerance=2)
@@ -194,6 +195,7 @@ class _Transcript:
         self.text = join_units([w.text for w in words])
 
 
+@pytest.mark.slow
 def test_speech_inside_a_shot_becomes_its_text(footage: Footage, tmp_path: Path) -> None:
     clip = tmp_path / "talk.mp4"
     write_clip(str(clip), SCENES[:2], SIZE, FPS)
@@ -284,7 +286,7 @@ def test_contact_sheet_draws_the_keyframes_analysis_kept(
     monkeypatch.setattr(contact, "frame_at", no_decoding)
     sheet = contact.contact_sheet(again, media, str(tmp_path / "sheet.jpg"))
     pixels = np.asarray(Image.open(sheet).convert("RGB")).astype(np.float64)
-    cell_w, cell_h, th = 256 + 8, 144 + 58 + 8, 144
+    cell_w, cell_h, th = 256 + 8, 144 + 74 + 8, 144
     for k, want in enumerate(truth):
         x0, y0 = (k % 4) * cell_w + 4, (k // 4) * cell_h + 4
         h, w = want.shape[:2]
@@ -306,6 +308,7 @@ def test_cli_analyze_bad_file_is_a_clear_error(
     assert "notes.mp4" in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_changed_parameters_miss_the_cache_and_progress_reaches_one(footage: Footage) -> None:
     from pipeline.footage.moments import AnalysisParams
 
@@ -331,6 +334,7 @@ def test_frame_at_returns_the_scene_at_that_time(footage: Footage) -> None:
     assert dark.mean() < 15 < bright.mean()
 
 
+@pytest.mark.slow
 def test_short_gif_still_gives_a_shot(tmp_path: Path) -> None:
     from pipeline.bench.samples import animated_gif
 
@@ -374,6 +378,7 @@ def test_cancel_stops_analysis(footage: Footage) -> None:
         analyze([footage.clip], use_cache=False, cancel=stop)
 
 
+@pytest.mark.slow
 def test_files_analysed_side_by_side_give_what_one_at_a_time_gives(
     footage: Footage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -395,6 +400,7 @@ def test_files_analysed_side_by_side_give_what_one_at_a_time_gives(
         assert workers(5) == 3 and workers(1) == 1
 
 
+@pytest.mark.slow
 def test_a_broken_file_among_others_is_left_out_and_the_rest_analysed(
     footage: Footage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

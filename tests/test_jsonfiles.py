@@ -166,6 +166,7 @@ def _hammer(path: str, value: int, rounds: int) -> None:
         save_json(path, {"writer": value, "payload": [value] * 5000})
 
 
+@pytest.mark.slow
 def test_concurrent_writers_never_leave_a_torn_file(tmp_path: Path) -> None:
     path = tmp_path / "shared.json"
     save_json(path, {"writer": -1, "payload": []})

@@ -17,6 +17,7 @@ import av
 import numpy as np
 import pytest
 
+from pipeline import settings as pipeline_settings
 from pipeline.bench.synth import Scene, write_clip
 from pipeline.brief import Brief, Footage
 from pipeline.cli import main
@@ -27,6 +28,8 @@ from pipeline.make.planner import TAIL, cut_frames
 from pipeline.narrate.model import Narration
 from pipeline.plan import EditPlan, OutputSpec
 from pipeline.render.renderer import frame_counts, render
+
+pytestmark = pytest.mark.slow  # renders or runs models end to end
 
 TOPIC = {"en": "A quiet morning with coffee and my cat", "zh": "和猫咪一起喝咖啡的早晨"}
 CAPTIONS = {"en": ("coffee", "my cat", "the moon"), "zh": ("咖啡", "我的猫咪", "月亮")}
@@ -79,6 +82,8 @@ def made(
     mp.delenv("REELBOT_TTS_OFFLINE", raising=False)
     mp.setenv("REELBOT_EDGE_TTS_URL", f"ws://127.0.0.1:{closed_port()}/tts")
     mp.setenv("REELBOT_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    # The footage fixture has already read the settings (ffmpeg's path): read them again.
+    pipeline_settings.reset()
     out = {}
     try:
         job = str(tmp_path_factory.mktemp("job-en"))
@@ -98,6 +103,7 @@ def made(
         assert set(make.last_run(job).values()) == {"reused"}
     finally:
         mp.undo()
+        pipeline_settings.reset()
     return out
 
 

@@ -44,6 +44,7 @@ def brief(tmp_path: Path) -> Brief:
                  output=OutputSpec(width=180, height=320))  # fmt: skip
 
 
+@pytest.mark.slow
 def test_narration_far_off_target_gets_one_refit(
     brief: Brief, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -62,6 +63,7 @@ def test_narration_far_off_target_gets_one_refit(
     assert set(make.last_run(job).values()) == {"reused"}
 
 
+@pytest.mark.slow
 def test_on_target_narration_is_kept_and_user_scripts_are_not_refitted(
     brief: Brief, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -79,6 +81,7 @@ def test_on_target_narration_is_kept_and_user_scripts_are_not_refitted(
     assert any("offline mode" in w for w in revised.warnings)
 
 
+@pytest.mark.slow
 def test_cancel_stops_between_stages_and_the_job_can_go_on(
     brief: Brief, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -102,6 +105,7 @@ def test_cancel_stops_between_stages_and_the_job_can_go_on(
     assert make.last_run(job)["analysis"] == "reused" and len(voice.scripts) == 1
 
 
+@pytest.mark.slow
 def test_a_new_output_size_redoes_only_the_plan_and_render_inputs(
     brief: Brief, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

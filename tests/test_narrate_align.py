@@ -99,6 +99,7 @@ def test_units_sharing_one_engine_word_split_its_time() -> None:
     assert per_char == (W("今", 0.0, 0.2), W("天", 0.2, 0.4))
 
 
+@pytest.mark.slow
 def test_chinese_words_from_jieba_for_character_timed_engines() -> None:
     pytest.importorskip("jieba")
     assert split_units("今天，“咖啡”好喝！") == ["今天，", "“咖啡”", "好喝！"]

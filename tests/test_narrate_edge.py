@@ -32,6 +32,7 @@ def test_edge_tts_chinese_word_boundaries(tmp_path: Path) -> None:
     assert {r.text for r in server.requests} == set(ZH)
 
 
+@pytest.mark.slow
 def test_edge_tts_english_rate_and_pitch_reach_the_service(tmp_path: Path) -> None:
     with EdgeStandIn() as server:
         n = Narrator(edge_endpoint=server.url).narrate(
@@ -51,6 +52,7 @@ def test_boundaries_mark_where_words_sound(tmp_path: Path) -> None:
         assert rms(samples, rate, w.start, w.end) > 0.02, w
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("mode", "reason", "code"),
     [

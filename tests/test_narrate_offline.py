@@ -93,6 +93,7 @@ def _check_piper_words(n: Narration) -> None:
         assert min(durations) > 0.03  # no word squeezed to nothing by a misalignment
 
 
+@pytest.mark.slow
 def test_piper_english_is_timed_by_its_phonemes(tmp_path: Path) -> None:
     pytest.importorskip("onnx")
     n = Narrator(offline=True).narrate(EN, "en", tmp_path)
@@ -100,6 +101,7 @@ def test_piper_english_is_timed_by_its_phonemes(tmp_path: Path) -> None:
     _check_piper_words(n)
 
 
+@pytest.mark.slow
 def test_piper_word_times_land_on_the_pauses_it_made(tmp_path: Path) -> None:
     # A comma makes piper pause: the word before it must end before the silence and the word
     # after it must start where the sound comes back (the ground truth is in the audio).
@@ -122,6 +124,7 @@ def test_piper_word_times_land_on_the_pauses_it_made(tmp_path: Path) -> None:
         assert rms(samples, rate, before.start, before.end) > 0.02, before
 
 
+@pytest.mark.slow
 def test_piper_without_alignments_is_timed_by_whisper(
     tmp_path: Path, piper_without_alignments: None
 ) -> None:
@@ -215,6 +218,7 @@ def test_narration_round_trips_through_json(tmp_path: Path) -> None:
         Narration.load(tmp_path / "bad.json")
 
 
+@pytest.mark.slow
 def test_without_a_whisper_model_piper_times_are_estimated(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, piper_without_alignments: None
 ) -> None:
@@ -238,6 +242,7 @@ def test_cli_lists_voices(capsys: pytest.CaptureFixture[str]) -> None:
     assert any("knowledge" in r["styles"] for r in rows)
 
 
+@pytest.mark.slow
 def test_word_times_agree_with_whisper_on_the_written_audio(tmp_path: Path) -> None:
     # End to end through trimming, pauses and resampling: the times in the Narration must be
     # where an independent listener (whisper) hears the words in the final WAV.

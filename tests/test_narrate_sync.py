@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from pipeline.narrate.cues import build_cues
 from pipeline.narrate.narrator import Narrator
@@ -33,6 +34,7 @@ def test_caption_sync_errors_per_cue() -> None:
     assert np.allclose(errors, [-0.05, 0.05])  # "d" was not heard: left out
 
 
+@pytest.mark.slow
 def test_espeak_narration_captions_are_in_sync_with_whisper(tmp_path: Path) -> None:
     from pipeline.speech import default_transcriber
 

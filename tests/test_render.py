@@ -65,6 +65,7 @@ def rendered(media_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple
     return plan, out
 
 
+@pytest.mark.slow
 def test_streams_size_fps_and_duration(rendered: tuple[EditPlan, Path]) -> None:
     plan, out = rendered
     with av.open(str(out)) as c:
@@ -173,6 +174,7 @@ def test_other_output_sizes(media_dir: Path, tmp_path: Path, w: int, h: int) -> 
         assert (c.streams.video[0].width, c.streams.video[0].height) == (w, h)
 
 
+@pytest.mark.slow
 def test_music_is_ducked_under_speech(media_dir: Path, tmp_path: Path) -> None:
     plan = _plan(
         media_dir,
@@ -221,6 +223,7 @@ def test_source_sound_kept_when_asked(media_dir: Path, tmp_path: Path) -> None:
     assert integrated == pytest.approx(-14.0, abs=1.0)
 
 
+@pytest.mark.slow
 def test_failed_ffmpeg_raises_with_log(media_dir: Path, tmp_path: Path) -> None:
     plan = _plan(media_dir, captions=())
     broken = tmp_path / "gone.mp4"
@@ -241,6 +244,7 @@ def _as_dict(obj: object) -> dict[str, object]:
     return asdict(obj)  # type: ignore[call-overload, no-any-return]
 
 
+@pytest.mark.slow
 def test_cancel_stops_ffmpeg(media_dir: Path, tmp_path: Path) -> None:
     cancel = threading.Event()
 
@@ -284,6 +288,7 @@ def test_chinese_wraps_without_spaces() -> None:
     assert " ".join(en) == "Three tiny camera tricks that change everything"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("transfer", ["hlg", "pq"])
 def test_hdr_video_is_tone_mapped_to_its_sdr_colours(tmp_path: Path, transfer: str) -> None:
     from pipeline.bench.samples import HDR_BARS, hdr_clip
@@ -315,6 +320,7 @@ def test_hdr_video_is_tone_mapped_to_its_sdr_colours(tmp_path: Path, transfer: s
             assert np.abs(seen - want).max() > 30  # the test would catch a naive conversion
 
 
+@pytest.mark.slow
 def test_captions_keep_frame_time_after_photo_segments(media_dir: Path, tmp_path: Path) -> None:
     # Photos (still and moving) before a clip: a caption must appear on the very frame its
     # time falls on and end on time, however many segments came before it.

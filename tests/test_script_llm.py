@@ -307,6 +307,7 @@ def test_time_limit_stops_generation_and_falls_back(tiny_model: Path) -> None:
     assert again.fallback_reason.startswith("ScriptError")
 
 
+@pytest.mark.slow
 def test_a_model_that_cannot_load_falls_back(tmp_path: Path) -> None:
     writer = TransformersWriter(str(tmp_path / "no-such-model"), device="cpu", timeout_s=60)
     script = writer.write(ScriptRequest(topic="早起", style="funny", language="zh", seconds=30))

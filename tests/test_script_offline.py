@@ -44,6 +44,7 @@ def _assert_pure(script: Script, user_text: str) -> None:
         assert not foreign, (foreign, text)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("style", list(STYLES))
 @pytest.mark.parametrize("lang", ["zh", "en"])
 @pytest.mark.parametrize("seconds", [15, 30, 60])
@@ -71,6 +72,7 @@ def test_every_style_and_language_is_structured_pure_and_fits(
         assert len(set(spoken)) == len(spoken), "no sentence said twice"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lang", ["zh", "en"])
 def test_deterministic_per_seed_and_varied_across_seeds(lang: str) -> None:
     for style in STYLES:
@@ -270,6 +272,7 @@ def test_request_from_brief_uses_the_footage_captions() -> None:
         ("NYC on a budget", "NYC on a budget"),
     ],
 )
+@pytest.mark.slow
 def test_english_topic_keeps_names_capitalised_mid_sentence(topic: str, inside: str) -> None:
     lead = "Here's what nobody tells you about "
     hooks = {
@@ -348,6 +351,7 @@ def test_cli_prints_a_readable_script(capsys: pytest.CaptureFixture[str]) -> Non
     assert out[-1].startswith("~") and "(offline)" in out[-1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("topic", "lang"),
     [("我的早晨", "zh"), ("这次旅行", "zh"), ("my morning", "en"), ("the big move", "en")],

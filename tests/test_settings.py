@@ -50,6 +50,15 @@ CASES: list[tuple[str, str, Any]] = [
     ("script_timeout", "60", 60.0),
     ("max_frame_pixels", "2073600", 1920 * 1080),
     ("max_photo_pixels", "12000000", 12_000_000),
+    ("lm", "OpenAI", "openai"),
+    ("lm_model", "qwen2.5:7b", "qwen2.5:7b"),
+    ("lm_url", "http://127.0.0.1:11434/v1", "http://127.0.0.1:11434/v1"),
+    ("lm_key", "sk-test", "sk-test"),
+    ("lm_json", "json_object", "json_object"),
+    ("lm_threads", "2", 2),
+    ("lm_device", "cpu", "cpu"),
+    ("vision_model", "qwen2.5vl:7b", "qwen2.5vl:7b"),
+    ("vision_url", "http://127.0.0.1:11434/v1", "http://127.0.0.1:11434/v1"),
 ]
 
 
@@ -176,6 +185,13 @@ def test_only_the_settings_module_reads_the_environment() -> None:
         str(p.relative_to(ROOT))
         for p in sorted((ROOT / "pipeline").rglob("*.py"))
         if p.name != "settings.py"
-        and any(word in p.read_text(encoding="utf-8") for word in ("os.environ", "getenv"))
+        and any(word in _without_native_setup(p) for word in ("os.environ", "getenv"))
     ]
     assert readers == []
+
+
+def _without_native_setup(path: Path) -> str:
+    """A module's text less the lines that set a variable for a native library to read (the
+    embedded model sets libgomp's wait policy before loading it): a write, not a setting."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return "\n".join(line for line in lines if 'os.environ.setdefault("OMP_' not in line)

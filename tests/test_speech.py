@@ -13,10 +13,13 @@ import pytest
 from pipeline import settings, speech
 from pipeline.bench.samples import colour_clip
 from pipeline.errors import MediaError
+from pipeline.lm import parts
 from pipeline.narrate.align import normalise
 from pipeline.narrate.model import write_wav
 from pipeline.narrate.offline import EspeakEngine
 from pipeline.speech import SpeechModelError, Transcript, default_transcriber
+
+pytestmark = pytest.mark.slow  # renders or runs models end to end
 
 EN_TEXT = "The quick brown fox jumps over the lazy dog. Then it runs into the forest."
 
@@ -47,7 +50,7 @@ def test_packaged_model_is_joined_once_atomically(tmp_path: Path) -> None:
 def test_join_refuses_a_part_that_does_not_match_its_record(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(speech, "_record_entry", lambda dist, rel: (1, "not-the-hash"))
+    monkeypatch.setattr(parts, "record_entry", lambda dist, rel: (1, "not-the-hash"))
     with pytest.raises(SpeechModelError, match="does not match"):
         speech.packaged_model_dir(tmp_path)
     assert list((tmp_path / "models").iterdir()) == []  # no half-written folder left behind

@@ -1,4 +1,4 @@
-"""`reelbot bench render|analyze|narrate|make|edit`: each prints its ratios on its last line.
+"""`reelbot bench render|analyze|narrate|make|understand|comments|edit` (and plug-ins: `queue`).
 
 Heavy imports live inside the handlers so `reelbot --help` stays fast.
 """
@@ -8,7 +8,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from importlib.metadata import entry_points
 from typing import Any
+
+# Benchmarks other parts add (`register(subparsers)` functions in this entry-point group, in
+# pyproject.toml): the bot's `bench queue` measures the distributed engine, which the pipeline
+# must not import.
+BENCH_GROUP = "reelbot.bench"
 
 
 def register(sub: Any) -> None:
@@ -47,6 +53,20 @@ def register(sub: Any) -> None:
     p.add_argument("--keep", metavar="DIR", help="keep the renders and the segment cache here")
     p.set_defaults(handler=_edit)
 
+    p = what.add_parser(
+        "understand", help="what footage shows: subject recall, grounded script lines, speed"
+    )
+    p.add_argument("--workdir", help="keep generated footage here (default: a temp folder)")
+    p.set_defaults(handler=_understand)
+
+    p = what.add_parser(
+        "comments", help="comment analysis speed (1,000 comments) and sentiment accuracy zh/en"
+    )
+    p.set_defaults(handler=_comments)
+
+    for extra in sorted(entry_points(group=BENCH_GROUP), key=lambda e: e.name):
+        extra.load()(what)
+
 
 def _render(args: argparse.Namespace) -> int:
     from pipeline.bench.render import bench
@@ -84,3 +104,23 @@ def _edit(args: argparse.Namespace) -> int:
     from pipeline.bench.edit import bench
 
     return bench(args.keep)
+
+
+def _understand(args: argparse.Namespace) -> int:
+    from pipeline.bench.understand import run_bench
+
+    r = run_bench(args.workdir)
+    print(json.dumps({**r.details, "grounded": r.grounded, "writer": r.writer}, indent=2,
+                     ensure_ascii=False), file=sys.stderr)  # fmt: skip
+    print(
+        f"subject_recall={r.subject_recall:.2f} grounded_lines={min(r.grounded.values()):.2f} "
+        f"script_s_idle={r.script_s_idle:.2f} script_s_busy={r.script_s_busy:.2f} "
+        f"analysis_ratio={r.analysis_ratio:.2f}"
+    )
+    return 0
+
+
+def _comments(args: argparse.Namespace) -> int:
+    from pipeline.bench.comments import bench
+
+    return bench()

@@ -15,6 +15,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,15 @@ from pipeline.cjk import font_file
 from pipeline.ffmpeg import ffmpeg_exe, has_encoder
 from pipeline.jsonfiles import atomic_path
 from pipeline.media import probe
-from pipeline.plan import AudioTrack, CaptionCue, EditPlan, OutputSpec, Segment, cover_rect
+from pipeline.plan import (
+    AudioTrack,
+    CaptionCue,
+    EditPlan,
+    OutputSpec,
+    Rect,
+    Segment,
+    cover_rect,
+)
 from pipeline.render.subtitles import build_ass
 from pipeline.settings import settings
 
@@ -38,6 +47,11 @@ CAPTIONS = (
     "Keep every shot under five seconds",
     "Follow for part two",
 )
+
+
+# Limits on the benchmark's own child processes (a variant, an SSIM comparison, an input).
+RUN_TIMEOUT_S = 1800.0
+GENERATE_TIMEOUT_S = 900.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,12 +90,39 @@ def make_inputs(seconds: float = 30.0) -> tuple[list[str], str]:
                        "-t", str(dur), "-vf", "noise=alls=12:allf=t+u,format=yuv420p",
                        "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-g", "60",
                        str(tmp)]  # fmt: skip
-                subprocess.run(cmd, check=True)
+                subprocess.run(cmd, check=True, timeout=GENERATE_TIMEOUT_S)
         clips.append(str(path))
     wav = d / f"narration-{int(seconds)}.wav"
     if not wav.exists():
         samples.speech_like_wav(str(wav), seconds, seed=7)
     return clips, str(wav)
+
+
+def make_8k_clip(seconds: float = 6.0) -> str:
+    """A 7680x4320 H.264 clip with motion and grain (kept in the cache): the memory case."""
+    path = _cache_dir() / f"8k-{int(seconds)}.mp4"
+    if not path.exists():
+        tmp = str(path) + ".tmp.mp4"
+        cmd = [ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i",
+               "testsrc2=s=960x540:r=30,noise=alls=12:allf=t+u,scale=7680:4320:flags=bicubic",
+               "-t", str(seconds), "-pix_fmt", "yuv420p", "-c:v", "libx264", "-preset",
+               "ultrafast", "-crf", "26", "-g", "30", tmp]  # fmt: skip
+        subprocess.run(cmd, check=True, timeout=GENERATE_TIMEOUT_S)
+        os.replace(tmp, path)
+    return str(path)
+
+
+def build_8k_plan(clip: str, narration: str) -> EditPlan:
+    """Six 1.5 s shots of one 8K clip (different windows and times), 9 s, no captions."""
+    src = probe(clip)
+    out = OutputSpec(width=1080, height=1920, fps=30.0, encoder="auto")
+    segs = []
+    for i in range(6):
+        start = (i * 0.7) % max(src.duration - 1.6, 0.1)
+        x = (i % 3) * 0.3
+        segs.append(Segment(0, start, start + 1.5, Rect(x, 0.0, 0.31641, 1.0)))
+    return EditPlan(sources=(src,), segments=tuple(segs), output=out,
+                    audio=(AudioTrack(narration, "narration"),))  # fmt: skip
 
 
 def build_plan(clips: list[str], narration: str, shots: int = 6) -> EditPlan:
@@ -160,7 +201,9 @@ def run_moviepy(plan: EditPlan, out: str) -> None:
         )
         parts.append(CompositeVideoClip([shot, text], size=(1080, 1920)))
     video = concatenate_videoclips(parts).with_audio(AudioFileClip(plan.audio[0].path))
-    video.write_videofile(out, fps=30, logger=None)
+    # moviepy writes the sound to a temporary file, by default in the current directory.
+    with tempfile.TemporaryDirectory(prefix="reelbot-moviepy-") as tmp:
+        video.write_videofile(out, fps=30, logger=None, temp_audiofile_path=tmp)
     for c in opened:
         c.close()
 
@@ -175,7 +218,7 @@ def _child(variant: str, plan_path: str, out: str) -> None:
         ass = os.path.join(os.path.dirname(out), "ref.ass")
         with open(ass, "w", encoding="utf-8") as fh:
             fh.write(build_ass(plan))
-        subprocess.run(reference_args(plan, ass, out), check=True)
+        subprocess.run(reference_args(plan, ass, out), check=True, timeout=RUN_TIMEOUT_S)
     elif variant == "moviepy":
         run_moviepy(plan, out)
     elif variant == "reelbot-nullenc":
@@ -201,7 +244,13 @@ def _measure(variant: str, plan_path: str, out: str) -> Run:
     proc = subprocess.Popen(
         [sys.executable, "-m", "pipeline.bench.render", "--child", variant, plan_path, out]
     )
-    _, status, usage = os.wait4(proc.pid, 0)
+    # No variant may run forever: past the limit it is killed (and reported as failed).
+    timer = threading.Timer(RUN_TIMEOUT_S, proc.kill)
+    timer.start()
+    try:
+        _, status, usage = os.wait4(proc.pid, 0)
+    finally:
+        timer.cancel()
     wall = time.monotonic() - began
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
@@ -214,7 +263,7 @@ def _measure(variant: str, plan_path: str, out: str) -> Run:
 def ssim(a: str, b: str) -> float:
     done = subprocess.run(
         [ffmpeg_exe(), "-hide_banner", "-i", a, "-i", b, "-lavfi", "[0:v][1:v]ssim", "-f", "null",
-         "-"], capture_output=True, text=True, check=True,
+         "-"], capture_output=True, text=True, check=True, timeout=RUN_TIMEOUT_S,
     )  # fmt: skip
     m = re.search(r"All:([0-9.]+)", done.stderr)
     if not m:
@@ -258,6 +307,11 @@ def bench(runs: int, skip_moviepy: bool, keep: str | None) -> int:
     p60 = os.path.join(work, "plan60.json")
     plan60.save(p60)
     r60 = _measure("reelbot", p60, os.path.join(work, "reelbot60.mp4"))
+    # Memory of an 8K source: six segments of one 7680x4320 clip.
+    plan8k = build_8k_plan(make_8k_clip(), wav)
+    p8k = os.path.join(work, "plan8k.json")
+    plan8k.save(p8k)
+    r8k = _measure("reelbot", p8k, os.path.join(work, "reelbot8k.mp4"))
     for v, r in med.items():
         print(f"median {v:8s} wall={r.wall:6.1f}s cpu={r.cpu:6.1f}s peak_rss={r.rss_mb:6.0f}MB")
     enc_cpu = med["reelbot"].cpu - split.cpu
@@ -265,6 +319,7 @@ def bench(runs: int, skip_moviepy: bool, keep: str | None) -> int:
     print(f"file size: reelbot={size_a / 1e6:.2f}MB ffmpeg={size_b / 1e6:.2f}MB "
           f"({100 * (size_a / size_b - 1):+.0f}%)")  # fmt: skip
     print(f"60 s render: wall={r60.wall:.1f}s peak_rss={r60.rss_mb:.0f}MB")
+    print(f"8K source (6 segments, 9 s): wall={r8k.wall:.1f}s peak_rss={r8k.rss_mb:.0f}MB")
     summary = {
         "render_ratio_vs_ffmpeg": med["reelbot"].wall / med["ffmpeg"].wall,
         "render_ratio_vs_moviepy": (
@@ -272,6 +327,7 @@ def bench(runs: int, skip_moviepy: bool, keep: str | None) -> int:
         ),
         "ssim": score,
         "peak_rss_mb": r60.rss_mb,
+        "peak_rss_8k_mb": r8k.rss_mb,
     }
     with open(os.path.join(work, "bench.json"), "w") as fh:
         json.dump({k: {"wall": r.wall, "cpu": r.cpu, "rss": r.rss_mb} for k, r in med.items()}
@@ -279,7 +335,7 @@ def bench(runs: int, skip_moviepy: bool, keep: str | None) -> int:
     print(
         f"render_ratio_vs_ffmpeg={summary['render_ratio_vs_ffmpeg']:.2f} "
         f"render_ratio_vs_moviepy={summary['render_ratio_vs_moviepy']:.2f} "
-        f"ssim={score:.3f} peak_rss_mb={r60.rss_mb:.0f}"
+        f"ssim={score:.3f} peak_rss_mb={r60.rss_mb:.0f} peak_rss_8k_mb={r8k.rss_mb:.0f}"
     )
     return 0
 

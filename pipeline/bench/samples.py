@@ -19,7 +19,7 @@ from pipeline.narrate.model import write_wav
 
 def _run(args: Sequence[str]) -> None:
     cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y", *args]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=600)
     if done.returncode != 0:
         raise RuntimeError(f"sample generation failed: {done.stderr[-2000:]}")
 
@@ -176,4 +176,41 @@ def tone_wav(path: str, seconds: float, freq: float = 440.0, level: float = 0.3,
     """A steady sine tone (music stand-in for ducking tests)."""
     t = np.arange(int(seconds * rate)) / rate
     write_wav(path, level * np.sin(2 * math.pi * freq * t), rate)
+    return path
+
+
+def clip_with_sound(
+    path: str, audio: str, colour: str = "gray", size: tuple[int, int] = (320, 180), fps: int = 30
+) -> str:
+    """A flat-colour H.264 clip as long as the sound file `audio`, which becomes its AAC track
+    (footage whose sound is known: espeak-ng speech, a melody, noise)."""
+    w, h = size
+    _run(["-f", "lavfi", "-i", f"color=c={colour}:s={w}x{h}:r={fps}", "-i", audio,
+          "-map", "0:v", "-map", "1:a", "-shortest", "-c:v", "libx264", "-preset", "ultrafast",
+          "-pix_fmt", "yuv420p", "-g", str(fps), "-c:a", "aac", "-b:a", "128k", path])  # fmt: skip
+    return path
+
+
+def melody_wav(path: str, seconds: float, rate: int = 48000, level: float = 0.3) -> str:
+    """A sine melody (a C major scale, half a second a note, each note faded in and out)."""
+    notes = [261.6, 293.7, 329.6, 349.2, 392.0, 440.0, 493.9, 523.3]
+    n = rate // 2
+    env = np.hanning(n)
+    count = max(1, round(seconds * 2))
+    sig = np.concatenate(
+        [
+            level * env * np.sin(2 * math.pi * notes[i % 8] * np.arange(n) / rate)
+            for i in range(count)
+        ]
+    )
+    write_wav(path, sig, rate)
+    return path
+
+
+def noise_wav(
+    path: str, seconds: float, rate: int = 48000, level: float = 0.4, seed: int = 0
+) -> str:
+    """White noise (what YAMNet hears as wind / noise)."""
+    rng = np.random.default_rng(seed)
+    write_wav(path, rng.uniform(-level, level, int(seconds * rate)), rate)
     return path

@@ -172,8 +172,12 @@ def write_clip(path: str, scenes: Sequence[Scene], size: tuple[int, int], fps: i
         truth = _plan(scenes, sink, size)
     finally:
         proc.stdin.close()
+        try:  # never wait forever: ffmpeg gets 10 minutes after its last frame (it logs errors
+            code = proc.wait(timeout=600)  # only, too little to fill the stderr pipe)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            code = proc.wait()
         err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-        code = proc.wait()
     if code != 0:
         raise RuntimeError(f"encoding generated footage failed: {err[-2000:]}")
     return truth

@@ -25,6 +25,7 @@ from pipeline.footage.faces import Box, FaceDetector, default_detector
 from pipeline.footage.features import HIST_BINS
 from pipeline.footage.model import Analysis, FileAnalysis, Shot, rounded
 from pipeline.footage.moments import AnalysisParams, FileResult, analyze_file, combine
+from pipeline.footage.understand import features_of
 from pipeline.media import MediaInfo
 from pipeline.settings import settings
 
@@ -109,6 +110,7 @@ def analyze(
     shots: list[Shot] = []
     sigs: list[tuple[float, ...]] = []
     keyframes: list[bytes] = []
+    features: list[tuple[float, ...]] = []
     for i, (result, _) in enumerate(results):
         if i in failures:
             continue
@@ -120,6 +122,7 @@ def analyze(
             shots.append(dataclasses.replace(m.shot, source=i, path=media[i].path, text=text))
             sigs.append(m.signature)
             keyframes.append(m.keyframe)
+            features.append(features_of(m.features))
     shots = [rounded(s) for s in suppress_duplicates(shots, sigs)]
     files = tuple(
         FileAnalysis(
@@ -136,7 +139,9 @@ def analyze(
     )
     if progress is not None:
         progress(1.0)
-    return Analysis(tuple(shots), files, tuple(keyframes))
+    # Features only when every shot has them (a mix of cached-without and fresh cannot cluster).
+    feats = tuple(features) if all(features) else ()
+    return Analysis(tuple(shots), files, tuple(keyframes), feats)
 
 
 def workers(files: int, wanted: int | None = None) -> int:

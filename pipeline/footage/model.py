@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from pipeline.footage.heard import Heard
 from pipeline.jsonfiles import dumps, from_dict, load_json, save_json, to_dict
 from pipeline.plan import Rect
 
@@ -45,6 +46,63 @@ class Crop:
 
 
 @dataclass(frozen=True, slots=True)
+class SeenSubject:
+    """An everyday word for what a shot shows, in both languages, with the classifier's
+    confidence (`pipeline.see.subjects`)."""
+
+    en: str
+    zh: str
+    confidence: float
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """What a shot's keyframe shows: subjects (best first), how many people (faces found by
+    YuNet), the text on screen (OCR) and, when a vision-language model is configured, one
+    sentence describing it. Empty when understanding was off or found nothing."""
+
+    subjects: tuple[SeenSubject, ...] = ()
+    people: int = 0
+    text: str = ""  # on-screen text, lines joined by " / "
+    description: str = ""  # one sentence from a vision-language model, in English
+
+    def words(self, language: str) -> tuple[str, ...]:
+        """The subjects in `language` ("zh" or "en"), best first, with people when there are."""
+        out = [s.zh if language == "zh" else s.en for s in self.subjects]
+        if self.people:
+            out.append(people_word(self.people, language))
+        return tuple(out)
+
+    def summary(self, language: str) -> str:
+        """A short line for people: "猫、纸箱 · 一个人 · 文字：SALE" / "cat, box · a person"."""
+        zh = language == "zh"
+        parts = []
+        names = [s.zh if zh else s.en for s in self.subjects]
+        if names:
+            parts.append(("、" if zh else ", ").join(names))
+        if self.people:
+            parts.append(people_word(self.people, language))
+        if self.text:
+            parts.append(("文字：" if zh else "text: ") + self.text)
+        if self.description and not zh:
+            parts.append(self.description)
+        return " · ".join(parts)
+
+    def search_text(self) -> str:
+        """Every word known about the shot, both languages: what matching compares lines with."""
+        words = [w for s in self.subjects for w in (s.en, s.zh)]
+        if self.people:
+            words += [people_word(self.people, "en"), people_word(self.people, "zh")]
+        return " ".join([*words, self.text, self.description]).strip()
+
+
+def people_word(count: int, language: str) -> str:
+    if language == "zh":
+        return "一个人" if count == 1 else f"{count}个人"
+    return "a person" if count == 1 else f"{count} people"
+
+
+@dataclass(frozen=True, slots=True)
 class Shot:
     """A usable moment of one footage file, scored and framed, with what is known about it."""
 
@@ -60,6 +118,13 @@ class Shot:
     faces: int = 0
     kind: ShotKind = "video"
     cut_in: Literal["start", "cut", "dissolve", "split"] = "start"  # how the moment begins
+    seen: Seen = field(default_factory=Seen)  # what the keyframe shows (`footage.understand`)
+    heard: Heard | None = None  # its own sound's tags (None: a photo, no sound, not listened)
+
+    def document(self) -> str:
+        """All the text known about the shot, for matching it to script lines: the user's
+        caption and speech, then what was seen (subjects in zh and en, screen text)."""
+        return " · ".join(t for t in (self.text, self.seen.search_text()) if t)
 
     @property
     def duration(self) -> float:
@@ -106,9 +171,12 @@ class Analysis:
     shots: tuple[Shot, ...]
     files: tuple[FileAnalysis, ...]
     keyframes: tuple[bytes, ...] = field(default=(), compare=False, repr=False)
+    # features[i]: shot i's image features (`see.subjects`, L2-normalised), for clustering by
+    # meaning; like the keyframes, not saved in shots.json (empty when understanding was off).
+    features: tuple[tuple[float, ...], ...] = field(default=(), compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"version": ANALYSIS_VERSION, **to_dict(self, exclude={"keyframes"})}
+        return {"version": ANALYSIS_VERSION, **to_dict(self, exclude={"keyframes", "features"})}
 
     def to_json(self, indent: int | None = 2) -> str:
         return dumps(self.to_dict(), indent)

@@ -8,6 +8,7 @@ moment of its own and ranks low, while the steady part ranks high.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import logging
 import math
 import time
@@ -23,6 +24,7 @@ from pipeline.errors import Cancelled
 from pipeline.footage import features as ft
 from pipeline.footage.faces import FaceDetector, subject_box
 from pipeline.footage.frames import iter_frames, read_photo
+from pipeline.footage.heard import heard_between, listen
 from pipeline.footage.model import Crop, ScoreParts, Shot
 from pipeline.footage.reframe import frame_shot
 from pipeline.footage.shots import CutDetector, DetectParams, shot_spans
@@ -43,6 +45,8 @@ class AnalysisParams:
     min_shot: float = 1.0  # shorter stretches (flashes, leftovers) are not offered
     photo_seconds: float = 3.0
     fast_decode: bool = True  # skip deblocking and non-reference frames (see frames.iter_frames)
+    understand: bool = True  # subjects, people and screen text per moment (footage.understand)
+    ocr_budget: float = 3.0  # seconds of OCR per file at most (keyframes past it get no text)
     detect: DetectParams = field(default_factory=DetectParams)
 
 
@@ -54,6 +58,9 @@ class Moment:
     signature: tuple[float, ...]  # colour histogram + 8x8 grey thumbnail, for duplicates
     # The keyframe as analysed (JPEG, `AnalysisParams.width` wide); base64 in JSON.
     keyframe: Base64Bytes = b""
+    # The keyframe's image features (see.subjects, float16 bytes; base64 in JSON), for the
+    # summary's clusters; empty when understanding was off.
+    features: Base64Bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +124,7 @@ def analyze_file(
     t0 = time.perf_counter()
     if info.kind == "photo":
         moment = _photo_moment(info, params, faces)
-        return FileResult((moment,), (), (), time.perf_counter() - t0)
+        return FileResult(_understood((moment,), params), (), (), time.perf_counter() - t0)
     fps = info.fps or 25.0
     detector = CutDetector(fps, params.detect)
     samples: list[_Sample] = []
@@ -179,9 +186,39 @@ def analyze_file(
             p_end = end if j == len(inside) else inside[j].stats.time
             cut_in = how if k == 0 else "split"
             moments.append(_video_moment(info, piece, p_start, p_end, cut_in, params, faces))
+    if info.has_audio and moments:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("footage analysis cancelled")
+        moments = _with_sound(info, moments)
     cuts = tuple(round(at(c), 4) for c in bounds.cuts)
     dissolves = tuple(round((at(x) + at(y)) / 2, 4) for x, y in bounds.dissolves)
-    return FileResult(tuple(moments), cuts, dissolves, time.perf_counter() - t0)
+    if cancel is not None and cancel.is_set():
+        raise Cancelled("footage analysis cancelled")
+    found = _understood(tuple(moments), params)
+    return FileResult(found, cuts, dissolves, time.perf_counter() - t0)
+
+
+def _understood(moments: tuple[Moment, ...], params: AnalysisParams) -> tuple[Moment, ...]:
+    if not params.understand or not moments:
+        return moments
+    from pipeline.footage.understand import understand
+
+    return understand(moments, params.ocr_budget)
+
+
+def _with_sound(info: MediaInfo, moments: list[Moment]) -> list[Moment]:
+    """Each moment's shot with what it sounds like: the file's audio decoded and tagged once."""
+    t0 = time.perf_counter()
+    sound = listen(info.path, info.duration)
+    if sound is None:
+        return moments
+    log.info("%s: %.1fs of sound tagged in %.1fs", info.path, sound.heard_until,
+             time.perf_counter() - t0)  # fmt: skip
+    return [
+        dataclasses.replace(m, shot=dataclasses.replace(
+            m.shot, heard=heard_between(sound, m.shot.start, m.shot.end)))
+        for m in moments
+    ]  # fmt: skip
 
 
 # --- splitting long shots -----------------------------------------------------------------------

@@ -1,8 +1,13 @@
 """Video summary (视频摘要): an N-second highlight reel of representative, well-shot moments.
 
-Moments are clustered by how they look (K-means over keyframe colour histograms), the best
-moment of each cluster is kept, and the picks play in story order (file, then time). Building
-the plan is pure (`summary_plan`); decoding keyframes and rendering are the CLI's I/O.
+Moments are grouped by what they show: the classifier's image features of each keyframe
+(`see.subjects`, kept by analysis), plus people and screen text. Frames of one scene sit within
+~0.15 cosine distance of each other whatever the zoom or pan, different scenes 0.6 apart or more,
+so moments closer than `SAME_SCENE` are one scene (average linkage): a static camera filmed for
+a minute is one scene, not fifteen, and each distinct scene gets its share of the reel. The best
+moment of each scene plays, in story order (file, then time). Without features (understanding
+off) the keyframes' colour histograms are clustered with k-means, as before. Building the plan
+is pure (`summary_plan`); decoding keyframes and rendering are the CLI's I/O.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.errors import ReelbotError
-from pipeline.footage.model import ASPECTS, Shot
+from pipeline.footage.model import ASPECTS, Analysis, Shot
 from pipeline.media import MediaInfo
 from pipeline.plan import AudioTrack, EditPlan, OutputSpec, Segment
 
@@ -53,16 +58,78 @@ def kmeans(data: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
     return np.asarray(labels, dtype=int)
 
 
+SAME_SCENE = 0.35  # cosine distance of meaning vectors below which two moments are one scene
+_EXTRA_WEIGHT = 0.3  # people and screen text next to the unit-length image features
+
+
+def meaning_vectors(shots: Sequence[Shot], features: Sequence[Sequence[float]]) -> np.ndarray:
+    """Per shot: its image features, plus how many people and whether text is on screen."""
+    feats = np.asarray(features, dtype=np.float64)
+    extra = np.array(
+        [
+            [min(s.seen.people, 3) / 3 * _EXTRA_WEIGHT, _EXTRA_WEIGHT * bool(s.seen.text)]
+            for s in shots
+        ]
+    ).reshape(len(shots), 2)
+    return np.hstack([feats, extra])
+
+
+def looks_for(analysis: Analysis, media: Sequence[MediaInfo]) -> tuple[np.ndarray, bool]:
+    """What to cluster, and whether it is by meaning: the shots' `meaning_vectors` when analysis
+    kept their image features, else their keyframes' colour histograms (decoded again)."""
+    if analysis.features and len(analysis.features) == len(analysis.shots):
+        return meaning_vectors(analysis.shots, analysis.features), True
+    from pipeline.footage.features import colour_hist
+    from pipeline.footage.frames import frame_at
+
+    hists = [colour_hist(frame_at(media[s.source], s.keyframe_time, 160)) for s in analysis.shots]
+    return np.stack(hists), False
+
+
+def scenes(vectors: np.ndarray, k: int) -> np.ndarray:
+    """Scene labels: moments within `SAME_SCENE` of each other (average linkage, cosine),
+    at most `k` scenes (the closest merged first when there are more)."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    if len(vectors) < 2:
+        return np.zeros(len(vectors), dtype=int)
+    tree = linkage(vectors, method="average", metric="cosine")
+    labels = fcluster(tree, SAME_SCENE, criterion="distance")
+    if labels.max() > k:
+        labels = fcluster(tree, k, criterion="maxclust")
+    return np.asarray(labels, dtype=int) - 1
+
+
 def pick_moments(
-    shots: Sequence[Shot], looks: np.ndarray, seconds: float, seed: int = 0
+    shots: Sequence[Shot],
+    looks: np.ndarray,
+    seconds: float,
+    seed: int = 0,
+    *,
+    by_meaning: bool = False,
 ) -> list[SummaryPick]:
-    """Best moment per look-cluster, in story order, with durations adding up to `seconds`."""
+    """Best moment per cluster, in story order, with durations adding up to `seconds`.
+
+    `looks` are colour histograms (k-means), or with `by_meaning` the `meaning_vectors`
+    (scenes by distance; a scene is split only when the reel cannot be filled otherwise).
+    """
     usable = [i for i, s in enumerate(shots) if s.score > 0.05 and s.duration >= MIN_SEGMENT]
     if not usable:
         raise SummaryError("no usable moment in the footage for a summary")
     k = max(1, min(len(usable), round(seconds / SECONDS_PER_MOMENT)))
+    if by_meaning:
+        k = min(k, int(scenes(looks[usable], k).max()) + 1)
     while True:
-        every = _best_per_cluster(shots, usable, kmeans(looks[usable], k, seed))
+        if by_meaning:
+            labels = scenes(looks[usable], k)
+            if int(labels.max()) + 1 < k:  # the distance cut gave fewer: force k clusters
+                from scipy.cluster.hierarchy import fcluster, linkage
+
+                tree = linkage(looks[usable], method="average", metric="cosine")
+                labels = np.asarray(fcluster(tree, k, criterion="maxclust"), dtype=int) - 1
+        else:
+            labels = kmeans(looks[usable], k, seed)
+        every = _best_per_cluster(shots, usable, labels)
         # A look whose best moment is poor next to the others' is left out (its time goes to
         # the rest, or to another cluster below): variety must not force a dull shot in.
         floor = WEAK_CLUSTER * max(shots[i].score for i in every.values())
@@ -134,9 +201,11 @@ def summary_plan(
     size: tuple[int, int] = (1080, 1920),
     music: str | None = None,
     seed: int = 0,
+    by_meaning: bool = False,
 ) -> tuple[EditPlan, list[SummaryPick]]:
-    """The highlight reel's `EditPlan` (and the picks), without rendering anything."""
-    picks = pick_moments(shots, looks, seconds, seed)
+    """The highlight reel's `EditPlan` (and the picks), without rendering anything; `looks`
+    as `pick_moments` takes them."""
+    picks = pick_moments(shots, looks, seconds, seed, by_meaning=by_meaning)
     aspect = aspect_for(*size)
     segments = []
     for p in picks:

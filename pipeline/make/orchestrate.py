@@ -24,6 +24,7 @@ from pipeline.make import jobdir
 from pipeline.make.jobdir import StageLog, digest, file_hash
 from pipeline.make.notices import Notice
 from pipeline.make.stages import (
+    SHOWN_FILE,
     ProgressFn,
     StageRun,
     analysis_stage,
@@ -63,6 +64,15 @@ class Storyboard(_Noticed):
     frames: tuple[tuple[str, str], ...]  # (sentence, keyframe JPEG)
     warnings: tuple[str, ...]  # in the video's language
     notices: tuple[Notice, ...] = ()
+    # What happens to the footage's own sound: (sentence number from 1, reason code), e.g.
+    # (2, "laughter_kept"); (0, "music_left_out") when footage music replaced the brief's music.
+    sounds: tuple[tuple[int, str], ...] = ()
+    # Per frame, what its shot shows as {"zh": ..., "en": ...} (storyboard.json); may be empty.
+    shown: tuple[dict[str, str], ...] = ()
+
+    def shown_in(self, language: str) -> tuple[str, ...]:
+        """What each frame's shot shows, worded for a reader of `language` ("" when unknown)."""
+        return tuple(s.get(language, "") for s in self.shown)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,9 +91,20 @@ class MakeResult(_Noticed):
     notices: tuple[Notice, ...] = ()
 
 
-def _board(job: StageRun, script: Script) -> Storyboard:
+def _board(
+    job: StageRun, script: Script, plan: EditPlan, narration: Any, brief: Brief
+) -> Storyboard:
+    from pipeline.make.planner import sound_notes
+
     frames = tuple((text, job.path(f"key_{i:02d}.jpg")) for i, text in enumerate(script.spoken()))
-    return Storyboard(str(job.dir), script, frames, tuple(job.warnings), tuple(job.notices))
+    sounds = sound_notes(plan, narration.line_spans, brief.music)
+    shown: tuple[dict[str, str], ...] = ()
+    if (job.dir / SHOWN_FILE).is_file():
+        saved = load_json(job.dir / SHOWN_FILE).get("shown", [])
+        shown = tuple({k: str(v) for k, v in dict(s).items()} for s in saved)
+    return Storyboard(
+        str(job.dir), script, frames, tuple(job.warnings), tuple(job.notices), sounds, shown
+    )
 
 
 def _prepared(
@@ -107,7 +128,7 @@ def _prepared(
         job.warn(Notice("voice_fallback", facts), brief.language)
     plan = plan_stage(job, brief, media, analysis, script, narration, [akey, nkey])
     if storyboard:
-        storyboard_stage(job, plan, narration)
+        storyboard_stage(job, plan, narration, analysis)
     job.log.save()
     return plan, script, narration
 
@@ -141,8 +162,8 @@ def prepare(
     `config` replaces the process's settings (`pipeline.settings.settings()`) for this run."""
     job = StageRun(job_dir, progress, cancel, config)
     _save_brief(job, brief, model)
-    _, script, _ = _prepared(job, brief, model, storyboard=True)
-    return _board(job, script)
+    plan, script, narration = _prepared(job, brief, model, storyboard=True)
+    return _board(job, script, plan, narration, brief)
 
 
 def revise(
@@ -160,8 +181,10 @@ def revise(
     brief, model = _load_brief(job)
     if script is not None:
         save_script(job, script)
-    _, final, _ = _prepared(job, brief, model, another=another and script is None, storyboard=True)
-    return _board(job, final)
+    plan, final, narration = _prepared(
+        job, brief, model, another=another and script is None, storyboard=True
+    )
+    return _board(job, final, plan, narration, brief)
 
 
 def render_job(

@@ -11,7 +11,9 @@ Timing rules (all on the output frame grid, so the renderer's cumulative roundin
   syllable reads as late; one on the last syllable of the previous one clips it);
 - the video lasts the narration plus `tail` seconds of picture after the last word.
 
-Shot rules: the hook gets the strongest shot for it; the other sentences take what
+Shot rules: sentences are matched to what the shots show (subjects, screen text, captions,
+speech; through the text embedder and image-text scores the caller passes); the hook gets the
+strongest shot for it; the other sentences take what
 `footage.assign_shots` picks (lines naming a shot get it, no shot twice while unused good ones
 remain). A sentence longer than its shot gets more shots; once footage runs out, the best shots
 come back at another moment or with another crop rather than freezing or going black.
@@ -22,12 +24,15 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import re
 from collections import Counter
 from collections.abc import Sequence
 from typing import Protocol
 
+import numpy as np
+
 from pipeline.errors import PlanError
-from pipeline.footage.match import QUALITY_WEIGHT, assign_shots, rank_shots
+from pipeline.footage.match import QUALITY_WEIGHT, Embedder, assign_shots, rank_shots
 from pipeline.footage.model import Analysis, Shot
 from pipeline.media import MediaInfo
 from pipeline.plan import (
@@ -152,9 +157,10 @@ def _fill(
     good: float,
     photo_in: list[bool],
     reserved: frozenset[int] = frozenset(),
-) -> list[Segment]:
-    """Segments covering `frames` frames: `first`, then more shots while it runs out."""
-    out: list[Segment] = []
+) -> list[tuple[Segment, int]]:
+    """Segments covering `frames` frames: `first`, then more shots while it runs out; each
+    with the index of the shot it plays."""
+    out: list[tuple[Segment, int]] = []
     left = frames
     pick = first
     while left > 0:
@@ -171,7 +177,7 @@ def _fill(
             n -= short
         # Snap the piece onto whole frames (its source window is at least this long).
         seg = dataclasses.replace(seg, end=seg.start + n / fps)
-        out.append(seg)
+        out.append((seg, pick))
         usage.count[pick] += 1
         left -= n
         if left > 0:
@@ -226,11 +232,18 @@ def build_plan(
     music: str | None = None,
     *,
     tail: float = TAIL,
+    music_gain_db: float = MUSIC_GAIN_DB,
+    embed: Embedder | None = None,
+    image_scores: np.ndarray | None = None,
 ) -> EditPlan:
     """The edit plan for a narrated script over analysed footage (see the module's rules).
 
     The script's narrated sentences (`Script.spoken()`) match `narration.line_spans` one to
-    one; `cues` are the captions (`narrate.cues.build_cues`).
+    one; `cues` are the captions (`narrate.cues.build_cues`). Shots are matched to sentences
+    by what they show (`Shot.document`), through `embed` (a text embedder, e.g.
+    `footage.scorers.text_embedder()`) and `image_scores` (sentences x shots, 0..1, from an
+    image-text model) when given. `music_gain_db` is the music's
+    gain (`pipeline.music.Music.gain_db`: its measured level brought to one target).
     """
     sentences = script.spoken()
     shots = analysis.shots
@@ -242,19 +255,15 @@ def build_plan(
     fps = output.fps
     aspect = aspect_of(output)
     edges = cut_frames(spans, narration.duration + tail, fps)
-    ranked = rank_shots(sentences, shots)
-    hook = ranked[0][0][0]
-    # The hook's shot is spent; the rest of the lines share the other shots (all, if none left).
-    others = [j for j in range(len(shots)) if j != hook] or [hook]
-    picks = [hook]
-    if len(sentences) > 1:
-        sub = assign_shots(list(sentences[1:]), [shots[j] for j in others])
-        picks += [others[k] for k in sub]
+    if image_scores is not None and image_scores.shape != (len(sentences), len(shots)):
+        raise PlanError("image_scores", f"shape {image_scores.shape} for {len(sentences)} lines")
+    ranked, picks = shot_picks(sentences, shots, embed=embed, image_scores=image_scores)
     scores = sorted(s.score for s in shots)
     good = scores[len(scores) // 2]
     usage = _Usage()
     photo_in = [True]
     segments: list[Segment] = []
+    played: list[int] = []  # the shot each segment plays
     hook_piece: Segment | None = None
     for i, pick in enumerate(picks):
         frames = edges[i + 1] - edges[i]
@@ -270,13 +279,15 @@ def build_plan(
             pick, ranked[i], frames, fps, shots, sources, aspect, usage, good, photo_in, reserved
         )
         if i == 0:
-            hook_piece = pieces[0]
-        segments += pieces
+            hook_piece = pieces[0][0]
+        segments += [seg for seg, _ in pieces]
+        played += [j for _, j in pieces]
     assert hook_piece is not None
+    segments, music = sound_decisions(segments, [shots[j] for j in played], script, music)
     tracks = [AudioTrack(narration.audio_path, "narration")]
     if music:
-        tracks.append(AudioTrack(music, "music", gain_db=MUSIC_GAIN_DB, loop=True, duck=True))
-    cover = _cover_time(shots[hook], hook_piece)
+        tracks.append(AudioTrack(music, "music", gain_db=music_gain_db, loop=True, duck=True))
+    cover = _cover_time(shots[picks[0]], hook_piece)
     named = tuple(dataclasses.replace(c, style=style.name) for c in cues)
     return EditPlan(
         sources=sources,
@@ -287,6 +298,32 @@ def build_plan(
         audio=tuple(tracks),
         cover_time=cover,
     )
+
+
+def shot_picks(
+    sentences: Sequence[str],
+    shots: Sequence[Shot],
+    *,
+    embed: Embedder | None = None,
+    image_scores: np.ndarray | None = None,
+) -> tuple[list[list[tuple[int, float]]], list[int]]:
+    """Every sentence's ranking of the shots, and the shot each sentence starts on: the hook
+    the best for it, the others `assign_shots`' picks among the remaining shots."""
+    ranked = rank_shots(sentences, shots, embed=embed, image_scores=image_scores)
+    hook = ranked[0][0][0]
+    # The hook's shot is spent; the rest of the lines share the other shots (all, if none left).
+    others = [j for j in range(len(shots)) if j != hook] or [hook]
+    picks = [hook]
+    if len(sentences) > 1:
+        sub_scores = None if image_scores is None else image_scores[1:][:, others]
+        sub = assign_shots(
+            list(sentences[1:]),
+            [shots[j] for j in others],
+            embed=embed,
+            image_scores=sub_scores,
+        )
+        picks += [others[k] for k in sub]
+    return ranked, picks
 
 
 def _names(ranked: list[tuple[int, float]], shots: Sequence[Shot], j: int) -> bool:
@@ -300,3 +337,121 @@ def _cover_time(shot: Shot, piece: Segment) -> float:
     if shot.kind != "photo" and piece.start <= shot.keyframe_time <= piece.end:
         return round(shot.keyframe_time - piece.start, 3)
     return round(piece.duration * 0.4, 3)
+
+
+# --- the footage's own sound ---------------------------------------------------------------------
+
+# Sounds worth hearing under the narration (and at full level in its pauses), when a window of
+# the shot is at least KEEP_SCORE sure of them.
+KEEP_TAGS = ("laughter", "applause", "cheering", "animal")
+KEEP_SCORE = 0.5
+# Music (or singing) filling at least this share of a shot's windows: the footage carries music.
+MUSIC_SHARE = 0.5
+# Footage music on at least this share of the video replaces the background music (one music
+# is heard, not two); below it, the background music plays and the footage's music is muted.
+FOOTAGE_MUSIC_WINS = 0.5
+KEPT_LEVEL_DB = -20.0  # RMS (dBFS) the kept sound is brought to before ducking
+FOOTAGE_MUSIC_LEVEL_DB = -30.0  # footage music sits under the voice like background music
+MIN_GAIN, MAX_GAIN = 0.1, 4.0
+_QUOTES = re.compile(r"“([^”]+)”|\"([^\"]+)\"|「([^」]+)」|『([^』]+)』|‘([^’]+)’")
+MIN_QUOTE = 4  # characters (after normalising) a quote needs to be matched against speech
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SoundChoice:
+    """What happens to a shot's own sound: its gain in the mix and why (`Segment.sound_reason`)."""
+
+    volume: float
+    reason: str
+
+
+def _gain(level_db: float, target_db: float) -> float:
+    return round(min(MAX_GAIN, max(MIN_GAIN, 10 ** ((target_db - level_db) / 20))), 3)
+
+
+def _plain(text: str) -> str:
+    """Lower case letters and digits only, so a quote matches a transcript however punctuated."""
+    return "".join(ch for ch in text.lower() if ch.isalnum())
+
+
+def quotes_of(script: Script) -> tuple[str, ...]:
+    """What the narrated sentences quote (“...”, "...", 「...」), normalised by `_plain`."""
+    found = []
+    for sentence in script.spoken():
+        for m in _QUOTES.finditer(sentence):
+            q = _plain(next(g for g in m.groups() if g))
+            if len(q) >= MIN_QUOTE:
+                found.append(q)
+    return tuple(found)
+
+
+def sound_choice(shot: Shot, quotes: Sequence[str]) -> SoundChoice:
+    """Keep laughter, applause, cheering, animals and a line the script quotes; flag music;
+    mute wind/noise and other talk (it would fight the narration)."""
+    heard = shot.heard
+    if shot.kind != "video" or heard is None:
+        return SoundChoice(0.0, "")
+    for tag in KEEP_TAGS:
+        if any(t.tag == tag and t.score >= KEEP_SCORE for t in heard.tags):
+            return SoundChoice(_gain(heard.level_db, KEPT_LEVEL_DB), f"{tag}_kept")
+    if heard.has("speech"):
+        said = _plain(shot.text)
+        if any(q in said for q in quotes):
+            return SoundChoice(_gain(heard.level_db, KEPT_LEVEL_DB), "speech_quoted")
+    if heard.share("music") >= MUSIC_SHARE or heard.share("singing") >= MUSIC_SHARE:
+        return SoundChoice(_gain(heard.level_db, FOOTAGE_MUSIC_LEVEL_DB), "music_in_footage")
+    if heard.dominant == "noise":
+        return SoundChoice(0.0, "noise_muted")
+    if heard.dominant == "speech":
+        return SoundChoice(0.0, "speech_muted")
+    return SoundChoice(0.0, "")
+
+
+def sound_decisions(
+    segments: Sequence[Segment], shots: Sequence[Shot], script: Script, music: str | None
+) -> tuple[list[Segment], str | None]:
+    """Each segment's `volume` and `sound_reason` from the shot it plays (`shots[i]` for
+    `segments[i]`), and the background music that is left (None when footage music replaces
+    it)."""
+    quotes = quotes_of(script)
+    choices = [sound_choice(shot, quotes) for shot in shots]
+    total = sum(seg.duration for seg in segments) or 1.0
+    with_music = sum(
+        seg.duration
+        for seg, c in zip(segments, choices, strict=True)
+        if c.reason == "music_in_footage"
+    )
+    if music and with_music:
+        if with_music / total >= FOOTAGE_MUSIC_WINS:
+            music = None  # the footage's own music carries the video: no second tune on top
+        else:
+            choices = [
+                SoundChoice(0.0, "footage_music_muted") if c.reason == "music_in_footage" else c
+                for c in choices
+            ]
+    out = [
+        dataclasses.replace(seg, volume=c.volume, sound_reason=c.reason)
+        for seg, c in zip(segments, choices, strict=True)
+    ]
+    return out, music
+
+
+def sound_notes(
+    plan: EditPlan, spans: Sequence[tuple[float, float]], music: str | None
+) -> tuple[tuple[int, str], ...]:
+    """For the storyboard: (sentence number from 1, reason) for each sound decision, in order,
+    once per sentence; (0, "music_left_out") first when the footage's music replaced `music`."""
+    from pipeline.render.renderer import frame_counts
+
+    edges = cut_frames(spans, plan.duration, plan.output.fps)
+    notes: list[tuple[int, str]] = []
+    if music and not any(t.role == "music" for t in plan.audio):
+        notes.append((0, "music_left_out"))
+    at = 0
+    for seg, n in zip(plan.segments, frame_counts(plan), strict=True):
+        sentence = max(i for i, e in enumerate(edges[:-1]) if e <= at) + 1
+        note = (sentence, seg.sound_reason)
+        if seg.sound_reason and note not in notes:
+            notes.append(note)
+        at += n
+    return tuple(notes)

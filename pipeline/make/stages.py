@@ -19,6 +19,7 @@ from typing import Any
 from pipeline.brief import Brief
 from pipeline.errors import Cancelled, MediaError
 from pipeline.footage import Analysis, analyze
+from pipeline.footage.model import Seen
 from pipeline.jsonfiles import from_dict, load_json, save_json, to_dict
 from pipeline.loadonce import Loader
 from pipeline.make.jobdir import StageLog, digest, file_hash
@@ -124,16 +125,24 @@ def check_media(job: StageRun, brief: Brief, media: tuple[MediaInfo, ...]) -> No
     """Warn about each file left out; a `MediaError` when nothing usable remains."""
     data = load_json(job.dir / "media.json")
     for s in data.get("skipped", []):
-        name = os.path.basename(s["path"])
+        name = shown_name(brief, s["path"])
         job.warn(Notice("footage_skipped", {"name": name, "reason": s["reason"]}), brief.language)
     if not media:
-        _none_usable(data.get("skipped", []), brief.footage[0].path if brief.footage else "")
+        _none_usable(brief, data.get("skipped", []), brief.footage[0].path if brief.footage else "")
 
 
-def _none_usable(skipped: list[dict[str, str]], fallback: str) -> None:
+def shown_name(brief: Brief, path: str) -> str:
+    """The name the user gave a footage file (the bot's `Footage.name`), else its file name."""
+    for f in brief.footage:
+        if f.path == path and f.name:
+            return f.name
+    return os.path.basename(path)
+
+
+def _none_usable(brief: Brief, skipped: list[dict[str, str]], fallback: str) -> None:
     """Raise the error that ends a job with no usable footage, naming every file left out."""
     first = skipped[0] if skipped else {"path": fallback, "reason": "missing"}
-    names = ", ".join(f"{os.path.basename(s['path'])} ({s['reason'].replace('_', ' ')})"
+    names = ", ".join(f"{shown_name(brief, s['path'])} ({s['reason'].replace('_', ' ')})"
                       for s in skipped)  # fmt: skip
     raise MediaError(first["path"], first["reason"], f"no usable footage left: {names}")
 
@@ -144,13 +153,13 @@ def check_analysis(job: StageRun, brief: Brief, media: tuple[MediaInfo, ...],
     analysis); a `MediaError` naming every file left out when no shot remains."""
     failed = [f for f in analysis.files if f.failed]
     for f in failed:
-        notice = Notice("footage_skipped", {"name": os.path.basename(f.path), "reason": f.failed})
+        notice = Notice("footage_skipped", {"name": shown_name(brief, f.path), "reason": f.failed})
         job.warn(notice, brief.language)
     if not analysis.shots:
         data = load_json(job.dir / "media.json")
         skipped = [*data.get("skipped", []), *({"path": f.path, "reason": f.failed or "corrupt"}
                                               for f in analysis.files)]  # fmt: skip
-        _none_usable(skipped, media[0].path if media else "")
+        _none_usable(brief, skipped, media[0].path if media else "")
 
 
 def analysis_stage(
@@ -195,10 +204,22 @@ def _footage_transcriber(config: Settings) -> Any:
 
 
 def script_request(brief: Brief, analysis: Analysis) -> Any:
-    from pipeline.script import ScriptRequest
+    """The writer's request: the brief, the shots' captions and speech, and what each shot
+    shows (in the video's language) with its length and quality, in footage order."""
+    from pipeline.script import ScriptRequest, ShotNote
 
     texts = tuple(dict.fromkeys(s.text for s in analysis.shots if s.text.strip()))
-    return ScriptRequest.from_brief(brief, footage_text=texts)
+    shots = tuple(
+        ShotNote(
+            words=s.seen.words(brief.language),
+            seconds=round(s.duration, 1),
+            score=s.score,
+            screen_text=s.seen.text,
+            description=s.seen.description,
+        )
+        for s in analysis.shots
+    )
+    return ScriptRequest.from_brief(brief, footage_text=texts, shots=shots)
 
 
 def script_stage(
@@ -327,35 +348,116 @@ def plan_stage(
     narration: Any,
     keys: list[str],
 ) -> EditPlan:
-    from pipeline.make.planner import build_plan
+    from pipeline.make.planner import MUSIC_GAIN_DB, build_plan
+    from pipeline.music import check_music
     from pipeline.narrate.cues import build_cues, caption_style
 
     music = brief.music
     music_hash = file_hash(music) if music and os.path.isfile(music) else None
-    key = digest("plan", keys, dataclasses.asdict(brief.output), music, music_hash, CAPTION_PRESET)
+    models = (job.settings.text_embed_model, job.settings.image_text_model)
+    key = digest(
+        "plan", keys, dataclasses.asdict(brief.output), music, music_hash, CAPTION_PRESET, models
+    )
     if job.log.fresh("plan", key):
         job.log.reused("plan")
         return EditPlan.load(job.dir / "plan.json")
     job.report("plan", 0.1)
     style = caption_style(CAPTION_PRESET)
     cues = build_cues(narration.words, narration.line_spans, script.language, style=style.name)
-    plan = build_plan(media, analysis, script, narration, cues, style, brief.output, music)
+    gain = check_music(music).gain_db if music else MUSIC_GAIN_DB
+    embed, image_scores = matchers(job.settings, script, analysis, media)
+    plan = build_plan(
+        media,
+        analysis,
+        script,
+        narration,
+        cues,
+        style,
+        brief.output,
+        music,
+        music_gain_db=gain,
+        embed=embed,
+        image_scores=image_scores,
+    )
     plan.save(job.dir / "plan.json")
     job.log.record("plan", key, ["plan.json"], ran=True)
     job.report("plan", 1.0)
     return plan
 
 
-def storyboard_stage(job: StageRun, plan: EditPlan, narration: Any) -> None:
+SHOWN_FILE = "storyboard.json"
+
+
+def matchers(
+    config: Settings, script: Script, analysis: Analysis, media: tuple[MediaInfo, ...]
+) -> tuple[Any, Any]:
+    """The text embedder (the packaged multilingual-e5 unless `REELBOT_TEXT_EMBED_MODEL` names
+    another or `off`) and, when `REELBOT_IMAGE_TEXT_MODEL` is set, the sentences x shots
+    image-text scores. A model that fails to load is logged and left out: matching still has
+    the shots' words."""
+    from pipeline.footage import scorers
+
+    embed: Any = None
+    image_scores: Any = None
+    try:
+        embed = scorers.text_embedder(config.text_embed_model or None)
+    except scorers.ModelLoadError as exc:
+        log.warning("text embedder not used: %s", exc.message)
+    if config.image_text_model:
+        try:
+            scorer = scorers.image_text_scorer(config.image_text_model)
+            if scorer is not None:
+                spoken = list(script.spoken())
+                image_scores = scorers.keyframe_scores(scorer, spoken, analysis.shots, media)
+        except scorers.ModelLoadError as exc:
+            log.warning("image-text model not used: %s", exc.message)
+    return embed, image_scores
+
+
+def storyboard_stage(job: StageRun, plan: EditPlan, narration: Any, analysis: Analysis) -> None:
     """key_NN.jpg: one frame per sentence for the storyboard the bot shows before rendering
-    (only `prepare` and `revise` ask for it: a plain make has no use for it)."""
-    key = digest("storyboard", file_hash(job.dir / "plan.json"))
+    (only `prepare` and `revise` ask for it: a plain make has no use for it), and
+    storyboard.json: what the shot under each sentence shows, in zh and en."""
+    key = digest("storyboard", file_hash(job.dir / "plan.json"), file_hash(job.dir / "shots.json"))
     if job.log.fresh("storyboard", key):
         job.log.reused("storyboard")
         return
     for old in job.dir.glob("key_*.jpg"):  # a shorter script leaves no stale frames behind
         old.unlink()
-    job.log.record("storyboard", key, _keyframes(job, plan, narration), ran=True)
+    names = _keyframes(job, plan, narration)
+    shown = [
+        {"zh": seen.summary("zh"), "en": seen.summary("en")}
+        for seen in shown_per_sentence(plan, narration, analysis)
+    ]
+    save_json(job.dir / SHOWN_FILE, {"shown": shown})
+    job.log.record("storyboard", key, [*names, SHOWN_FILE], ran=True)
+
+
+def shown_per_sentence(plan: EditPlan, narration: Any, analysis: Analysis) -> list[Seen]:
+    """What the first shot under each narrated sentence shows (an empty `Seen` if unknown)."""
+    from pipeline.make.planner import cut_frames
+    from pipeline.render.renderer import frame_counts
+
+    fps = plan.output.fps
+    edges = cut_frames(narration.line_spans, plan.duration, fps)
+    starts, acc = [], 0
+    for n in frame_counts(plan):
+        starts.append(acc)
+        acc += n
+    out = []
+    for edge in edges[:-1]:
+        seg = plan.segments[next(j for j, s in enumerate(starts) if s >= edge)]
+        mid = (seg.start + seg.end) / 2
+        shot = next(
+            (
+                s
+                for s in analysis.shots
+                if s.source == seg.source and (s.kind == "photo" or s.start <= mid <= s.end)
+            ),
+            None,
+        )
+        out.append(shot.seen if shot is not None else Seen())
+    return out
 
 
 def _keyframes(job: StageRun, plan: EditPlan, narration: Any) -> list[str]:

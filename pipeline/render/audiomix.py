@@ -1,7 +1,8 @@
 """The sound of a plan, mixed and measured before the picture is rendered.
 
-Narration, music (looped, ducked under the narration by a sidechain compressor) and any source
-sound are mixed into one WAV of the video's length, and its loudness is measured in the same
+Narration, music (looped, ducked under the narration by a sidechain compressor) and the source
+sound the plan keeps (`Segment.volume`, ducked the same way, so it is heard in the pauses) are
+mixed into one WAV of the video's length, and its loudness is measured in the same
 short audio-only ffmpeg run, so the render pass can normalise *linearly* to the platforms'
 -14 LUFS / -1 dBTP (single-pass loudnorm is dynamic and misses the target by a few LU on short
 speech).
@@ -15,13 +16,24 @@ import os
 import re
 import subprocess
 import threading
+import time
 from dataclasses import dataclass
 
-from pipeline.errors import Cancelled, RenderError
-from pipeline.ffmpeg import ffmpeg_exe
+from pipeline.errors import Cancelled, RenderError, RenderTimeout
+from pipeline.ffmpeg import ffmpeg_exe, kill, limits_for, popen
 from pipeline.plan import EditPlan
 
 # --- audio -----------------------------------------------------------------------------------
+
+# Ducking (music and kept footage sound under the narration): the voice over the threshold
+# (amplitude) pulls the ducked track down by up to ratio:1; the release brings it back within
+# a pause between sentences. The footage's own sound comes back faster than music: a laugh in
+# a half-second pause must be heard, while music rising and falling that fast would pump.
+DUCK_THRESHOLD = 0.02
+DUCK_RATIO = 12
+DUCK_ATTACK_MS = 15
+MUSIC_RELEASE_MS = 400
+SOURCE_RELEASE_MS = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +77,7 @@ def mix_audio(
         )
         k += 1
     t = 0.0
+    sources: list[str] = []
     for seg in plan.segments:
         src = plan.sources[seg.source]
         if seg.volume > 0 and src.has_audio and src.kind == "video":
@@ -73,32 +86,41 @@ def mix_audio(
                 f"[{k}:a]aresample=48000,aformat=channel_layouts=stereo,volume={seg.volume},"
                 f"asetpts=PTS-STARTPTS,adelay={int(t * 1000)}:all=1[src{k}]"
             )
-            labels.append(f"[src{k}]")
+            sources.append(f"[src{k}]")
             k += 1
         t += seg.duration
     if k == 0:
         return None
-    if narr_label is not None and music:
-        # The narration feeds the music's compressor (ducking) and the mix itself.
-        n_duck = sum(1 for tr in music if tr.duck)
-        chains.append(f"[narr]asplit={n_duck + 1}[narr_mix]" + "".join(
-            f"[narr_sc{m}]" for m in range(n_duck)))  # fmt: skip
+    if len(sources) > 1:
+        # The kept pieces never overlap: one track of the footage's own sound.
+        chains.append(f"{''.join(sources)}amix=inputs={len(sources)}:normalize=0[srcall]")
+    elif sources:
+        chains.append(f"{sources[0]}anull[srcall]")
+    # The narration keys a compressor on each ducked track (music, the footage's own sound):
+    # they drop under the voice and come back in the pauses between sentences.
+    ducked = [f"mus{m}" for m, tr in enumerate(music) if tr.duck]
+    plain = [f"[mus{m}]" for m, tr in enumerate(music) if not tr.duck]
+    if sources:
+        ducked.append("srcall")
+    if narr_label is not None and ducked:
+        # Padded to the video's length: the compressor stops with its shorter input, and the
+        # tail after the last word must keep the music and the footage's sound.
+        keys = "".join(f"[narr_sc{d}]" for d in range(len(ducked)))
+        chains.append(f"[narr]apad=whole_dur={total:.3f},asplit={len(ducked) + 1}[narr_mix]{keys}")
         labels.append("[narr_mix]")
-        d = 0
-        for m, tr in enumerate(music):
-            if tr.duck:
-                chains.append(
-                    f"[mus{m}][narr_sc{d}]sidechaincompress=threshold=0.02:ratio=12:"
-                    f"attack=15:release=400:makeup=1[duck{m}]"
-                )
-                labels.append(f"[duck{m}]")
-                d += 1
-            else:
-                labels.append(f"[mus{m}]")
+        for d, name in enumerate(ducked):
+            release = SOURCE_RELEASE_MS if name == "srcall" else MUSIC_RELEASE_MS
+            chains.append(
+                f"[{name}][narr_sc{d}]sidechaincompress=threshold={DUCK_THRESHOLD}:"
+                f"ratio={DUCK_RATIO}:attack={DUCK_ATTACK_MS}:release={release}:"
+                f"makeup=1[duck{d}]"
+            )
+            labels.append(f"[duck{d}]")
     else:
         if narr_label is not None:
             labels.append("[narr]")
-        labels += [f"[mus{m}]" for m in range(len(music))]
+        labels += [f"[{name}]" for name in ducked]
+    labels += plain
     mix = (
         f"{''.join(labels)}amix=inputs={len(labels)}:normalize=0:duration=longest,"
         if len(labels) > 1
@@ -122,9 +144,16 @@ def mix_audio(
 def _run_capturing(
     args: list[str], total: float, cancel: threading.Event | None, sink: list[str]
 ) -> None:
+    """Run ffmpeg keeping its whole log (the loudness report is in it), with a time limit.
+
+    An audio-only pass runs at tens of times real time: its limit is the video pass's overall
+    limit for the same length, far more than it needs, but never forever.
+    """
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", "-loglevel", "info", *args]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            encoding="utf-8", errors="replace")  # fmt: skip
+    _, limit = limits_for(total)
+    deadline = time.monotonic() + limit
+    proc = popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                 text=True, encoding="utf-8", errors="replace")  # fmt: skip
     try:
         while True:
             try:
@@ -132,13 +161,16 @@ def _run_capturing(
                 break
             except subprocess.TimeoutExpired:
                 if cancel is not None and cancel.is_set():
-                    proc.kill()
-                    proc.wait()
+                    kill(proc)
                     raise Cancelled("audio mix cancelled") from None
+                if time.monotonic() > deadline:
+                    kill(proc)
+                    raise RenderTimeout(
+                        f"audio mix: ffmpeg ran longer than {limit:.0f} s and was stopped",
+                        "too_long",
+                    ) from None
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        kill(proc)
     sink.extend(err.splitlines())
     if proc.returncode != 0:
         raise RenderError("audio mix failed", "\n".join(sink[-30:]), proc.returncode)

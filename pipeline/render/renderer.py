@@ -3,27 +3,42 @@
 The sound is mixed first in a short audio-only pass (narration, music ducked under it by a
 sidechain compressor, any source sound) that also measures its loudness, so the main pass can
 normalise it linearly to the platforms' -14 LUFS / -1 dBTP (single-pass loudnorm is dynamic and
-misses the target by a few LU on short speech). The main pass decodes each segment with input
-seeking, crops before it scales (a 9:16 window of 1080p is a third of the pixels), concatenates,
-burns the captions in with libass and encodes H.264 + AAC.
+misses the target by a few LU on short speech). Sources far larger than the output (8K video,
+huge photos) are first shrunk into proxies, one pass per file. The main pass decodes each
+segment with input seeking, crops before it scales (a 9:16 window of 1080p is a third of the
+pixels), concatenates, burns the captions in with libass and encodes H.264 + AAC; the filter
+graph is built by `pipeline.render.filters`.
+
+If the main pass fails or stalls (see `pipeline.ffmpeg.run_ffmpeg`'s watchdog) it is retried
+once segment by segment: each segment alone into a near-lossless intermediate file, then those
+joined, captioned and encoded. Slower, but each ffmpeg then has a single input.
 """
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import logging
-import math
 import os
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from fractions import Fraction
 
-from pipeline.ffmpeg import has_encoder, run_ffmpeg
-from pipeline.media import MediaInfo
-from pipeline.plan import EditPlan, OutputSpec, Rect, Segment, validate_plan
+from pipeline.errors import Cancelled, RenderError, RenderTimeout
+from pipeline.ffmpeg import has_encoder, limits_for, run_ffmpeg
+from pipeline.plan import EditPlan, OutputSpec, validate_plan
 from pipeline.render.audiomix import Loudness, mix_audio
+from pipeline.render.filters import (
+    frame_counts,
+    join_chain,
+    segment_chain,
+    segment_input,
+    segments_graph,
+)
+from pipeline.render.proxies import shrink_sources, slowness
 from pipeline.render.segments import (
     CacheStats,
     SegmentCache,
@@ -33,13 +48,11 @@ from pipeline.render.segments import (
 )
 from pipeline.render.subtitles import build_ass
 
+__all__ = ["RenderResult", "build_command", "extract_frame", "frame_counts", "render"]
+
 log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[float], None]
-
-# swscale's default. Bilinear was measured too: a little cheaper and softer, but its smoothing
-# of sensor grain shrinks files by ~20%, which is quality given away, not speed found.
-SCALE_FLAGS = "bicubic"
 
 # x264's veryfast preset with a diamond motion search and the simplest sub-pixel refinement.
 # On phone footage the grain defeats the hexagon search and the extra refinement: measured on
@@ -47,39 +60,9 @@ SCALE_FLAGS = "bicubic"
 # uncompressed frames and a file within 2% of plain veryfast (README, "Renderer speed").
 X264_PARAMS = "me=dia:subme=1"
 
-# Every frame leaves its segment as BT.709 limited range, what players assume for HD H.264:
-# photos (JPEG, full-range BT.601) and clips would otherwise mix ranges in one stream.
-COLOUR = "out_color_matrix=bt709:out_range=tv"
-
-# HDR video (HLG from phones, PQ/HDR10) is tone-mapped to SDR BT.709 at the output size (after
-# the crop and scale, so on the fewest pixels) through the 3D LUT of `pipeline.hdr`: zimg's
-# chain sampled once. SDR colours stored as HLG come back within ~5%, highlights roll off,
-# HLG's reference white (75%) lands at ~92%, near what BT.2408 suggests. Without it HLG looks
-# grey and flat.
-
-
-def _lut(src: MediaInfo) -> str:
-    """RGB (gbrp16le) in, tone-mapped BT.709 YUV out."""
-    from pipeline.hdr import cube_file
-
-    cube = _filter_path(cube_file(src.hdr))
-    return f"lut3d=file={cube}:interp=tetrahedral,scale=out_color_matrix=bt709:out_range=tv,"
-
-
-def _tonemap(src: MediaInfo) -> str:
-    """HDR YUV in, tone-mapped BT.709 YUV out."""
-    return "scale=in_color_matrix=bt2020:in_range=tv,format=gbrp16le," + _lut(src)
-
-
-def _tick(fps: float) -> str:
-    """One frame's duration as an exact fraction for ffmpeg ("1/30", "1001/30000")."""
-    rate = Fraction(fps).limit_denominator(1001)
-    return f"{rate.denominator}/{rate.numerator}"
-
-
-def _colour(src: MediaInfo) -> str:
-    """The scaler's colour conversion: to BT.709 tv range, except for HDR (tone-mapped later)."""
-    return "" if src.hdr else f":{COLOUR}"
+# The segment-by-segment retry's intermediate files: x264 at a quality the final encode cannot
+# tell from the original, at the cheapest preset.
+INTERMEDIATE = ["-c:v", "libx264", "-preset", "ultrafast", "-crf", "8", "-pix_fmt", "yuv420p"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,150 +79,6 @@ class RenderResult:
     size_bytes: int
     seconds: float  # wall time of the render
     segments: CacheStats | None = None  # what the segment cache gave, when one was used
-
-
-def frame_counts(plan: EditPlan) -> list[int]:
-    """Frames per segment, rounded on the *cumulative* timeline so cuts land on exact frames.
-
-    Rounding each segment alone would let errors add up: ten 1.017 s segments would drift by
-    a frame. Here segment i spans frames round(T_i * fps) .. round(T_{i+1} * fps).
-    """
-    fps = plan.output.fps
-    counts, t, prev = [], 0.0, 0
-    for seg in plan.segments:
-        t += seg.duration
-        edge = round(t * fps)
-        counts.append(max(edge - prev, 1))
-        prev = edge
-    return counts
-
-
-def _even(v: float) -> int:
-    return max(2, round(v / 2) * 2)
-
-
-def _px(rect: Rect, src: MediaInfo) -> tuple[float, float, float, float]:
-    return rect.x * src.width, rect.y * src.height, rect.w * src.width, rect.h * src.height
-
-
-def _fit_aspect(rect: Rect, src: MediaInfo, out: OutputSpec) -> Rect:
-    """Shrink a window about its centre to the output's aspect if the plan's is off by >1%."""
-    want = out.width / out.height
-    x, y, w, h = _px(rect, src)
-    have = w / h
-    if abs(have / want - 1) <= 0.01:
-        return rect
-    if have > want:
-        nw = h * want
-        x, w = x + (w - nw) / 2, nw
-    else:
-        nh = w / want
-        y, h = y + (h - nh) / 2, nh
-    return Rect(x / src.width, y / src.height, w / src.width, h / src.height)
-
-
-def _crop_filter(x: float, y: float, w: float, h: float) -> str:
-    return f"crop={_even(w)}:{_even(h)}:{int(x)}:{int(y)}"
-
-
-def _motion_filters(seg: Segment, src: MediaInfo, out: OutputSpec, n: int) -> tuple[str, str]:
-    """Filters (before, after a photo's frame loop) for a window moving from crop to crop_end.
-
-    The union of both windows is cropped and scaled once; `perspective` then samples the moving
-    window with sub-pixel precision each frame (zoompan rounds to whole pixels and judders).
-    """
-    assert seg.crop_end is not None
-    a = _px(_fit_aspect(seg.crop, src, out), src)
-    b = _px(_fit_aspect(seg.crop_end, src, out), src)
-    ux, uy = min(a[0], b[0]), min(a[1], b[1])
-    ux2, uy2 = max(a[0] + a[2], b[0] + b[2]), max(a[1] + a[3], b[1] + b[3])
-    ux, uy = math.floor(ux), math.floor(uy)
-    uw, uh = min(math.ceil(ux2 - ux), src.width - ux), min(math.ceil(uy2 - uy), src.height - uy)
-    # Scale so the smaller window keeps at least the output's resolution, within 2x the output.
-    k = out.width / min(a[2], b[2])
-    k = min(k, 2.0 * max(out.width, out.height) / max(uw, uh))
-    sw, sh = _even(uw * k), _even(uh * k)
-    kx, ky = sw / uw, sh / uh
-    span = max(n - 1, 1)
-    p = f"min(in/{span},1)"
-    if seg.ease == "smooth":
-        p = f"({p})*({p})*(3-2*({p}))"
-
-    def lerp(v0: float, v1: float) -> str:
-        return f"({v0:.3f}+({v1 - v0:.3f})*{p})"
-
-    def corner(
-        rect: tuple[float, float, float, float], fx: float, fy: float
-    ) -> tuple[float, float]:
-        return (rect[0] - ux + fx * rect[2]) * kx, (rect[1] - uy + fy * rect[3]) * ky
-
-    coords = []
-    for i, (fx, fy) in enumerate(((0, 0), (1, 0), (0, 1), (1, 1))):
-        (x0, y0), (x1, y1) = corner(a, fx, fy), corner(b, fx, fy)
-        coords.append(f"x{i}='{lerp(x0, x1)}':y{i}='{lerp(y0, y1)}'")
-    before = f"crop={uw}:{uh}:{ux}:{uy},scale={sw}:{sh}:flags=bicubic{_colour(src)}"
-    after = f"perspective={':'.join(coords)}:interpolation=linear:sense=source:eval=frame"
-    if (sw, sh) != (out.width, out.height):
-        after += f",scale={out.width}:{out.height}:flags={SCALE_FLAGS}{_colour(src)}"
-    return before, after
-
-
-def _segment_input(seg: Segment, src: MediaInfo, n: int, fps: float) -> list[str]:
-    if src.kind == "photo":
-        return ["-i", src.path]
-    need = n / fps + 2.0 / fps
-    if src.kind == "animation" and src.video_codec == "webp":
-        # ffmpeg's WebP demuxer cannot seek back, so -stream_loop never ends (a hung render);
-        # a segment stays inside the animation's length anyway, and the chain pads its end.
-        return ["-t", f"{seg.start + need:.3f}", "-i", src.path]
-    if src.kind == "animation":
-        # GIFs are short and loop by nature: loop the input rather than run out.
-        return ["-stream_loop", "-1", "-t", f"{seg.start + need:.3f}", "-i", src.path]
-    # Input seeking: ffmpeg jumps to the keyframe before `start` and drops frames up to it.
-    return ["-ss", f"{seg.start:.3f}", "-t", f"{need:.3f}", "-i", src.path]
-
-
-def _segment_chain(k: int, seg: Segment, src: MediaInfo, out: OutputSpec, n: int) -> str:
-    """The filter chain turning input k into exactly n output frames of the output's size."""
-    size = f"scale={out.width}:{out.height}:flags={SCALE_FLAGS}{_colour(src)}"
-    tail = f"setsar=1,format=yuv420p,setpts=PTS-STARTPTS[v{k}]"
-    if src.hdr and src.kind == "video":
-        if seg.crop_end is None:  # one scaler pass both scales and turns BT.2020 YUV into RGB
-            size += ":in_color_matrix=bt2020:in_range=tv,format=gbrp16le"
-            tail = _lut(src) + tail
-        else:
-            tail = _tonemap(src) + tail
-    if src.kind == "photo":
-        # The frames get the output's time base before their timestamps: an image's own time
-        # base (1/25 from the image demuxer) would round N/30 s to 1/25 s ticks, and concat
-        # would then start every later segment up to a frame early (captions drifting late).
-        loop = f"loop=loop={n - 1}:size=1:start=0,settb={_tick(out.fps)},setpts=N"
-        if seg.crop_end is None:
-            crop = _crop_filter(*_px(_fit_aspect(seg.crop, src, out), src))
-            return f"[{k}:v]{crop},{size},format=yuv420p,{loop},{tail}"
-        before, after = _motion_filters(seg, src, out, n)
-        return f"[{k}:v]{before},format=yuv420p,{loop},{after},{tail}"
-    head = f"[{k}:v]fps={out.fps}"
-    if src.kind == "animation" and seg.start > 0:
-        head += f",trim=start={seg.start:.3f},setpts=PTS-STARTPTS"
-    # If the source runs out a frame early (rounding at its very end), repeat its last frame.
-    pad = ",tpad=stop=-1:stop_mode=clone" if seg.start + n / out.fps > src.duration - 0.1 else ""
-    head += f"{pad},trim=end_frame={n}"
-    if seg.crop_end is None:
-        crop = _crop_filter(*_px(_fit_aspect(seg.crop, src, out), src))
-        return f"{head},{crop},{size},{tail}"
-    before, after = _motion_filters(seg, src, out, n)
-    return f"{head},{before},{after},{tail}"
-
-
-def _filter_path(path: str) -> str:
-    """Quote a path for use as a filter option value inside -filter_complex."""
-    return (
-        "'" + path.replace("\\", "\\\\\\\\").replace("'", "'\\\\\\''").replace(":", "\\\\:") + "'"
-    )
-
-
-# --- the main pass ---------------------------------------------------------------------------
 
 
 def choose_encoder(out: OutputSpec) -> str:
@@ -259,29 +98,15 @@ def _video_codec_args(out: OutputSpec, encoder: str) -> list[str]:
             "-color_trc", "bt709"]  # fmt: skip
 
 
-def build_command(
-    plan: EditPlan, ass_path: str | None, audio: tuple[str, Loudness] | None, out_path: str,
-    encoder: str, keyframes: bool = False,
+def _audio_and_output(
+    plan: EditPlan, audio: tuple[str, Loudness] | None, a_in: int, total_frames: int,
+    out_path: str, encoder: str, video_chains: list[str], keyframes: list[int] | None = None,
 ) -> list[str]:  # fmt: skip
-    """The main pass's ffmpeg arguments (without the binary), for inspection and for running;
-    `keyframes` forces an IDR frame at each segment start (for the segment cache)."""
+    """The sound input and chain, the mapping and encoder options, the output; `keyframes`
+    (segment frame counts) forces an IDR frame at each segment start, for the segment cache."""
     out = plan.output
-    counts = frame_counts(plan)
     args: list[str] = []
-    chains: list[str] = []
-    for k, (seg, n) in enumerate(zip(plan.segments, counts, strict=True)):
-        src = plan.sources[seg.source]
-        args += _segment_input(seg, src, n, out.fps)
-        chains.append(_segment_chain(k, seg, src, out, n))
-    total_frames = sum(counts)
-    inputs = "".join(f"[v{k}]" for k in range(len(counts)))
-    video = f"{inputs}concat=n={len(counts)}:v=1:a=0" if len(counts) > 1 else f"{inputs}null"
-    if ass_path is not None:
-        # No fontsdir: libass would load every font file in it (the CJK collection is ~200 MB
-        # of RSS); fontconfig, which found the font, hands libass just the one it needs.
-        video += f",ass=filename={_filter_path(ass_path)}:shaping=complex"
-    chains.append(video + "[vout]")
-    a_in = len(counts)
+    chains = list(video_chains)
     if audio is not None:
         wav, ln = audio
         args += ["-i", wav]
@@ -301,13 +126,118 @@ def build_command(
     args += [
         "-filter_complex", ";".join(chains), "-filter_complex_threads", "2",
         "-map", "[vout]", "-map", "[aout]",
-        *_video_codec_args(out, encoder), *(keyframe_args(counts) if keyframes else []),
+        *_video_codec_args(out, encoder), *(keyframe_args(keyframes) if keyframes else []),
         "-r", f"{out.fps}", "-frames:v", str(total_frames),
         "-c:a", "aac", "-b:a", f"{out.audio_bitrate_k}k", "-ar", "48000", "-ac", "2",
         "-t", f"{duration:.4f}", "-movflags", "+faststart",
         "-metadata", "comment=made with reelbot", out_path,
     ]  # fmt: skip
     return args
+
+
+def build_command(
+    plan: EditPlan, ass_path: str | None, audio: tuple[str, Loudness] | None, out_path: str,
+    encoder: str, keyframes: bool = False,
+) -> list[str]:  # fmt: skip
+    """The main pass's ffmpeg arguments (without the binary), for inspection and for running;
+    `keyframes` forces an IDR frame at each segment start (for the segment cache).
+
+    Every input gets `-reinit_filter 0`: by default ffmpeg rebuilds the whole filter graph when
+    a decoded frame's parameters change mid-stream, which happens at the joins of footage glued
+    from separately encoded shots (phone apps: one shot untagged, the next BT.470BG). The
+    bundled ffmpeg (n9.0.2) deadlocks when that rebuild happens after another input of the
+    graph has already ended (its `-t` reached), concat waiting on a stream that never comes.
+    The chains convert every frame to BT.709 explicitly, so a rebuild gains nothing.
+    """
+    counts = frame_counts(plan)
+    args: list[str] = []
+    for seg, n in zip(plan.segments, counts, strict=True):
+        src = plan.sources[seg.source]
+        args += ["-reinit_filter", "0", *segment_input(seg, src, n, plan.output.fps)]
+    chains = segments_graph(plan, counts, ass_path)
+    return args + _audio_and_output(plan, audio, len(counts), sum(counts), out_path, encoder,
+                                    chains, counts if keyframes else None)  # fmt: skip
+
+
+def _segment_command(plan: EditPlan, k: int, n: int, out_path: str) -> list[str]:
+    """One segment alone, picture only, into a near-lossless intermediate file."""
+    seg = plan.segments[k]
+    src = plan.sources[seg.source]
+    chain = segment_chain(0, seg, src, plan.output, n)
+    return [*segment_input(seg, src, n, plan.output.fps), "-filter_complex", chain,
+            "-map", "[v0]", *INTERMEDIATE, "-r", f"{plan.output.fps}", "-frames:v", str(n),
+            "-an", out_path]  # fmt: skip
+
+
+def _join_command(
+    plan: EditPlan, parts: list[str], ass_path: str | None, audio: tuple[str, Loudness] | None,
+    out_path: str, encoder: str, keyframes: bool = False,
+) -> list[str]:  # fmt: skip
+    """The intermediate files concatenated, captioned and encoded with the sound."""
+    args: list[str] = []
+    chains = []
+    for k, part in enumerate(parts):
+        args += ["-i", part]
+        chains.append(f"[{k}:v]setpts=PTS-STARTPTS[v{k}]")
+    chains.append(join_chain(len(parts), ass_path))
+    counts = frame_counts(plan)
+    return args + _audio_and_output(plan, audio, len(parts), sum(counts), out_path, encoder,
+                                    chains, counts if keyframes else None)  # fmt: skip
+
+
+def _render_by_segments(
+    plan: EditPlan, tmp: str, ass_path: str | None, audio: tuple[str, Loudness] | None,
+    partial: str, encoder: str, report: ProgressFn, cancel: threading.Event | None,
+    slow: float, keyframes: bool = False,
+) -> None:  # fmt: skip
+    counts = frame_counts(plan)
+    total = plan.duration
+    parts, done = [], 0.0
+    for k, n in enumerate(counts):
+        part = os.path.join(tmp, f"segment-{k}.mkv")
+        seconds = n / plan.output.fps
+        stall, limit = limits_for(seconds, slow)
+
+        def step(f: float, base: float = done, span: float = seconds) -> None:
+            report(0.03 + 0.45 * (base + f * span) / total)
+
+        run_ffmpeg(_segment_command(plan, k, n, part), duration=seconds, progress=step,
+                   cancel=cancel, what=f"render (segment {k + 1} of {len(counts)})",
+                   stall_after=stall, time_limit=limit)  # fmt: skip
+        parts.append(part)
+        done += seconds
+    stall, limit = limits_for(total)
+    join = _join_command(plan, parts, ass_path, audio, partial, encoder, keyframes)
+    run_ffmpeg(join, duration=total,
+               progress=lambda f: report(0.48 + 0.5 * f), cancel=cancel,
+               what="render (joining the segments)", stall_after=stall,
+               time_limit=limit)  # fmt: skip
+
+
+def _partial_path(out_path: str) -> str:
+    """A temporary name beside the output that no other render shares, stale ones removed.
+
+    The name carries this process's id and a random part: a render resumed after a crash must
+    never write the same file as a leftover ffmpeg of the crashed one (that mix is a corrupt
+    MP4). Leftovers of processes that are gone are deleted.
+    """
+    folder, name = os.path.split(os.path.abspath(out_path))
+    for stale in glob.glob(os.path.join(glob.escape(folder), f".{glob.escape(name)}.*.part.mp4")):
+        pid = os.path.basename(stale)[len(name) + 2 :].split("-", 1)[0]
+        if not pid.isdigit() or not _alive(int(pid)):
+            with contextlib.suppress(OSError):
+                os.remove(stale)
+    return os.path.join(folder, f".{name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.part.mp4")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def render(
@@ -342,38 +272,66 @@ def render(
                 with open(captions_path, "w", encoding="utf-8") as fh:
                     fh.write(text)
         audio = mix_audio(plan, tmp, cancel)
+        report(0.02)
+        work = shrink_sources(plan, tmp, cancel)
         report(0.03)
-        partial = os.path.join(os.path.dirname(os.path.abspath(out_path)),
-                               f".{os.path.basename(out_path)}.part.mp4")  # fmt: skip
+        partial = _partial_path(out_path)
+        slow = slowness(work)
+        stall, limit = limits_for(plan.duration, slow)
+        # Keyed on the plan as given (the sources' own fingerprints), encoded from `work`.
         cache = SegmentCache(segments_dir) if segments_dir is not None else None
-        keys = segment_keys(plan, text, encoder) if cache else []
+        keys = segment_keys(plan, text, encoder) if cache is not None else []
+        known = cache is not None and any(cache.has(k) for k in keys)
         stats = None
         try:
-            if cache is not None and any(cache.has(k) for k in keys):
-                stats = render_from_cache(
-                    plan, cache, keys, ass_path, audio, encoder, partial, tmp,
-                    lambda f: report(0.03 + 0.95 * f), cancel,
-                )  # fmt: skip
-            else:
-                args = build_command(plan, ass_path, audio, partial, encoder, cache is not None)
-                run_ffmpeg(
-                    args,
-                    duration=plan.duration,
-                    progress=lambda f: report(0.03 + 0.95 * f),
-                    cancel=cancel,
-                    what="render",
-                )
-                if cache is not None:
-                    cache.store_split(partial, keys, frame_counts(plan), cancel)
-                    stats = CacheStats(hits=0, misses=len(keys), full=True)
+            try:
+                if cache is not None and known:
+                    stats = render_from_cache(
+                        work, cache, keys, ass_path, audio, encoder, partial, tmp,
+                        lambda f: report(0.03 + 0.95 * f), cancel,
+                    )  # fmt: skip
+                else:
+                    run_ffmpeg(
+                        build_command(work, ass_path, audio, partial, encoder, cache is not None),
+                        duration=plan.duration,
+                        progress=lambda f: report(0.03 + 0.95 * f),
+                        cancel=cancel,
+                        what="render",
+                        stall_after=stall,
+                        time_limit=limit,
+                    )
+            except Cancelled:
+                raise
+            except RenderError as first:
+                kind = "stalled" if isinstance(first, RenderTimeout) else "failed"
+                log.warning("render %s (%s); retrying segment by segment", kind, first.message)
+                try:
+                    _render_by_segments(work, tmp, ass_path, audio, partial, encoder, report,
+                                        cancel, slow, cache is not None)  # fmt: skip
+                except Cancelled:
+                    raise
+                except RenderError as second:
+                    timeout = next(
+                        (e for e in (second, first) if isinstance(e, RenderTimeout)), None
+                    )
+                    if timeout is None:
+                        raise
+                    raise RenderTimeout(
+                        f"render {kind}, then failed segment by segment too: {second.message}",
+                        timeout.reason,
+                        second.log_tail,
+                    ) from second
+            if cache is not None and stats is None:  # a whole render: cut it into the cache
+                cache.store_split(partial, keys, frame_counts(plan), cancel)
+                stats = CacheStats(hits=0, misses=len(keys), full=True)
             os.replace(partial, out_path)
         finally:
             if os.path.exists(partial):
                 os.remove(partial)
     cover_at = plan.cover_time
     if cover_at is None:
-        first = plan.segments[0].duration
-        cover_at = min(first * 0.4, max(plan.duration - 0.05, 0.0))
+        first_len = plan.segments[0].duration
+        cover_at = min(first_len * 0.4, max(plan.duration - 0.05, 0.0))
     extract_frame(out_path, cover_at, cover)
     report(1.0)
     result = RenderResult(
@@ -397,5 +355,5 @@ def extract_frame(video: str, at: float, jpg: str, width: int | None = None) -> 
     """Write the frame at `at` seconds of `video` as a JPEG (the cover), optionally scaled."""
     vf = ["-vf", f"scale={width}:-2"] if width else []
     run_ffmpeg(["-ss", f"{max(at, 0.0):.3f}", "-i", video, "-frames:v", "1", *vf,
-                "-q:v", "3", jpg], what="cover")  # fmt: skip
+                "-q:v", "3", jpg], what="cover", stall_after=60, time_limit=120)  # fmt: skip
     return jpg

@@ -96,9 +96,9 @@ def segment_keys(plan: EditPlan, ass_text: str | None, encoder: str) -> list[str
     from pipeline.cjk import resolve_font
     from pipeline.ffmpeg import ffmpeg_exe
     from pipeline.footage.cache import content_hash
-    from pipeline.render import renderer
+    from pipeline.render import filters, renderer
 
-    counts = renderer.frame_counts(plan)
+    counts = filters.frame_counts(plan)
     fps = Fraction(plan.output.fps).limit_denominator(1001)
     header, events = split_ass(ass_text)
     fonts = sorted({str(resolve_font(st.font)) for st in plan.styles}) if events else []
@@ -109,8 +109,8 @@ def segment_keys(plan: EditPlan, ass_text: str | None, encoder: str) -> list[str
         "output": _picture_spec(plan.output),
         "encoder": encoder,
         "x264": renderer.X264_PARAMS,
-        "scale": renderer.SCALE_FLAGS,
-        "colour": renderer.COLOUR,
+        "scale": filters.SCALE_FLAGS,
+        "colour": filters.COLOUR,
         "ass_header": header,
         "fonts": fonts,
     }
@@ -207,23 +207,23 @@ def encode_segment(
 ) -> None:
     """Segment `k` alone, as the one pass would have drawn it: its frames are moved to their
     place on the timeline for libass (the captions of the whole plan), then back to 0."""
-    from pipeline.render import renderer
+    from pipeline.render import filters, renderer
 
     out = plan.output
     seg = plan.segments[k]
     src = plan.sources[seg.source]
     fps = Fraction(out.fps).limit_denominator(1001)
-    chain = renderer._segment_chain(0, seg, src, out, n)
+    chain = filters.segment_chain(0, seg, src, out, n)
     # The one pass's concat filter hands libass microsecond timestamps, and libass truncates
     # them to milliseconds: the same time base and offset put a caption's first frame exactly
     # where the one pass puts it (1/fps ticks can land it a frame earlier).
     shift = round(Fraction(first) / fps * 1_000_000)
     video = f"[v0]settb=AVTB,setpts=PTS+{shift}"
     if ass_path is not None:
-        video += f",ass=filename={renderer._filter_path(ass_path)}:shaping=complex"
+        video += f",ass=filename={filters.filter_arg(ass_path)}:shaping=complex"
     video += ",setpts=PTS-STARTPTS[vout]"
     args = [
-        *renderer._segment_input(seg, src, n, out.fps),
+        "-reinit_filter", "0", *filters.segment_input(seg, src, n, out.fps),
         "-filter_complex", f"{chain};{video}", "-filter_complex_threads", "2",
         "-map", "[vout]", *renderer._video_codec_args(out, encoder), *keyframe_args([n]),
         "-r", f"{out.fps}", "-frames:v", str(n), "-an", dest,
@@ -244,10 +244,10 @@ def render_from_cache(
     cancel: threading.Event | None,
 ) -> CacheStats:
     """Encode the segments the cache lacks, then join all by stream copy with the new sound."""
-    from pipeline.render import renderer
+    from pipeline.render.filters import frame_counts
 
     out = plan.output
-    counts = renderer.frame_counts(plan)
+    counts = frame_counts(plan)
     starts = segment_starts(counts)
     missing = [k for k, key in enumerate(keys) if not cache.has(key)]
     work = sum(counts[k] for k in missing) or 1

@@ -8,7 +8,7 @@ model names one, the offline writer otherwise); `writer.write(ScriptRequest(...)
 from pipeline.script.length import estimate_seconds, speaking_rate
 from pipeline.script.model import Script, ScriptError, ScriptLine
 from pipeline.script.offline import OfflineWriter
-from pipeline.script.request import ScriptRequest, ScriptRequestError
+from pipeline.script.request import ScriptRequest, ScriptRequestError, ShotNote
 from pipeline.script.styles import STYLES, Style
 from pipeline.script.writer import ScriptWriter, get_writer
 
@@ -21,6 +21,7 @@ __all__ = [
     "ScriptRequest",
     "ScriptRequestError",
     "ScriptWriter",
+    "ShotNote",
     "Style",
     "TransformersWriter",
     "estimate_seconds",

@@ -80,6 +80,47 @@ def load_model(model_id_or_path: str, device: str = "auto") -> tuple[Any, Any, s
     return MODELS.get((model_id_or_path, device))
 
 
+def footage_lines(req: ScriptRequest) -> str:
+    """The footage as the prompt shows it: each shot in order with its length and what it
+    shows (the strongest marked), then the captions and speech; all of it data."""
+    shown = [(i, n) for i, n in enumerate(req.shots) if n.line()]
+    strongest = max(shown, key=lambda item: item[1].score)[0] if shown else -1
+    parts = [
+        f"shot {i + 1} ({n.seconds:g} s{', strongest' if i == strongest else ''}): {n.line()}"
+        for i, n in shown
+    ]
+    said = [t for t in req.footage_text if t]
+    if said:
+        parts.append("captions and speech: " + " / ".join(said))
+    return " / ".join(parts)
+
+
+def script_messages(req: ScriptRequest) -> list[dict[str, str]]:
+    """The chat for a normalised request: instructions, then the user's text as data."""
+    style = STYLES[req.style]
+    rate = speaking_rate(req.language)
+    target = req.target_seconds
+    unit = "Chinese characters" if req.language == "zh" else "words"
+    repeat = next((s for s in style.structure if s.repeat), None)
+    system = load_prompt("script_system").render(
+        language_name=_LANGUAGE_NAMES[req.language],
+        style_name=f"{style.name('en')} ({style.name('zh')})",
+        structure=style.structure_text[req.language],
+        tone=style.tone[req.language],
+        seconds=round(target),
+        budget=f"{round(target * rate.rate * 0.9)} {unit}",
+        min_lines=max(2, (repeat.min if repeat else 1) + 1),
+        max_lines=max(3, min(12, round(target / 5))),
+    )
+    footage = footage_lines(req)
+    user = load_prompt("script_user").render(
+        topic=req.topic,
+        notes=req.notes.replace("\n", " / ") or "(none)",
+        footage=footage or "(none)",
+    )
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
 class TransformersWriter:
     """Writes scripts with a chat/causal language model; falls back to the offline writer."""
 
@@ -116,28 +157,7 @@ class TransformersWriter:
 
     def messages(self, req: ScriptRequest) -> list[dict[str, str]]:
         """The chat for a normalised request: instructions, then the user's text as data."""
-        style = STYLES[req.style]
-        rate = speaking_rate(req.language)
-        target = req.target_seconds
-        unit = "Chinese characters" if req.language == "zh" else "words"
-        repeat = next((s for s in style.structure if s.repeat), None)
-        system = load_prompt("script_system").render(
-            language_name=_LANGUAGE_NAMES[req.language],
-            style_name=f"{style.name('en')} ({style.name('zh')})",
-            structure=style.structure_text[req.language],
-            tone=style.tone[req.language],
-            seconds=round(target),
-            budget=f"{round(target * rate.rate * 0.9)} {unit}",
-            min_lines=max(2, (repeat.min if repeat else 1) + 1),
-            max_lines=max(3, min(12, round(target / 5))),
-        )
-        footage = " / ".join(f"shot {i + 1}: {t}" for i, t in enumerate(req.footage_text) if t)
-        user = load_prompt("script_user").render(
-            topic=req.topic,
-            notes=req.notes.replace("\n", " / ") or "(none)",
-            footage=footage or "(none)",
-        )
-        return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+        return script_messages(req)
 
     def _write(self, req: ScriptRequest) -> Script:
         deadline = time.monotonic() + self.timeout_s

@@ -116,6 +116,20 @@ _DOUBLED = re.compile(
 )
 
 
+def _things(words: list[str], language: str) -> str:
+    """Subjects as a phrase: "咖啡和汤" / "the coffee and the soup" ("a person" keeps its a)."""
+    if language == "zh":
+        return "和".join(words)
+    said = [w if w.startswith(("a ", "an ")) or w[:1].isdigit() else f"the {w}" for w in words]
+    return " and ".join(said)
+
+
+def _strongest_words(req: ScriptRequest) -> str:
+    """The words of the best-scored shot that shows something (the hook's visual)."""
+    shown = [n for n in req.shots if n.words]
+    return ", ".join(max(shown, key=lambda n: n.score).words) if shown else ""
+
+
 def _fill(template: str, values: dict[str, str]) -> str:
     return _DOUBLED.sub(lambda m: m.group(1) or m.group(2), template.format_map(values))
 
@@ -162,6 +176,10 @@ class OfflineWriter:
                 body.append(part)
         story = repeat is not None and repeat.slot == "beats"
         user_points, from_footage = self._material(req, story)
+        seen_tags: list[str] = []
+        if not user_points and repeat is not None:
+            # No notes and no captions to tell: the beats are what the footage shows, in order.
+            user_points, from_footage, seen_tags = self._seen_points(req, rng)
         generic = [_fill(t, values) for t in bank[repeat.slot]["generic"]] if repeat else []
         generic = [g for g in generic if g not in user_points]
         order = list(range(len(generic)))
@@ -201,14 +219,14 @@ class OfflineWriter:
         lines, hook_visual = self._assemble(
             body, pts, n, from_footage, req.footage_text, point_visual
         )
-        hook_visual = hook_visual or hook.visual
+        hook_visual = hook_visual or _strongest_words(req) or hook.visual
         spoken = (hook.text, *(ln.text for ln in lines), cta.text)
         return Script(
-            title=self._title(bank, values, n, rng, lang),
+            title=self._title(bank, values, n, rng, lang, seen_tags),
             hook=spoken[0],
             lines=tuple(lines),
             cta=spoken[-1],
-            hashtags=self._hashtags(style.hashtags[lang], topic, lang, rng),
+            hashtags=self._hashtags(style.hashtags[lang], topic, lang, rng, seen_tags),
             language=lang,
             style=req.style,
             target_seconds=round(target, 2),
@@ -271,6 +289,29 @@ class OfflineWriter:
                     found.append(p)
                     from_footage[p] = shot
         return found, from_footage
+
+    @staticmethod
+    def _seen_points(
+        req: ScriptRequest, rng: random.Random
+    ) -> tuple[list[str], dict[str, str], list[str]]:
+        """Body points naming what each shot shows ("镜头里是咖啡" / "here we see the coffee"),
+        one per distinct subject in footage order; the visual hint of each is its shot's words.
+        Also the subjects themselves, for the title and hashtags."""
+        templates = list(load_data(f"offline_{req.language}")["seen"])
+        start = rng.randrange(len(templates))
+        found: list[str] = []
+        hints: dict[str, str] = {}
+        tags: list[str] = []
+        for note in req.shots:
+            things = [w for w in note.words if w not in tags][:2]
+            if not things:
+                continue
+            tags += things
+            phrase = _things(things, req.language)
+            point = _fill(templates[(start + len(found)) % len(templates)], {"subject": phrase})
+            found.append(point)
+            hints[point] = ", ".join(note.words)
+        return found, hints, tags
 
     @classmethod
     def _fit_all(
@@ -353,18 +394,38 @@ class OfflineWriter:
 
     @staticmethod
     def _title(
-        bank: dict[str, Any], values: dict[str, str], n: int, rng: random.Random, lang: str
+        bank: dict[str, Any],
+        values: dict[str, str],
+        n: int,
+        rng: random.Random,
+        lang: str,
+        seen: list[str] = [],  # noqa: B006 - read only
     ) -> str:
         usable = [t for t in bank["title"] if n >= 2 or "{n}" not in t]
         title = _fill(rng.choice(usable), {**values, "n": str(n)})
+        things = [w for w in seen if not w[:1].isdigit() and w not in ("一个人", "a person")][:3]
+        if things:
+            # What the video shows, after the topic: "猫咪的一天｜猫、纸箱".
+            title = (
+                f"{title}｜{'、'.join(things)}"
+                if lang == "zh"
+                else f"{title} | {', '.join(things)}"
+            )
         return capitalise(cut(title, 40 if lang == "zh" else 90))
 
     @staticmethod
     def _hashtags(
-        style_tags: tuple[str, ...], topic: str, lang: str, rng: random.Random
+        style_tags: tuple[str, ...],
+        topic: str,
+        lang: str,
+        rng: random.Random,
+        seen: list[str] = [],  # noqa: B006 - read only
     ) -> tuple[str, ...]:
-        """A tag for the topic, the style's tags and one platform tag: five, no duplicates."""
+        """A tag for the topic, one for what the footage shows most, the style's tags and one
+        platform tag: at most six, no duplicates."""
         tags: list[str] = []
+        shown = [w for w in seen if re.fullmatch(r"[\w ]+", w) and not w[:1].isdigit()]
+        shown = [w for w in shown if w not in ("一个人", "a person")]
         if lang == "zh":
             word = re.sub(r"[^\w]", "", re.sub(r"^(这款|这个|这些|这家|这次|我的|我家)", "", topic))
             if 2 <= len(word) <= 16:
@@ -378,6 +439,9 @@ class OfflineWriter:
                 camel += w[:1].upper() + w[1:]
             if 3 <= len(camel) <= 30:
                 tags.append("#" + camel)
+        if shown:
+            word = shown[0].replace(" ", "")
+            tags.append("#" + (word if lang == "zh" else word[:1].upper() + word[1:]))
         tags += [t for t in style_tags if t.lower() not in {x.lower() for x in tags}]
         platform = list(load_data(f"offline_{lang}")["platform_tags"])
         tags.append(rng.choice([p for p in platform if p not in tags] or platform))

@@ -32,6 +32,10 @@ def factor_range(seconds: float) -> tuple[float, float]:
     return lo, max(lo, min(hi, TARGET_MAX / seconds))
 
 
+WORD_MAX = 24  # one subject word
+WORDS_PER_SHOT = 4
+
+
 class ScriptRequestError(ReelbotError):
     """A script request cannot be served: unknown style or language, empty topic, bad length."""
 
@@ -41,6 +45,32 @@ class ScriptRequestError(ReelbotError):
         super().__init__(f"script request: {field}: {problem}", field=field, problem=problem)
         self.field = field
         self.problem = problem
+
+
+@dataclass(frozen=True, slots=True)
+class ShotNote:
+    """What one shot of the footage shows, for the writer, in the request's language.
+
+    `words` are its subjects, best first (咖啡, 一个人 / coffee, a person); `screen_text` what is
+    written on screen; `description` one sentence from a vision-language model when one is
+    configured; `seconds` how long the shot lasts; `score` its quality (0..1), so the writer can
+    lead with the strongest shot. Footage words are data, cleaned like the user's own text.
+    """
+
+    words: tuple[str, ...]
+    seconds: float
+    score: float = 0.0
+    screen_text: str = ""
+    description: str = ""
+
+    def line(self) -> str:
+        """One line for a prompt: the words, screen text and description, "" when nothing."""
+        parts = [", ".join(self.words)] if self.words else []
+        if self.screen_text:
+            parts.append(f"text on screen: {self.screen_text}")
+        if self.description:
+            parts.append(self.description)
+        return "; ".join(parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +90,8 @@ class ScriptRequest:
     footage_text: tuple[str, ...] = ()
     seed: int = 0
     length_factor: float = 1.0
+    # What each shot shows, in footage order (from `Shot.seen`): the writer's view of the footage.
+    shots: tuple[ShotNote, ...] = ()
 
     @property
     def target_seconds(self) -> float:
@@ -80,7 +112,10 @@ class ScriptRequest:
 
     @staticmethod
     def from_brief(
-        brief: Brief, footage_text: tuple[str, ...] = (), length_factor: float = 1.0
+        brief: Brief,
+        footage_text: tuple[str, ...] = (),
+        length_factor: float = 1.0,
+        shots: tuple[ShotNote, ...] = (),
     ) -> ScriptRequest:
         """The request for a `Brief`; captions the user gave the footage count as footage text."""
         if not footage_text:
@@ -94,6 +129,7 @@ class ScriptRequest:
             footage_text=footage_text,
             seed=brief.seed,
             length_factor=length_factor,
+            shots=shots,
         )
 
 
@@ -116,9 +152,22 @@ def normalise(request: ScriptRequest) -> ScriptRequest:
     if len(topic.strip(" .,，。!！?？-")) < 1:
         raise ScriptRequestError("topic", "is empty")
     footage = tuple(clean(t, FOOTAGE_MAX) for t in request.footage_text[:FOOTAGE_ITEMS])
+    shots = tuple(
+        ShotNote(
+            words=tuple(w for w in (clean(x, WORD_MAX) for x in n.words[:WORDS_PER_SHOT]) if w),
+            seconds=round(min(max(float(n.seconds), 0.0), 3600.0), 1)
+            if math.isfinite(n.seconds)
+            else 0.0,
+            score=min(max(float(n.score), 0.0), 1.0) if math.isfinite(n.score) else 0.0,
+            screen_text=clean(n.screen_text, FOOTAGE_MAX),
+            description=clean(n.description, FOOTAGE_MAX),
+        )
+        for n in request.shots[:FOOTAGE_ITEMS]
+    )
     return replace(
         request,
         topic=topic,
         notes=clean(request.notes, NOTES_MAX, keep_newlines=True),
         footage_text=footage,
+        shots=shots,
     )

@@ -13,6 +13,10 @@ import unicodedata
 from pipeline.cjk import HAN_RE, close_gaps
 
 LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
+# Removed whole, before control characters go: a terminal colour code ("\x1b[31m") would
+# otherwise leave "31m" in the topic, and a script element its code ("alert(1)").
+_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|[@-Z\\-_])")
+_SCRIPT = re.compile(r"<(script|style)\b[^>]{0,200}>.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
 _MARKUP = re.compile(r"<[^<>]{0,200}>|```+|[`*_#{}\[\]<>|~\\^]")
 _SPACE = re.compile(r"\s+")
 _BULLET = re.compile(
@@ -42,7 +46,8 @@ def _keep(ch: str) -> bool:
 
 def clean(text: str, max_chars: int, keep_newlines: bool = False) -> str:
     """One plain phrase: no markup, control characters or emoji; spaces collapsed; capped."""
-    text = "".join(ch for ch in str(text) if _keep(ch))
+    text = _SCRIPT.sub(" ", _ESCAPE.sub("", str(text)))
+    text = "".join(ch for ch in text if _keep(ch))
     text = _MARKUP.sub(" ", text)
     if keep_newlines:
         lines = [_SPACE.sub(" ", ln).strip() for ln in text.splitlines()]

@@ -1,4 +1,5 @@
-"""Choosing a script writer: the configured language model, or the offline writer."""
+"""Choosing a script writer: a named transformers model, the configured language model
+(`pipeline.lm`, the embedded one by default), or the offline writer."""
 
 from __future__ import annotations
 
@@ -27,7 +28,9 @@ _WRITERS: dict[tuple[str, str, float], ScriptWriter] = {}
 
 
 def get_writer(model: str | None = None, config: Settings | None = None) -> ScriptWriter:
-    """The writer for `model` (a hub id, a local path or "offline"), else `$REELBOT_SCRIPT_MODEL`.
+    """The writer for `model` (a hub id, a local path or "offline"), else `$REELBOT_SCRIPT_MODEL`,
+    else the language model configured by `$REELBOT_LM` (`pipeline.lm`; the embedded model when
+    installed), else the offline writer.
 
     Writers for a model are kept per process, so its weights load once however often this is
     called. `$REELBOT_SCRIPT_DEVICE` (auto, cpu, cuda, cuda:1) and `$REELBOT_SCRIPT_TIMEOUT`
@@ -35,6 +38,8 @@ def get_writer(model: str | None = None, config: Settings | None = None) -> Scri
     """
     config = config or settings()
     chosen = (model if model is not None else config.script_model).strip()
+    if not chosen:
+        return _configured_writer(config.script_timeout)
     if chosen.lower() in _OFFLINE_NAMES:
         return OfflineWriter()
     device = config.script_device
@@ -45,3 +50,18 @@ def get_writer(model: str | None = None, config: Settings | None = None) -> Scri
 
         _WRITERS[key] = TransformersWriter(chosen, device=device, timeout_s=timeout)
     return _WRITERS[key]
+
+
+def _configured_writer(timeout_s: float) -> ScriptWriter:
+    """The writer on `pipeline.lm`'s configured model; offline when it is off or unusable."""
+    from pipeline.lm import LMConfig, LMUnavailable, get_model
+    from pipeline.script.lmwriter import LMWriter
+
+    try:
+        lm = get_model(LMConfig.from_env())
+    except LMUnavailable as exc:  # a setting that names no usable model: say so in the script
+        log.warning("language model settings unusable: %s", exc.message)
+        return LMWriter(None, unavailable=f"LMUnavailable: {exc.message}")
+    if lm is None:
+        return OfflineWriter()
+    return LMWriter(lm, timeout_s=timeout_s)

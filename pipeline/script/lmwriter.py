@@ -1,0 +1,118 @@
+"""The script writer on the configured language model (`pipeline.lm`): the embedded model by
+default, an OpenAI-compatible server or a transformers model by settings.
+
+Same prompts (`prompts/script_*.txt`, the user's text fenced as data), same validation and one
+repair request (`pipeline.script.parse`) as the transformers writer; the JSON shape is asked for
+as a schema, which the embedded model and most servers enforce while generating. A model that is
+missing, fails, times out or answers badly twice leaves the script to the offline writer, with
+the reason in `Script.fallback_reason` for the caller to show.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+from typing import Any
+
+from pipeline.lm import LanguageModel, LMError, LMTimeout
+from pipeline.promptfiles import load_prompt
+from pipeline.script.llm import script_messages
+from pipeline.script.model import Script, ScriptError
+from pipeline.script.offline import OfflineWriter
+from pipeline.script.parse import script_from_answer
+from pipeline.script.request import ScriptRequest, normalise
+
+log = logging.getLogger(__name__)
+
+_TEXT = {"type": "string", "minLength": 1}
+SCRIPT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "title": _TEXT,
+        "hook": _TEXT,
+        "lines": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"text": _TEXT, "visual": {"type": "string"}},
+                "required": ["text", "visual"],
+            },
+            "minItems": 2,
+            "maxItems": 12,
+        },
+        "cta": _TEXT,
+        "hashtags": {"type": "array", "items": {"type": "string"}, "maxItems": 8},
+    },
+    "required": ["title", "hook", "lines", "cta", "hashtags"],
+}
+
+
+class LMWriter:
+    """Writes scripts with a `LanguageModel`, or says why it could not (`unavailable`)."""
+
+    def __init__(
+        self,
+        model: LanguageModel | None,
+        *,
+        unavailable: str = "",
+        timeout_s: float = 180.0,
+        max_tokens: int = 900,
+        temperature: float = 0.7,
+    ) -> None:
+        self.model = model
+        self.unavailable = unavailable
+        self.timeout_s = timeout_s
+        self.max_tokens = max_tokens
+        self.temperature = temperature
+        self.name = f"{model.backend}:{model.model}" if model else "offline"
+        self._fallback = OfflineWriter()
+
+    def write(self, request: ScriptRequest) -> Script:
+        """A script from the model, or from the offline writer with the reason it was needed."""
+        req = normalise(request)
+        reason = self.unavailable
+        if self.model is not None:
+            try:
+                return self._write(self.model, req)
+            except (LMError, ScriptError) as exc:
+                reason = f"{type(exc).__name__}: {exc.message}"
+            except Exception as exc:  # a broken model must not sink the video
+                log.debug("language model failed", exc_info=True)
+                reason = f"{type(exc).__name__}: {exc}"
+            log.warning("language model %s not used, writing offline: %s", self.name, reason)
+        script = self._fallback.write(req)
+        return replace(script, fallback_reason=reason[:500])
+
+    def _write(self, model: LanguageModel, req: ScriptRequest) -> Script:
+        deadline = time.monotonic() + self.timeout_s
+        messages: list[dict[str, Any]] = list(script_messages(req))
+        system = messages[0]["content"]
+        answer = self._ask(model, messages, req.seed, deadline)
+        try:
+            return script_from_answer(answer, req, system, self.name)
+        except ScriptError as exc:
+            log.info("script answer rejected (%s); asking once more", exc)
+            problem = f"{exc.field}: {exc.problem}"
+        messages += [
+            {"role": "assistant", "content": answer[-4000:]},
+            {"role": "user", "content": load_prompt("script_repair").render(problem=problem)},
+        ]
+        answer = self._ask(model, messages, req.seed + 1, deadline)
+        return script_from_answer(answer, req, system, self.name)
+
+    def _ask(
+        self, model: LanguageModel, messages: list[dict[str, Any]], seed: int, deadline: float
+    ) -> str:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise LMTimeout(f"no time left of the {self.timeout_s:g} s limit", model.backend)
+        done = model.generate(
+            messages,
+            max_tokens=self.max_tokens,
+            temperature=self.temperature,
+            json_schema=SCRIPT_SCHEMA,
+            timeout_s=left,
+            seed=seed,
+        )
+        return done.text

@@ -1,0 +1,253 @@
+"""Channels end to end over the fake Bot API: linking with both rights checked, posting a
+delivered video by its file_id, scheduling across a restart, cancelling, and comments read only
+under the bot's own posts."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.channels import ChannelStore
+from bot.jobs import QUEUED, Job, JobStore, SentVideo, new_job_id
+from bot.publish import recorded_comments
+from pipeline.bench import samples
+from pipeline.brief import Brief
+from tests.bot_harness import ALICE, BOB, bot_running, fake_server, make_pipeline, run, settings_for
+from tests.fake_telegram import BOT, FakeTelegram
+
+pytestmark = pytest.mark.slow  # renders or runs models end to end
+
+CHANNEL, GROUP = -1001000000500, -1001000000501
+A = ALICE["id"]
+
+
+def seed_video(server: FakeTelegram, data: Path, tmp: Path, owner: int = A) -> tuple[str, str]:
+    """A delivered job of `owner` as the bot records it: (job id, the video's file_id)."""
+    store = JobStore(str(data / "jobs.sqlite3"))
+    job_id = new_job_id()
+    folder = data / "jobs" / job_id
+    folder.mkdir(parents=True)
+    video = samples.colour_clip(str(tmp / f"{job_id}.mp4"), "red", 1.0, size=(180, 320))
+    cover = samples.photo(str(folder / "cover.jpg"), (200, 10, 10), (180, 320))
+    ref = server.store_file(Path(video).read_bytes())
+    job = Job(id=job_id, chat_id=owner, user_id=owner, lang="en", step="render",
+              status=QUEUED, brief=Brief("cats"), job_dir=str(folder))  # fmt: skip
+    store.submit(job)
+    store.set_delivered(job_id, SentVideo(ref["file_id"], "Cats\n\n#cat", 1, 180, 320, cover))
+    store.close()
+    return job_id, ref["file_id"]
+
+
+def seed_link(server: FakeTelegram, data: Path, tz: str = "+08:00") -> None:
+    """ALICE administers the channel, the bot may post there and reads its discussion group."""
+    server.channel(CHANNEL, "Cats TV", discussion=GROUP)
+    server.set_member(CHANNEL, BOT["id"], "administrator", can_post_messages=True)
+    server.set_member(CHANNEL, A, "creator")
+    server.set_member(GROUP, BOT["id"], "administrator")
+    store = JobStore(str(data / "jobs.sqlite3"))
+    channels = ChannelStore(store.path)
+    channels.link(A, CHANNEL, "Cats TV", GROUP)
+    channels.set_tz(A, tz)
+    channels.close()
+    store.close()
+
+
+def post_state(data: Path, job_id: str) -> list[str]:
+    db = sqlite3.connect(data / "jobs.sqlite3")
+    try:
+        return [r[0] for r in db.execute("SELECT state FROM posts WHERE job_id=?", (job_id,))]
+    finally:
+        db.close()
+
+
+def video_buttons(job_id: str) -> dict[str, str]:
+    return {a: f"sb:{a}:{job_id}" for a in ("post", "sched", "in1h", "unsched")}
+
+
+async def press(server: FakeTelegram, who: dict[str, Any], data: str) -> None:
+    msg = server._message(who["id"], text="video")  # the message the buttons sit under
+    await server.press(who, msg, data)
+
+
+def test_linking_checks_both_rights_and_takes_a_forward(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with fake_server() as server:
+            server.channel(CHANNEL, "Private cats")  # no @name: linked by a forwarded post
+            settings = settings_for(server, tmp_path / "data")
+            async with bot_running(server, settings, make_pipeline(stand_in=True)):
+
+                async def say(send: Any) -> str:
+                    mark = len(server.calls)
+                    await send
+                    call = await server.wait_for("sendMessage", since=mark, timeout=10)
+                    return call.text
+
+                assert "forward" in await say(server.text(ALICE, A, "/channel"))
+                # The bot is no administrator there.
+                text = await say(server.forward_from_channel(ALICE, A, CHANNEL))
+                assert "not an administrator allowed to post" in text
+                # The bot may post, but Alice is only a member: nobody links someone else's.
+                server.set_member(CHANNEL, BOT["id"], "administrator", can_post_messages=True)
+                server.set_member(CHANNEL, A, "member")
+                await say(server.text(ALICE, A, "/channel"))
+                text = await say(server.forward_from_channel(ALICE, A, CHANNEL))
+                assert "You are not an administrator" in text
+                server.set_member(CHANNEL, A, "administrator", can_post_messages=True)
+                await say(server.text(ALICE, A, "/channel"))
+                text = await say(server.forward_from_channel(ALICE, A, CHANNEL))
+                assert "Linked “Private cats”" in text and "time zone" in text
+                assert "Time zone set: Asia/Shanghai" in await say(
+                    server.text(ALICE, A, "Asia/Shanghai")
+                )
+        store = JobStore(str(tmp_path / "data" / "jobs.sqlite3"))
+        channels = ChannelStore(store.path)
+        assert [c.channel_id for c in channels.channels(A)] == [CHANNEL]
+        assert channels.tz(A) == "Asia/Shanghai"
+
+    run(scenario())
+
+
+def test_post_now_sends_the_file_id_and_refuses_others(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with fake_server() as server:
+            data = tmp_path / "data"
+            seed_link(server, data)
+            job_id, file_id = seed_video(server, data, tmp_path)
+            job2, _ = seed_video(server, data, tmp_path)
+            settings = settings_for(server, data)
+            async with bot_running(server, settings, make_pipeline(stand_in=True)):
+                await press(server, ALICE, video_buttons(job_id)["post"])
+                call = await server.wait_for("sendVideo", lambda c: c.chat_id == CHANNEL)
+                # The same file by its id: nothing uploaded, the caption kept.
+                assert call.params["video"] == file_id and "video" not in call.files
+                assert call.params["caption"] == "Cats\n\n#cat"
+                assert call.upload("cover") is not None
+                await server.wait_for("sendMessage", lambda c: "Posted to" in c.text)
+                # Pressed again: never twice.
+                mark = len(server.calls)
+                await press(server, ALICE, video_buttons(job_id)["post"])
+                await server.wait_for("sendMessage", lambda c: "already" in c.text, since=mark)
+                # Someone else presses the owner's button.
+                mark = len(server.calls)
+                await press(server, BOB, video_buttons(job2)["post"])
+                answer = await server.wait_for("answerCallbackQuery", since=mark)
+                assert "belong to someone else" in str(answer.params.get("text"))
+                # The owner was demoted in the channel: refused, checked again at publishing.
+                server.set_member(CHANNEL, A, "member")
+                mark = len(server.calls)
+                await press(server, ALICE, video_buttons(job2)["post"])
+                refused = await server.wait_for("sendMessage", since=mark)
+                assert "You are not an administrator" in refused.text
+            assert len(server.sent("sendVideo", CHANNEL)) == 1
+            assert post_state(data, job_id) == ["posted"] and post_state(data, job2) == []
+
+    run(scenario())
+
+
+def test_scheduled_post_survives_a_restart_and_goes_out_once(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with fake_server() as server:
+            data = tmp_path / "data"
+            seed_link(server, data)
+            job_id, file_id = seed_video(server, data, tmp_path)
+            late, _ = seed_video(server, data, tmp_path)
+            settings = settings_for(server, data)
+            async with bot_running(server, settings, make_pipeline(stand_in=True)):
+                for job in (job_id, late):
+                    mark = len(server.calls)
+                    await press(server, ALICE, video_buttons(job)["in1h"])
+                    await server.wait_for("sendMessage", lambda c: "Scheduled" in c.text,
+                                          since=mark)  # fmt: skip
+            # While the bot is down: one post falls due in 3 s, the other was due already.
+            due = time.time() + 3
+            db = sqlite3.connect(data / "jobs.sqlite3")
+            db.execute("UPDATE posts SET due=? WHERE job_id=?", (due, job_id))
+            db.execute("UPDATE posts SET due=? WHERE job_id=?", (time.time() - 60, late))
+            db.commit()
+            db.close()
+            assert not server.sent("sendVideo", CHANNEL)
+            async with bot_running(server, settings, make_pipeline(stand_in=True)):
+                first = await server.wait_for("sendVideo", lambda c: c.chat_id == CHANNEL)
+                assert time.time() < due - 1  # the overdue one went out at once
+                on_time = await server.wait_for(
+                    "sendVideo", lambda c: c.params["video"] == file_id, timeout=10
+                )
+                assert due - 0.1 <= time.time() and on_time.at >= first.at
+                await asyncio.sleep(1.5)
+            assert len(server.sent("sendVideo", CHANNEL)) == 2
+            assert post_state(data, job_id) == ["posted"] == post_state(data, late)
+
+    run(scenario())
+
+
+def test_cancelling_a_scheduled_post(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with fake_server() as server:
+            data = tmp_path / "data"
+            seed_link(server, data)
+            job_id, _ = seed_video(server, data, tmp_path)
+            settings = settings_for(server, data)
+            async with bot_running(server, settings, make_pipeline(stand_in=True)):
+                await press(server, ALICE, video_buttons(job_id)["in1h"])
+                await server.wait_for("sendMessage", lambda c: "Scheduled" in c.text)
+                mark = len(server.calls)
+                await server.text(ALICE, A, "/scheduled")
+                listed = await server.wait_for("sendMessage", since=mark)
+                assert job_id in listed.text
+                _, data_cancel = server.button_message(A, "sb:unsched:")
+                await press(server, ALICE, data_cancel)
+                await server.wait_for("sendMessage", lambda c: "cancelled" in c.text)
+                mark = len(server.calls)
+                await server.text(ALICE, A, "/scheduled")
+                empty = await server.wait_for("sendMessage", since=mark)
+                assert "No scheduled posts" in empty.text
+            assert post_state(data, job_id) == ["cancelled"]
+            assert not server.sent("sendVideo", CHANNEL)
+
+    run(scenario())
+
+
+def test_comments_are_recorded_only_under_the_bots_posts(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with fake_server() as server:
+            data = tmp_path / "data"
+            seed_link(server, data)
+            job_id, _ = seed_video(server, data, tmp_path)
+            settings = settings_for(server, data)
+            async with bot_running(server, settings, make_pipeline(stand_in=True)):
+                await press(server, ALICE, video_buttons(job_id)["post"])
+                call = await server.wait_for("sendVideo", lambda c: c.chat_id == CHANNEL)
+                ours = server.messages[(CHANNEL, call.result["message_id"])]
+                theirs = server._message(CHANNEL, text="an admin's own post")
+                fwd_ours = await server.automatic_forward(GROUP, ours)
+                fwd_theirs = await server.automatic_forward(GROUP, theirs)
+                mark = len(server.calls)
+                await server.comment(BOB, GROUP, fwd_theirs, "not about our video")
+                c1 = await server.comment(BOB, GROUP, fwd_ours, "love the cat")
+                await server.text(BOB, GROUP, "just chatting in the group")
+                await server.comment(ALICE, GROUP, fwd_ours, "thanks!")
+                await server.reaction_count(GROUP, c1["message_id"], 4)
+                store = ChannelStore(str(data / "jobs.sqlite3"))
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline:
+                    got = recorded_comments(store, job_id)
+                    if len(got) == 2 and got[0].likes == 4:
+                        break
+                    await asyncio.sleep(0.1)
+                assert [c.text for c in got] == ["love the cat", "thanks!"]
+                assert got[0].likes == 4 and got[1].likes == 0
+                assert got[0].author != got[1].author and "1002" not in got[0].author
+                mark2 = len(server.calls)
+                await server.text(ALICE, A, "/comments")
+                counts = await server.wait_for("sendMessage", since=mark2)
+                assert f"💬 2 — {job_id}" in counts.text
+                # The bot said nothing in the discussion group.
+                assert not [c for c in server.calls[mark:] if c.chat_id == GROUP]
+                store.close()
+
+    run(scenario())
