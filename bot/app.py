@@ -25,11 +25,12 @@ from telegram.ext import (
     filters,
 )
 
-from bot import callbacks, feedback, media_in, publish, resend, review
+from bot import callbacks, edits, feedback, media_in, publish, resend, review
 from bot import conversation as conv
 from bot.config import ConfigError, Settings
 from bot.jobs import JobStore
 from bot.pipeline_api import Pipeline
+from bot.prefetch import PrefetchingPipeline, prefetcher_for
 from bot.services import Context, Services, ask, services, user_lang
 from bot.state import JsonPersistence
 from bot.texts import LANGS, error_key, error_text, t
@@ -121,7 +122,9 @@ def add_handlers(app: BotApp) -> None:
     """The handlers in the order they are tried: access gate, conversation, then the rest."""
     app.add_handler(TypeHandler(Update, gate), group=-1)
     publish.add_handlers(app)  # channels: first in group 0 (discussion groups, its questions)
-    # Group 0: the conversation first; what it does not take falls to the handlers after it.
+    # Group 0: a reply to a delivered video is an edit (bot.edits), even mid-conversation;
+    # then the conversation; what it does not take falls to the handlers after it.
+    app.add_handler(MessageHandler(edits.REPLY_TO_VIDEO & edits.EDIT_INPUT, edits.reply_to_video))
     app.add_handler(conv.build_conversation())
     app.add_handler(feedback.build_feedback())
     app.add_handler(CommandHandler(["start", "help"], help_cmd))
@@ -129,6 +132,7 @@ def add_handlers(app: BotApp) -> None:
     app.add_handler(CommandHandler("cancel", conv.cancel))
     app.add_handler(CallbackQueryHandler(review.storyboard_button, pattern=callbacks.board_pattern))
     app.add_handler(CallbackQueryHandler(resend.resend_button, pattern=callbacks.resend_pattern))
+    app.add_handler(CallbackQueryHandler(edits.edit_button, pattern=callbacks.edit_pattern))
     app.add_handler(MessageHandler(filters.Sticker.ALL, media_in.sticker))
     app.add_handler(CallbackQueryHandler(stray_button))
     app.add_handler(MessageHandler(filters.REPLY & conv.MEDIA, media_in.pooled_footage))
@@ -141,6 +145,8 @@ async def on_start(app: BotApp) -> None:
     """After initialize: open the job store, resume unfinished jobs, clean old job folders."""
     settings: Settings = app.bot_data["settings"]
     store = JobStore(str(Path(settings.data_dir) / "jobs.sqlite3"))
+    pipeline: Pipeline = app.bot_data["pipeline"]
+    prefetch = prefetcher_for(pipeline)  # footage analysed as it arrives (bot.prefetch)
     runner: Runner
     if settings.engine is not None:
         # Imported here: Celery loads only when the engine is configured.
@@ -149,8 +155,9 @@ async def on_start(app: BotApp) -> None:
 
         runner = RemoteRunner(app.bot, store, settings, Engine(settings.engine))
     else:
-        runner = JobRunner(app.bot, store, app.bot_data["pipeline"], settings)
-    app.bot_data["services"] = Services(settings, store, runner, app.bot_data["pipeline"])
+        worked: Pipeline = PrefetchingPipeline(pipeline, prefetch) if prefetch else pipeline
+        runner = JobRunner(app.bot, store, worked, settings)
+    app.bot_data["services"] = Services(settings, store, runner, pipeline, prefetch=prefetch)
     store.cleanup(
         str(Path(settings.data_dir) / "jobs"),
         settings.keep_days,
@@ -194,6 +201,8 @@ async def on_stop(app: BotApp) -> None:
         return
     await publish.stop(app)
     await svc.runner.stop()
+    if svc.prefetch is not None:
+        svc.prefetch.shutdown()
     svc.store.close()
 
 

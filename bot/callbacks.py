@@ -13,6 +13,9 @@ Two kinds of button exist:
   🕒 schedule and its choices, cancel a scheduled post: `bot.publish`). It carries the job id;
   the job's owner and state come from the job store, so it outlives a restart:
   ``sb:<action>:<job id>``.
+- `EditChoice`: ✅ / ✖ under the confirmation of an edit asked for by replying to a delivered
+  video. It carries the job id and the edit's number in the job folder (`bot.edits`):
+  ``ed:<ok|no>:<job id>:<n>``.
 
 Callback data comes from the client, so anyone can send any string (up to 64 bytes) in a
 callback query. `decode` checks everything (length, shape, action, value, ids) and returns None
@@ -44,6 +47,9 @@ BoardAction: TypeAlias = Literal[
 PUBLISH_ACTIONS: Final = ("post", "sched", "in1h", "at20", "at08", "athm", "unsched")
 CHOICE_ACTIONS: Final[tuple[str, ...]] = get_args(ChoiceAction)
 BOARD_ACTIONS: Final[tuple[str, ...]] = get_args(BoardAction)
+EditAction: TypeAlias = Literal["ok", "no"]
+EDIT_ACTIONS: Final[tuple[str, ...]] = get_args(EditAction)
+_EDIT_NO = re.compile(r"[1-9][0-9]{0,5}")
 VIDEO_LANGS: Final = ("zh", "en")
 IDEA_NUMBERS: Final = ("0", "1", "2")  # a feedback report has three ideas
 
@@ -70,7 +76,16 @@ class Board:
     job_id: str
 
 
-Button: TypeAlias = Choice | Board
+@dataclass(frozen=True, slots=True)
+class EditChoice:
+    """✅ / ✖ under an edit's confirmation: `action` on edit `number` of job `job_id`."""
+
+    action: EditAction
+    job_id: str
+    number: int
+
+
+Button: TypeAlias = Choice | Board | EditChoice
 
 
 def _value_ok(action: str, value: str) -> bool:
@@ -94,6 +109,8 @@ def encode(button: Button) -> str:
     (a programming error, caught by the tests, never user input)."""
     if isinstance(button, Choice):
         data = f"c|{button.owner}|{button.action}|{button.value}"
+    elif isinstance(button, EditChoice):
+        data = f"ed:{button.action}:{button.job_id}:{button.number}"
     else:
         data = f"sb:{button.action}:{button.job_id}"
     if decode(data) != button:
@@ -124,6 +141,16 @@ def decode(data: object) -> Button | None:
         if action not in BOARD_ACTIONS or not _JOB_ID.fullmatch(job_id):
             return None
         return Board(action, job_id)  # type: ignore[arg-type]
+    if data.startswith("ed:"):
+        parts = data.split(":")
+        if len(parts) != 4:
+            return None
+        _, action, job_id, number = parts
+        if action not in EDIT_ACTIONS or not _JOB_ID.fullmatch(job_id):
+            return None
+        if not _EDIT_NO.fullmatch(number):
+            return None
+        return EditChoice(action, job_id, int(number))  # type: ignore[arg-type]
     return None
 
 
@@ -159,3 +186,8 @@ def publish_pattern(data: object) -> bool:
     """A CallbackQueryHandler pattern: valid channel-publishing buttons under a video."""
     button = decode(data)
     return isinstance(button, Board) and button.action in PUBLISH_ACTIONS
+
+
+def edit_pattern(data: object) -> bool:
+    """A CallbackQueryHandler pattern: valid ✅ / ✖ buttons under an edit's confirmation."""
+    return isinstance(decode(data), EditChoice)

@@ -77,7 +77,7 @@ async def open_draft(update: Update, context: Context) -> Draft | None:
         return None
     old = get_draft(context, chat.id)
     if old is not None:
-        old.discard()
+        old.discard(svc.prefetch)
     # A storyboard still waiting for this member is superseded by the new video.
     waiting = svc.store.latest_for(user.id, chat.id, (REVIEW, EDITING))
     if waiting is not None:
@@ -336,7 +336,7 @@ def forget_draft(context: Context, draft: Draft, keep_files: bool = False) -> No
     if draft.prompt_id is not None:
         svc.pools.pop((draft.chat_id, draft.prompt_id), None)
     if not keep_files:
-        draft.discard()
+        draft.discard(svc.prefetch)
     set_draft(context, draft.chat_id, None)
 
 

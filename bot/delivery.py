@@ -321,6 +321,12 @@ async def send_result(
     return sent
 
 
+def version_of(cover: str) -> str:
+    """The version folder ("v2", ...) a rendered file is in; "" for the job folder itself."""
+    name = Path(cover).parent.name
+    return name if name[:1] == "v" and name[1:].isdigit() else ""
+
+
 def rendered_of(result: MakeResultLike, video: str, lang: str) -> Rendered:
     """What sending `video` needs, fixed before the first try so a refusal can be retried."""
     return Rendered(
@@ -345,6 +351,9 @@ async def deliver_video(bot: Bot, store: JobStore, job: Job, rendered: Rendered)
 
     def done(message: Message, caption: str) -> None:
         nonlocal sent
+        # A reply to this message edits the version it shows (bot.edits): known before the
+        # follow-up messages, so a quick reply finds it.
+        store.add_video(job.chat_id, message.message_id, job.id, version_of(rendered.cover))
         video = message.video
         store.set_delivered(
             job.id,

@@ -56,6 +56,13 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, queued_at);
 CREATE INDEX IF NOT EXISTS jobs_user ON jobs (user_id, created);
+CREATE TABLE IF NOT EXISTS videos (
+    chat_id INTEGER NOT NULL,
+    message_id INTEGER NOT NULL,
+    job_id TEXT NOT NULL,
+    version TEXT NOT NULL,
+    PRIMARY KEY (chat_id, message_id)
+);
 """
 
 
@@ -308,6 +315,26 @@ class JobStore:
             "UPDATE jobs SET script=?, updated=? WHERE id=?",
             (script_to_json(script), time.time(), job_id),
         )
+
+    def add_video(self, chat_id: int, message_id: int, job_id: str, version: str) -> None:
+        """A delivered video message of job `job_id` (`version`: "" or "v2", ...), so a
+        reply to it can edit that version (`bot.edits`)."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO videos (chat_id, message_id, job_id, version) VALUES (?,?,?,?)",
+            (chat_id, message_id, job_id, version),
+        )
+
+    def video(self, chat_id: int, message_id: int) -> tuple[Job, str] | None:
+        """The job and version a delivered video message shows, or None."""
+        row = self._db.execute(
+            "SELECT job_id, version FROM videos WHERE chat_id=? AND message_id=?",
+            (chat_id, message_id),
+        ).fetchone()
+        job = self.get(row["job_id"]) if row is not None else None
+        return (job, row["version"]) if job is not None and row is not None else None
+
+    def set_reply_to(self, job_id: str, message_id: int | None) -> None:
+        self._db.execute("UPDATE jobs SET reply_to=? WHERE id=?", (message_id, job_id))
 
     def set_status_msg(self, job_id: str, message_id: int | None) -> None:
         self._db.execute("UPDATE jobs SET status_msg=? WHERE id=?", (message_id, job_id))

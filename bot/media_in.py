@@ -77,6 +77,8 @@ async def take_footage(update: Update, context: Context, draft: Draft, credit: s
         await ask(update, text, force=False)
         return False
     draft.footage.append(Clip(path, item.caption, credit, seconds, item.name))
+    if svc.prefetch is not None:  # analysed now, while the user keeps sending (bot.prefetch)
+        svc.prefetch.add(draft.job_dir, path)
     if item.media_group_id is None:
         await acknowledge(update, context, draft)
     else:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from pipeline.brief import Brief
+from pipeline.make.editrequest import EditRequest
 from pipeline.script.model import Script
 from pipeline.settings import Settings as PipelineSettings
 
@@ -110,6 +111,30 @@ class Pipeline(Protocol):
         ...
 
 
+@runtime_checkable
+class Warming(Protocol):
+    """A pipeline that can analyse one footage file ahead of its job (`bot.prefetch`)."""
+
+    def warm(self, path: str, cancel: threading.Event | None = None) -> object:
+        """Analyse (and transcribe) `path` into the caches `prepare` reads."""
+        ...
+
+
+@runtime_checkable
+class Editing(Protocol):
+    """A pipeline that can apply an edit to a delivered video (`bot.edits`)."""
+
+    def edit(
+        self,
+        job_dir: str,
+        request: EditRequest,
+        progress: ProgressFn | None = None,
+        cancel: threading.Event | None = None,
+    ) -> MakeResultLike:
+        """A new version of the job with `request` applied, rendered (changed segments only)."""
+        ...
+
+
 class DefaultPipeline:
     """The real pipeline: `pipeline.make.orchestrate` and the packaged speech-to-text model."""
 
@@ -157,6 +182,25 @@ class DefaultPipeline:
 
         result: MakeResultLike = make.render_job(
             job_dir, progress=progress, cancel=cancel, config=self.config
+        )
+        return result
+
+    def warm(self, path: str, cancel: threading.Event | None = None) -> object:
+        from pipeline.footage.warm import warm
+
+        return warm(path, self.config, cancel)
+
+    def edit(
+        self,
+        job_dir: str,
+        request: EditRequest,
+        progress: ProgressFn | None = None,
+        cancel: threading.Event | None = None,
+    ) -> MakeResultLike:
+        from pipeline.make.edits import apply_edit
+
+        result: MakeResultLike = apply_edit(
+            job_dir, request, progress=progress, cancel=cancel, config=self.config
         )
         return result
 

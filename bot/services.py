@@ -16,6 +16,7 @@ from telegram.ext import ContextTypes
 from bot.config import Settings
 from bot.jobs import JobStore
 from bot.pipeline_api import Pipeline
+from bot.prefetch import Prefetcher
 from bot.texts import lang_of
 from bot.workers import Runner
 
@@ -90,8 +91,11 @@ class Draft:
             raise ValueError("a draft's chat and owner are ids")
         return draft
 
-    def discard(self) -> None:
-        """Remove the files collected for a draft that will not become a job."""
+    def discard(self, prefetch: Prefetcher | None = None) -> None:
+        """Remove the files collected for a draft that will not become a job (and stop their
+        background analysis)."""
+        if prefetch is not None:
+            prefetch.cancel(self.job_dir)
         shutil.rmtree(self.job_dir, ignore_errors=True)
 
 
@@ -107,6 +111,8 @@ class Services:
     albums: dict[tuple[int, int, str], asyncio.Task[None]] = field(default_factory=dict)
     # (chat id, prompt message id) -> owner id, for footage pooled by other group members
     pools: dict[tuple[int, int], int] = field(default_factory=dict)
+    # footage analysed in the background as it arrives (None: the pipeline cannot)
+    prefetch: Prefetcher | None = None
 
 
 Context = ContextTypes.DEFAULT_TYPE

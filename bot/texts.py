@@ -375,6 +375,57 @@ T: dict[str, dict[str, str]] = {
         "zh": "✅ 视频已经做好，但发送时 Telegram 没有接收。视频已保留，请点“🔁 重新发送”。",
     },
     "btn_resend": {"en": "🔁 Send again", "zh": "🔁 重新发送"},
+    # Edits by replying to a delivered video (bot/edits.py).
+    "edit_confirm_line": {
+        "en": "I'll change sentence {index} to “{text}” and re-render:",
+        "zh": "我会把第 {index} 句改成“{text}”并重新渲染：",
+    },
+    "edit_confirm_title": {
+        "en": "I'll change the title to “{text}” and re-render:",
+        "zh": "我会把标题改成“{text}”并重新渲染：",
+    },
+    "edit_confirm_shot": {
+        "en": "I'll replace shot {index} and re-render:",
+        "zh": "我会换掉第 {index} 个镜头并重新渲染：",
+    },
+    "edit_confirm_music": {
+        "en": "I'll put this music under the video and re-render:",
+        "zh": "我会换上这段音乐并重新渲染：",
+    },
+    "edit_confirm_nomusic": {
+        "en": "I'll take the music out and re-render:",
+        "zh": "我会去掉音乐并重新渲染：",
+    },
+    "edit_confirm_length": {
+        "en": "I'll rewrite it for {seconds} s and re-render:",
+        "zh": "我会按 {seconds} 秒重写并重新渲染：",
+    },
+    "edit_confirm_language": {
+        "en": "I'll remake it in {language} and re-render:",
+        "zh": "我会用{language}重做并重新渲染：",
+    },
+    "edit_unknown": {
+        "en": "I can change, in a reply to the video: a sentence (“line 2: new words”), the "
+        "title (“title: …”), a shot (“replace shot 3”), the music (send an audio file, or “no "
+        "music”), the length (“shorter”, “20 s”) or the language (“in Chinese”).",
+        "zh": "回复视频即可修改：某一句（“第2句：新的文案”）、标题（“标题：……”）、镜头（“第三个镜头"
+        "换掉”）、音乐（发一段音频，或“不要音乐”）、时长（“短一点”“20秒”）或语言（“用英文”）。",
+    },
+    "edit_busy": {
+        "en": "Another video of yours is being made; reply again when it is done.",
+        "zh": "你还有一个视频正在制作，完成后再回复修改。",
+    },
+    "edit_gone": {
+        "en": "I no longer have the files of that video; send /new to make it again.",
+        "zh": "服务器上已不再保留这个视频的文件，请发送 /new 重新制作。",
+    },
+    "edit_dropped": {"en": "✖ Not changed.", "zh": "✖ 不修改。"},
+    "btn_edit_ok": {"en": "✅", "zh": "✅"},
+    "btn_edit_no": {"en": "✖", "zh": "✖"},
+    "edit_impossible": {
+        "en": "That change cannot be made to this video (no other footage for that shot).",
+        "zh": "这个修改做不了（没有别的素材可以换这个镜头）。",
+    },
     "resend_gone": {
         "en": "That video is no longer kept on the server; send /new to make it again.",
         "zh": "服务器上已不再保留这个视频，请发送 /new 重新制作。",

@@ -160,7 +160,12 @@ class JobRunner:
             return self.pipeline.revise(
                 job.job_dir, script, another=job.another, progress=progress, cancel=cancel
             )
-        result = self.pipeline.render_job(job.job_dir, progress, cancel)
+        if job.step == "edit":  # a change asked for by replying to the video (bot.edits)
+            from bot.edits import apply_confirmed
+
+            result = apply_confirmed(self.pipeline, job, progress, cancel)
+        else:
+            result = self.pipeline.render_job(job.job_dir, progress, cancel)
         video = fit_video(
             result.video,
             result.duration,

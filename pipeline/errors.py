@@ -98,3 +98,10 @@ class RenderTimeout(RenderError):
         super().__init__(message, log_tail)
         self.reason = reason
         self.params["reason"] = reason
+
+
+class EditError(ReelbotError):
+    """An edit of a delivered video that cannot be applied (no other footage for a shot, a
+    pipeline that cannot edit)."""
+
+    key = "edit_impossible"

@@ -1,4 +1,4 @@
-"""`reelbot bench render|analyze|narrate|make|understand|comments` (and plug-ins: `queue`).
+"""`reelbot bench render|analyze|narrate|make|understand|comments|edit` (and plug-ins: `queue`).
 
 Heavy imports live inside the handlers so `reelbot --help` stays fast.
 """
@@ -49,6 +49,10 @@ def register(sub: Any) -> None:
                    help="skip the whisper re-transcription of the output")  # fmt: skip
     p.set_defaults(handler=_make)
 
+    p = what.add_parser("edit", help="re-render after an edit (segment cache) vs the full render")
+    p.add_argument("--keep", metavar="DIR", help="keep the renders and the segment cache here")
+    p.set_defaults(handler=_edit)
+
     p = what.add_parser(
         "understand", help="what footage shows: subject recall, grounded script lines, speed"
     )
@@ -94,6 +98,12 @@ def _make(args: argparse.Namespace) -> int:
 
     result: int = bench(args.seconds, args.keep, not args.no_whisper)
     return result
+
+
+def _edit(args: argparse.Namespace) -> int:
+    from pipeline.bench.edit import bench
+
+    return bench(args.keep)
 
 
 def _understand(args: argparse.Namespace) -> int:

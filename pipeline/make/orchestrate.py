@@ -12,6 +12,7 @@ cover.jpg and stages.json.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -200,6 +201,19 @@ def render_job(
     return _render(job, brief, model)
 
 
+# Each segment's encoded picture, shared by a job and its edited versions (v2/, v3/ ...), so
+# a version re-encodes only the segments that changed (`pipeline.render.segments`).
+SEGMENTS_DIR = "segments"
+
+
+def job_root(folder: Path) -> Path:
+    """The job folder a version folder (`<job>/v2`) belongs to; the folder itself otherwise."""
+    parent = folder.parent
+    if re.fullmatch(r"v[0-9]+", folder.name) and (parent / jobdir.BRIEF_FILE).is_file():
+        return parent
+    return folder
+
+
 def _render(job: StageRun, brief: Brief, model: str | None) -> MakeResult:
     from pipeline.render.renderer import frame_counts, render
 
@@ -217,6 +231,7 @@ def _render(job: StageRun, brief: Brief, model: str | None) -> MakeResult:
             cancel=job.cancel,
             cover_path=job.path("cover.jpg"),
             captions_path=job.path("captions.ass"),
+            segments_dir=job_root(job.dir) / SEGMENTS_DIR,
         )
         job.log.record("render", key, outputs, ran=True)
     return MakeResult(

@@ -174,7 +174,7 @@ def analysis_stage(
     analysis = analyze(
         media,
         captions,
-        transcriber=_footage_transcriber,
+        transcriber=_footage_transcriber(job.settings),
         progress=lambda f: job.report("analyze", 0.05 + 0.9 * f),
         cancel=job.cancel,
         # REELBOT_ANALYSIS_CACHE=0 turns off the cross-job cache (benchmarks, disk limits).
@@ -195,11 +195,12 @@ def analysis_stage(
     return analysis, key
 
 
-def _footage_transcriber(path: str) -> Any:
-    """Speech inside the footage, with the process-wide whisper model (loaded on first use)."""
-    from pipeline.speech import default_transcriber
+def _footage_transcriber(config: Settings) -> Any:
+    """Speech inside the footage, with the process-wide whisper model (loaded on first use),
+    through the transcript cache the background analysis fills (`pipeline.footage.warm`)."""
+    from pipeline.footage.transcripts import cached_transcriber
 
-    return default_transcriber().transcribe(path)
+    return cached_transcriber(config)
 
 
 def script_request(brief: Brief, analysis: Analysis) -> Any:
@@ -291,7 +292,10 @@ def narration_stage(
     from pipeline.narrate.model import Narration
 
     def key_for(s: Script) -> str:
-        return digest("narration", s.to_dict(), brief.voice, _narrator_conf(job.settings))
+        # What is spoken, not the title or hashtags: a new title (an edit after delivery)
+        # keeps the voice, the plan and every rendered segment.
+        spoken = {k: v for k, v in s.to_dict().items() if k not in ("title", "hashtags")}
+        return digest("narration", spoken, brief.voice, _narrator_conf(job.settings))
 
     key = key_for(script)
     if job.log.fresh("narration", key):

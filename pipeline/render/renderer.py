@@ -39,6 +39,13 @@ from pipeline.render.filters import (
     segments_graph,
 )
 from pipeline.render.proxies import shrink_sources, slowness
+from pipeline.render.segments import (
+    CacheStats,
+    SegmentCache,
+    keyframe_args,
+    render_from_cache,
+    segment_keys,
+)
 from pipeline.render.subtitles import build_ass
 
 __all__ = ["RenderResult", "build_command", "extract_frame", "frame_counts", "render"]
@@ -71,6 +78,7 @@ class RenderResult:
     encoder: str
     size_bytes: int
     seconds: float  # wall time of the render
+    segments: CacheStats | None = None  # what the segment cache gave, when one was used
 
 
 def choose_encoder(out: OutputSpec) -> str:
@@ -92,9 +100,10 @@ def _video_codec_args(out: OutputSpec, encoder: str) -> list[str]:
 
 def _audio_and_output(
     plan: EditPlan, audio: tuple[str, Loudness] | None, a_in: int, total_frames: int,
-    out_path: str, encoder: str, video_chains: list[str],
+    out_path: str, encoder: str, video_chains: list[str], keyframes: list[int] | None = None,
 ) -> list[str]:  # fmt: skip
-    """The sound input and chain, the mapping and encoder options, the output."""
+    """The sound input and chain, the mapping and encoder options, the output; `keyframes`
+    (segment frame counts) forces an IDR frame at each segment start, for the segment cache."""
     out = plan.output
     args: list[str] = []
     chains = list(video_chains)
@@ -117,7 +126,8 @@ def _audio_and_output(
     args += [
         "-filter_complex", ";".join(chains), "-filter_complex_threads", "2",
         "-map", "[vout]", "-map", "[aout]",
-        *_video_codec_args(out, encoder), "-r", f"{out.fps}", "-frames:v", str(total_frames),
+        *_video_codec_args(out, encoder), *(keyframe_args(keyframes) if keyframes else []),
+        "-r", f"{out.fps}", "-frames:v", str(total_frames),
         "-c:a", "aac", "-b:a", f"{out.audio_bitrate_k}k", "-ar", "48000", "-ac", "2",
         "-t", f"{duration:.4f}", "-movflags", "+faststart",
         "-metadata", "comment=made with reelbot", out_path,
@@ -127,9 +137,10 @@ def _audio_and_output(
 
 def build_command(
     plan: EditPlan, ass_path: str | None, audio: tuple[str, Loudness] | None, out_path: str,
-    encoder: str,
+    encoder: str, keyframes: bool = False,
 ) -> list[str]:  # fmt: skip
-    """The main pass's ffmpeg arguments (without the binary), for inspection and for running.
+    """The main pass's ffmpeg arguments (without the binary), for inspection and for running;
+    `keyframes` forces an IDR frame at each segment start (for the segment cache).
 
     Every input gets `-reinit_filter 0`: by default ffmpeg rebuilds the whole filter graph when
     a decoded frame's parameters change mid-stream, which happens at the joins of footage glued
@@ -145,7 +156,7 @@ def build_command(
         args += ["-reinit_filter", "0", *segment_input(seg, src, n, plan.output.fps)]
     chains = segments_graph(plan, counts, ass_path)
     return args + _audio_and_output(plan, audio, len(counts), sum(counts), out_path, encoder,
-                                    chains)  # fmt: skip
+                                    chains, counts if keyframes else None)  # fmt: skip
 
 
 def _segment_command(plan: EditPlan, k: int, n: int, out_path: str) -> list[str]:
@@ -160,7 +171,7 @@ def _segment_command(plan: EditPlan, k: int, n: int, out_path: str) -> list[str]
 
 def _join_command(
     plan: EditPlan, parts: list[str], ass_path: str | None, audio: tuple[str, Loudness] | None,
-    out_path: str, encoder: str,
+    out_path: str, encoder: str, keyframes: bool = False,
 ) -> list[str]:  # fmt: skip
     """The intermediate files concatenated, captioned and encoded with the sound."""
     args: list[str] = []
@@ -169,14 +180,15 @@ def _join_command(
         args += ["-i", part]
         chains.append(f"[{k}:v]setpts=PTS-STARTPTS[v{k}]")
     chains.append(join_chain(len(parts), ass_path))
-    total = sum(frame_counts(plan))
-    return args + _audio_and_output(plan, audio, len(parts), total, out_path, encoder, chains)
+    counts = frame_counts(plan)
+    return args + _audio_and_output(plan, audio, len(parts), sum(counts), out_path, encoder,
+                                    chains, counts if keyframes else None)  # fmt: skip
 
 
 def _render_by_segments(
     plan: EditPlan, tmp: str, ass_path: str | None, audio: tuple[str, Loudness] | None,
     partial: str, encoder: str, report: ProgressFn, cancel: threading.Event | None,
-    slow: float,
+    slow: float, keyframes: bool = False,
 ) -> None:  # fmt: skip
     counts = frame_counts(plan)
     total = plan.duration
@@ -195,7 +207,8 @@ def _render_by_segments(
         parts.append(part)
         done += seconds
     stall, limit = limits_for(total)
-    run_ffmpeg(_join_command(plan, parts, ass_path, audio, partial, encoder), duration=total,
+    join = _join_command(plan, parts, ass_path, audio, partial, encoder, keyframes)
+    run_ffmpeg(join, duration=total,
                progress=lambda f: report(0.48 + 0.5 * f), cancel=cancel,
                what="render (joining the segments)", stall_after=stall,
                time_limit=limit)  # fmt: skip
@@ -235,8 +248,12 @@ def render(
     cancel: threading.Event | None = None,
     cover_path: str | os.PathLike[str] | None = None,
     captions_path: str | os.PathLike[str] | None = None,
+    segments_dir: str | os.PathLike[str] | None = None,
 ) -> RenderResult:
-    """Render `plan` to `out_path` (MP4) and a cover JPEG beside it (or at `cover_path`)."""
+    """Render `plan` to `out_path` (MP4) and a cover JPEG beside it (or at `cover_path`).
+
+    With `segments_dir`, each segment's encoded picture is kept there (`pipeline.render.segments`)
+    and a later plan re-encodes only the segments that changed."""
     validate_plan(plan)
     began = time.monotonic()
     out_path = os.fspath(out_path)
@@ -245,7 +262,7 @@ def render(
     report: ProgressFn = progress or (lambda _f: None)
     encoder = choose_encoder(plan.output)
     with tempfile.TemporaryDirectory(prefix="reelbot-render-") as tmp:
-        ass_path = None
+        ass_path, text = None, None
         if plan.captions:
             ass_path = os.path.join(tmp, "captions.ass")
             text = build_ass(plan)
@@ -261,17 +278,28 @@ def render(
         partial = _partial_path(out_path)
         slow = slowness(work)
         stall, limit = limits_for(plan.duration, slow)
+        # Keyed on the plan as given (the sources' own fingerprints), encoded from `work`.
+        cache = SegmentCache(segments_dir) if segments_dir is not None else None
+        keys = segment_keys(plan, text, encoder) if cache is not None else []
+        known = cache is not None and any(cache.has(k) for k in keys)
+        stats = None
         try:
             try:
-                run_ffmpeg(
-                    build_command(work, ass_path, audio, partial, encoder),
-                    duration=plan.duration,
-                    progress=lambda f: report(0.03 + 0.95 * f),
-                    cancel=cancel,
-                    what="render",
-                    stall_after=stall,
-                    time_limit=limit,
-                )
+                if cache is not None and known:
+                    stats = render_from_cache(
+                        work, cache, keys, ass_path, audio, encoder, partial, tmp,
+                        lambda f: report(0.03 + 0.95 * f), cancel,
+                    )  # fmt: skip
+                else:
+                    run_ffmpeg(
+                        build_command(work, ass_path, audio, partial, encoder, cache is not None),
+                        duration=plan.duration,
+                        progress=lambda f: report(0.03 + 0.95 * f),
+                        cancel=cancel,
+                        what="render",
+                        stall_after=stall,
+                        time_limit=limit,
+                    )
             except Cancelled:
                 raise
             except RenderError as first:
@@ -279,7 +307,7 @@ def render(
                 log.warning("render %s (%s); retrying segment by segment", kind, first.message)
                 try:
                     _render_by_segments(work, tmp, ass_path, audio, partial, encoder, report,
-                                        cancel, slow)  # fmt: skip
+                                        cancel, slow, cache is not None)  # fmt: skip
                 except Cancelled:
                     raise
                 except RenderError as second:
@@ -293,6 +321,9 @@ def render(
                         timeout.reason,
                         second.log_tail,
                     ) from second
+            if cache is not None and stats is None:  # a whole render: cut it into the cache
+                cache.store_split(partial, keys, frame_counts(plan), cancel)
+                stats = CacheStats(hits=0, misses=len(keys), full=True)
             os.replace(partial, out_path)
         finally:
             if os.path.exists(partial):
@@ -313,6 +344,7 @@ def render(
         encoder=encoder,
         size_bytes=os.path.getsize(out_path),
         seconds=time.monotonic() - began,
+        segments=stats,
     )
     log.info("rendered %s (%.1fs video in %.1fs, %s)", out_path, result.duration,
              result.seconds, encoder)  # fmt: skip
