@@ -35,7 +35,7 @@ from pipeline.plan import (
     cover_rect,
 )
 from pipeline.render.subtitles import build_ass
-from pipeline.settings import settings
+from pipeline.settings import override, settings
 
 CLIPS = (("testsrc2", 20.0), ("gradients", 20.0), ("life", 20.0))
 SHOT_STARTS = (2.0, 3.0, 6.5, 9.0, 11.0, 13.5)
@@ -114,7 +114,11 @@ def make_8k_clip(seconds: float = 6.0) -> str:
 
 def build_8k_plan(clip: str, narration: str) -> EditPlan:
     """Six 1.5 s shots of one 8K clip (different windows and times), 9 s, no captions."""
-    src = probe(clip)
+    # An 8K file is over the per-frame cap a user's footage meets at probe (4K by default):
+    # this measures what the renderer itself does with a source that large, so the cap is
+    # lifted for this one probe.
+    with override(max_frame_pixels=7680 * 4320):
+        src = probe(clip)
     out = OutputSpec(width=1080, height=1920, fps=30.0, encoder="auto")
     segs = []
     for i in range(6):
