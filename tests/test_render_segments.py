@@ -17,6 +17,8 @@ from pipeline.plan import AudioTrack, CaptionCue, EditPlan, OutputSpec, Segment,
 from pipeline.render.renderer import render
 from pipeline.render.segments import segment_keys
 
+pytestmark = pytest.mark.slow  # renders or runs models end to end
+
 
 @pytest.fixture(scope="module")
 def plan(tmp_path_factory: pytest.TempPathFactory) -> EditPlan:
