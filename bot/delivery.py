@@ -255,12 +255,25 @@ async def send_storyboard(bot: Bot, job: Job, board: StoryboardLike) -> Message:
     heard = sound_text(job.lang, board.sounds)  # what happens to the footage's own sound
     if heard:
         text = f"{text}\n\n{trim(heard, 280)}"
+    text = f"{text}\n\n{writer_text(job.lang, board.script)}"
     return await bot.send_message(
         job.chat_id,
         trim(text, TEXT_LIMIT),
         reply_markup=storyboard_keyboard(job),
         reply_parameters=reply_to(job),
     )
+
+
+def writer_text(lang: str, script: Script) -> str:
+    """Who wrote the script: the language model by name, or the built-in writer and why the
+    configured model did not (its error's class leads `Script.fallback_reason`)."""
+    if script.writer != "offline":
+        return t(lang, "written_by_model", model=script.writer)
+    if not script.fallback_reason:
+        return t(lang, "written_offline")
+    kind = script.fallback_reason.split(":", 1)[0]
+    key = {"LMTimeout": "lm_timeout", "LMBadOutput": "lm_bad_output"}.get(kind, "lm_unavailable")
+    return "✍️ " + t(lang, key)
 
 
 def make_thumbnail(cover: str, out: str) -> str:

@@ -292,6 +292,8 @@ T: dict[str, dict[str, str]] = {
         "en": "😵 This video's files could not be read back. Please start it again with /new.",
         "zh": "😵 这个视频的文件无法读取，请发送 /new 重新制作。",
     },
+    "written_by_model": {"en": "✍️ Script by {model}.", "zh": "✍️ 脚本由 {model} 撰写。"},
+    "written_offline": {"en": "✍️ Script by the built-in writer.", "zh": "✍️ 脚本由内置写作器撰写。"},
     "lm_unavailable": {
         "en": "The writing model is not available right now, so the built-in writer wrote the "
         "script.",

@@ -476,3 +476,20 @@ def test_every_error_key_a_user_can_meet_has_words() -> None:
             names = {f for _, f, _, _ in string.Formatter().parse(T[key][lang]) if f}
             text = error_text(lang, key, {n: "x" for n in names})
             assert text != generic[lang], (key, lang)
+
+
+def test_the_storyboard_says_who_wrote_the_script() -> None:
+    import dataclasses
+
+    from bot.delivery import writer_text
+    from pipeline.script import OfflineWriter, ScriptRequest
+
+    script = OfflineWriter().write(ScriptRequest(topic="咖啡", style="vlog", language="zh"))
+    by_model = dataclasses.replace(script, writer="embedded:Qwen2.5-Coder-1.5B-Instruct")
+    assert "Qwen2.5-Coder-1.5B-Instruct" in writer_text("en", by_model)
+    assert writer_text("zh", script) == "✍️ 脚本由内置写作器撰写。"
+    late = dataclasses.replace(script, fallback_reason="LMTimeout: no time left of the 180 s")
+    assert "took too long" in writer_text("en", late)
+    assert "太慢" in writer_text("zh", late)
+    gone = dataclasses.replace(script, fallback_reason="LMUnavailable: not installed")
+    assert "not available" in writer_text("en", gone)
