@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 import pipeline.ffmpeg as ffmpeg_mod
+from pipeline import settings as pipeline_settings
 from pipeline.bench import samples
 from pipeline.errors import RenderTimeout
 from pipeline.ffmpeg import ffmpeg_exe, run_ffmpeg
@@ -132,8 +133,10 @@ def _fake_ffmpeg(tmp_path: Path, stall_when: str) -> Path:
 def fake_ffmpeg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     def install(stall_when: str) -> Path:
         fake = _fake_ffmpeg(tmp_path, stall_when)
-        ffmpeg_mod.ffmpeg_exe.cache_clear()
         monkeypatch.setenv("REELBOT_FFMPEG", str(fake))
+        # Fixtures that made media have read the settings already: read them again.
+        pipeline_settings.reset()
+        ffmpeg_mod.ffmpeg_exe.cache_clear()
         return fake
 
     yield install
