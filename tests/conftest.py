@@ -88,10 +88,16 @@ def _restore_environ() -> Iterator[None]:
 def _fresh_settings() -> Iterator[None]:
     """Each test reads the pipeline settings afresh: the snapshot is taken on the test's first
     `settings()` call, so a `monkeypatch.setenv` before it applies. A test that changes a
-    variable after that calls `pipeline.settings.reset()` or uses `settings.override(...)`."""
+    variable after that calls `pipeline.settings.reset()` or uses `settings.override(...)`.
+    Pillow's decompression-bomb limit follows the photo cap (`pipeline.media.pillow_limits`,
+    process-wide by design: one process, one snapshot), so a test's small cap is undone too."""
+    from PIL import Image
+
+    limit = Image.MAX_IMAGE_PIXELS
     pipeline_settings.reset()
     yield
     pipeline_settings.reset()
+    Image.MAX_IMAGE_PIXELS = limit
 
 
 @pytest.fixture(autouse=True)
