@@ -117,6 +117,7 @@ def test_oversized_pictures_are_refused_before_decoding(corpus: list[Case]) -> N
         assert peak < base + 60, (case.name, peak, base)  # a probe, not a decode
 
 
+@pytest.mark.slow
 def test_caps_are_settings(corpus: list[Case]) -> None:
     from pipeline.footage.frames import read_photo
     from pipeline.settings import override
@@ -257,6 +258,7 @@ def test_hostile_topics_are_cleaned_or_refused(kind: str) -> None:
     assert script.spoken()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seconds", [5, 10, 180])
 @pytest.mark.parametrize("spoken", [0.5, 1.0, 60.0, 900.0])
 def test_every_documented_length_survives_a_refit(seconds: int, spoken: float) -> None:

@@ -171,6 +171,7 @@ def test_forged_button_gets_a_polite_answer(
 # -- user mistakes, by name --------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("who", "label"), [(ALICE, "English"), (LI, "中文")])
 def test_tapping_the_ticked_option_answers_and_edits_nothing(
     tmp_path: Path, who: dict[str, Any], label: str

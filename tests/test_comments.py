@@ -29,6 +29,7 @@ from pipeline.script.styles import STYLES
 from tests.comment_shots import SHOT_COMMENTS, draw_comment_section
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lang", ["zh", "en"])
 def test_sentiment_accuracy_on_the_labelled_sets(lang: str) -> None:
     assert len(labelled(lang)) >= 60  # type: ignore[arg-type]
@@ -76,6 +77,7 @@ def _mixed() -> list[Comment]:
     return [Comment(t, likes=k) for t, k in texts]
 
 
+@pytest.mark.slow
 def test_report_themes_lists_ideas_and_json(tmp_path: Path) -> None:
     report = analyze_comments(_mixed())
     assert report.total == 18 and report.counted == 16  # spam and the repeat left out
@@ -128,6 +130,7 @@ class Labeller:
         raise TimeoutError("too slow")
 
 
+@pytest.mark.slow
 def test_model_relabels_only_the_uncertain_and_keeps_its_budget() -> None:
     model = Labeller()
     comments = ["Oh great, another 10 minute ad 🙄", "This is amazing, thank you so much!"]

@@ -93,6 +93,7 @@ def test_hard_cuts_found_within_two_frames(footage: Footage, analysis: Analysis)
     assert fp == 0, (found, footage.truth_cuts)
 
 
+@pytest.mark.slow
 def test_dissolve_found_and_not_a_shot(footage: Footage, analysis: Analysis) -> None:
     (a, b), = footage.truth_dissolves  # fmt: skip
     found = [round(t * FPS) for t in analysis.files[0].dissolves]

@@ -93,6 +93,7 @@ def test_a_wrong_shape_twice_is_bad_output() -> None:
     assert info.value.key == "lm_bad_output"
 
 
+@pytest.mark.slow
 def test_429_waits_as_long_as_retry_after_says() -> None:
     limited = Reply(status=429, headers={"Retry-After": "1"})
     with OpenAIStandIn([limited, ok(GOOD)]) as s:

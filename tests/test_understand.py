@@ -45,6 +45,7 @@ def test_each_shot_knows_what_it_shows_in_zh_and_en(known: tuple[str, Analysis])
     assert np.allclose(np.linalg.norm(feats, axis=1), 1.0, atol=0.01)
 
 
+@pytest.mark.slow
 def test_seen_is_cached_and_saved_with_the_shots(
     known: tuple[str, Analysis], tmp_path: Path
 ) -> None:
@@ -155,6 +156,7 @@ def test_image_text_scores_change_the_plan(known: tuple[str, Analysis]) -> None:
     assert moved == [1, 2, 0] and moved != base
 
 
+@pytest.mark.slow
 def test_image_text_setting_reaches_the_planner(
     known: tuple[str, Analysis], tmp_path: Path
 ) -> None:

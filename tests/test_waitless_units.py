@@ -93,6 +93,7 @@ def test_prefetch_runs_one_file_at_a_time_and_cancel_stops_the_running_one() -> 
     pre.shutdown()
 
 
+@pytest.mark.slow
 def test_prepare_withdraws_files_not_started_and_waits_for_the_running_one() -> None:
     done: list[str] = []
 
