@@ -244,7 +244,8 @@ def validate_plan(plan: EditPlan) -> None:
         _finite(seg.end, f"{where}.end")
         if seg.start < 0:
             raise PlanError(f"{where}.start", "must be >= 0")
-        if seg.end - seg.start < 1.0 / out.fps:
+        # A one-frame piece is `start + 1/fps`; the subtraction can lose a few ulps of that.
+        if seg.end - seg.start < (1.0 - 1e-6) / out.fps:
             raise PlanError(f"{where}.end", "segment is shorter than one frame")
         src = plan.sources[seg.source]
         if src.kind == "video" and seg.end > src.duration + 0.05:

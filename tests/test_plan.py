@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from pipeline.errors import PlanError
-from pipeline.media import probe
+from pipeline.media import MediaInfo, probe
 from pipeline.plan import (
     AudioTrack,
     CaptionCue,
@@ -21,7 +21,10 @@ from pipeline.plan import (
     WordTiming,
     cover_rect,
     output_size,
+    validate_plan,
 )
+
+MEDIA = MediaInfo("clip.mp4", "video", 60.0, 1920, 1080, 30.0, 0, False, "h264", 1000)
 
 
 @pytest.fixture
@@ -138,3 +141,20 @@ def test_plan_json_is_plain_data(plan: EditPlan) -> None:
     data = json.loads(plan.to_json())
     assert data["segments"][1]["crop_end"] == {"x": 0.3, "y": 0.1, "w": 0.3, "h": 0.8}
     assert data["sources"][0]["kind"] == "video"
+
+
+def test_a_one_frame_segment_at_any_start_is_valid() -> None:
+    # The planner snaps pieces onto whole frames as start + n/fps; for n = 1 the difference
+    # end - start comes back a few ulps short of 1/fps at many starts (a plan that render
+    # refused, seen in CI).
+    fps = 30.0
+    starts = [k * 0.0137 + 0.001 for k in range(2000)]
+    short = [s for s in starts if (s + 1 / fps) - s < 1 / fps]
+    assert short  # the float effect the check must tolerate is real
+    for start in short[:5]:
+        seg = Segment(0, start, start + 1 / fps, Rect(0, 0, 1, 1))
+        plan = EditPlan(sources=(MEDIA,), segments=(seg,), output=OutputSpec(fps=fps))
+        validate_plan(plan)
+    with pytest.raises(PlanError, match="shorter than one frame"):
+        flash = Segment(0, 1.0, 1.02, Rect(0, 0, 1, 1))
+        validate_plan(EditPlan(sources=(MEDIA,), segments=(flash,), output=OutputSpec(fps=fps)))
