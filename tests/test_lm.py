@@ -296,6 +296,29 @@ def test_a_joined_file_the_check_refuses_is_not_kept(
         emb.model_path(tmp_path)
 
 
+def test_a_verified_join_is_stamped_and_reused_without_rereading(
+    fake_parts: list[Part], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whole = b"GGUF" + b"a" * 1000 + b"b" * 777
+    monkeypatch.setattr(emb, "PARTS", tuple(fake_parts))
+    monkeypatch.setattr(emb, "SIZE", len(whole))
+    monkeypatch.setattr(emb, "SHA256", hashlib.sha256(whole).hexdigest())
+    headers: list[Path] = []
+    monkeypatch.setattr(emb, "check_gguf", headers.append)
+    path = emb.model_path(tmp_path)
+    assert path.read_bytes() == whole and len(headers) == 1
+    stamp = path.with_name(path.name + ".sha256")
+    assert stamp.read_text() == hashlib.sha256(whole).hexdigest()
+    mtime = path.stat().st_mtime_ns
+    # Verified once: later calls neither re-read the header nor join again.
+    assert emb.model_path(tmp_path) == path and len(headers) == 1
+    assert path.stat().st_mtime_ns == mtime
+    # A file without its stamp (a crash between join and stamp, a copy) is joined again.
+    stamp.unlink()
+    path.write_bytes(b"GGUF" + b"x" * (len(whole) - 4))
+    assert emb.model_path(tmp_path).read_bytes() == whole and len(headers) == 2
+
+
 # --- the transformers backend on a tiny real model ------------------------------------------
 
 tiny_model = test_script_llm.tiny_model  # the script writer's tiny random model, made once
