@@ -21,6 +21,9 @@ _FIELD_CHARS = {"title": 90, "hook": 200, "cta": 200, "text": 300, "visual": 200
 # A model that says this much of its own instructions is echoing them, not writing a script.
 _ECHO_CHARS = {"zh": 12, "en": 28}
 _MAX_RATIO = 1.3
+# Past this, body lines before the payoff are dropped: a 30 s request should not come back 35 s
+# long (models pad; the repair round costs a whole second answer).
+_TRIM_RATIO = 1.1
 # The hook has to land in the first three seconds; a sentence this long cannot.
 _HOOK_SECONDS = 6.0
 _MIN_RATIO = 0.6
@@ -116,8 +119,12 @@ def script_from_answer(
     def total() -> float:
         return sum(estimate_seconds(s, lang) for s in (hook, *(ln.text for ln in lines), cta))
 
-    # Too long by a little: drop body lines before the payoff rather than ask again.
-    while total() > _MAX_RATIO * target and len(lines) > 2:
+    # Too long: drop body lines before the payoff rather than ask again, while one can go
+    # without leaving the script short.
+    while total() > _TRIM_RATIO * target and len(lines) > 2:
+        shorter = total() - estimate_seconds(lines[-2].text, lang)
+        if shorter < _MIN_RATIO * target:
+            break
         del lines[-2]
     seconds = total()
     if seconds > _MAX_RATIO * target:
