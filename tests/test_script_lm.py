@@ -117,3 +117,34 @@ def test_schema_matches_what_the_parser_accepts() -> None:
     from pipeline.lm import parse_json
 
     assert parse_json(json.dumps(GOOD_ZH, ensure_ascii=False), SCRIPT_SCHEMA) == GOOD_ZH
+
+
+def test_warm_writer_loads_the_configured_model_once_and_survives_a_broken_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pipeline.lm import LMUnavailable
+    from pipeline.script import warm_writer
+
+    loads: list[str] = []
+
+    class Loadable:
+        backend, model = "embedded", "m"
+
+        def __init__(self, broken: bool) -> None:
+            self.broken = broken
+
+        def load(self) -> None:
+            loads.append(self.model)
+            if self.broken:
+                raise LMUnavailable("no such file", "embedded")
+
+    monkeypatch.delenv("REELBOT_SCRIPT_MODEL", raising=False)
+    monkeypatch.setattr("pipeline.lm.get_model", lambda _config=None: Loadable(False))
+    assert warm_writer() == "embedded:m" and loads == ["m"]
+    # A model that cannot load is logged, not raised: the writer says why when it writes.
+    monkeypatch.setattr("pipeline.lm.get_model", lambda _config=None: Loadable(True))
+    assert warm_writer() == "embedded:m" and loads == ["m", "m"]
+    # The offline writer has nothing to load.
+    monkeypatch.setenv("REELBOT_SCRIPT_MODEL", "offline")
+    settings.reset()
+    assert warm_writer() == "offline" and len(loads) == 2

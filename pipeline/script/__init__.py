@@ -10,7 +10,7 @@ from pipeline.script.model import Script, ScriptError, ScriptLine
 from pipeline.script.offline import OfflineWriter
 from pipeline.script.request import ScriptRequest, ScriptRequestError, ShotNote
 from pipeline.script.styles import STYLES, Style
-from pipeline.script.writer import ScriptWriter, get_writer
+from pipeline.script.writer import ScriptWriter, get_writer, warm_writer
 
 __all__ = [
     "STYLES",
@@ -27,6 +27,7 @@ __all__ = [
     "estimate_seconds",
     "get_writer",
     "speaking_rate",
+    "warm_writer",
 ]
 
 

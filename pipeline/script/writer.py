@@ -65,3 +65,22 @@ def _configured_writer(timeout_s: float) -> ScriptWriter:
     if lm is None:
         return OfflineWriter()
     return LMWriter(lm, timeout_s=timeout_s)
+
+
+def warm_writer(config: Settings | None = None) -> str:
+    """Load the configured writer's model now, once per process, and return the writer's name.
+
+    A long-running process (the bot, a worker) calls this as it starts, and a benchmark before
+    its clock, so the first script does not pay the load. A model that cannot load is left to
+    the writer, which falls back to the offline writer and says why when it is asked.
+    """
+    from pipeline.lm import LMError
+
+    writer = get_writer(config=config)
+    load = getattr(getattr(writer, "model", None), "load", None)
+    if callable(load):
+        try:
+            load()
+        except LMError as exc:
+            log.warning("the writer's model did not load: %s", exc.message)
+    return writer.name
