@@ -87,7 +87,7 @@ def run_bench(workdir: str | None = None, size: tuple[int, int] = (1280, 720)) -
     from pipeline.make.stages import script_request
     from pipeline.media import probe
     from pipeline.plan import OutputSpec
-    from pipeline.script import get_writer
+    from pipeline.script import get_writer, warm_writer
 
     folder = workdir or tempfile.mkdtemp(prefix="reelbot-understand-")
     os.makedirs(folder, exist_ok=True)
@@ -100,6 +100,7 @@ def run_bench(workdir: str | None = None, size: tuple[int, int] = (1280, 720)) -
     # Warm-up: every model loaded once (as in a running bot), then timed without the cache.
     analyze(media, use_cache=False)
     embed = scorers.text_embedder()
+    warm_writer()
     t0 = time.perf_counter()
     analyze(media, use_cache=False, params=AnalysisParams(understand=False))
     plain = time.perf_counter() - t0
