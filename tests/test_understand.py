@@ -344,3 +344,24 @@ def test_a_vision_model_describes_each_distinct_view(
     monkeypatch.delenv("REELBOT_VISION_MODEL")
     settings.reset()
     assert describe(frames, budget_s=30) == ["", ""]  # none configured: nothing asked
+
+
+@pytest.mark.slow
+def test_warm_loads_every_recogniser_and_runs_it_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.footage.understand import warm
+    from pipeline.see import ocr, subjects
+
+    ran: list[str] = []
+    real_probs = subjects.probabilities_and_features
+
+    def counted(frames: Any, *args: Any, **kwargs: Any) -> Any:
+        ran.append("subjects")
+        return real_probs(frames, *args, **kwargs)
+
+    monkeypatch.setattr(subjects, "probabilities_and_features", counted)
+    subjects._MODEL.clear()
+    ocr._ENGINE.clear()
+    warm()
+    assert ran == ["subjects"]
+    assert subjects._MODEL.loaded("efficientnet-lite0")
+    assert ocr._ENGINE.loaded("rapidocr-ppocrv4")

@@ -61,15 +61,18 @@ def understand(moments: Sequence[Moment], ocr_budget: float) -> tuple[Moment, ..
 
 
 def warm() -> None:
-    """Load the recognisers now (each once per process): a long-lived process (the bot, a
-    worker) pays this once; a benchmark loads them before it starts its clock."""
+    """Load the recognisers now and run each once (each loads once per process): a long-lived
+    process (the bot, a worker) pays this once; a benchmark does it before it starts its clock."""
     from pipeline.footage.faces import default_detector
     from pipeline.see import ocr, subjects
 
-    default_detector()
-    subjects._model()
+    # One inference each on a blank frame: the first run of a graph allocates and plans
+    # (~1 s together here), and belongs to the load, not to the user's first video.
+    blank = np.full((256, 256, 3), 127, np.uint8)
+    default_detector().detect(blank)
     subjects._vocabulary()
-    ocr._engine()
+    subjects.probabilities_and_features([blank])
+    ocr._engine()(blank)
 
 
 def decode(jpeg_bytes: bytes) -> np.ndarray:
