@@ -8,7 +8,8 @@ share a temporary file. A failed write removes its temporary file and leaves the
 
 `to_dict` / `from_dict` convert the pipeline's frozen dataclasses (tuples, optionals, literals,
 nested dataclasses) with pydantic, which validates every field: a wrong value raises `DataError`
-naming its path, like `segments[2].crop.w`.
+naming its path, like `segments[2].crop.w`. `Document` gives a frozen dataclass kept as one
+JSON file (the edit plan, the script) its to/from JSON, save and load, raising its own error.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, ClassVar, Self, TypeVar, cast
 
 import pydantic
 
@@ -179,3 +180,55 @@ def field_path(loc: tuple[int | str, ...]) -> str:
         else:
             out += f".{part}" if out else str(part)
     return out
+
+
+class Document:
+    """Base of a frozen dataclass kept as one JSON file (the edit plan, the script).
+
+    It brings `to_dict`, `to_json`, `save` (atomic) and the validated `from_dict`, `from_json`
+    and `load`: anything wrong (not JSON, a bad field, what `validate` refuses) raises the
+    class's `ERROR`, built from a field path and a problem, like `PlanError("segments[2]", ...)`.
+    """
+
+    __slots__ = ()
+    WHAT: ClassVar[str] = "data"  # the field path of a problem with the file as a whole
+    ERROR: ClassVar[Callable[[str, str], Exception]]
+
+    def validate(self) -> None:
+        """Check what the field types cannot; raise `ERROR`. Subclasses add their rules."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_dict(self)
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return dumps(self, indent)
+
+    def save(self, path: StrPath) -> None:
+        """Write it as JSON, atomically."""
+        save_json(path, self, indent=2)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Self:
+        """Build and validate one; a bad one raises `ERROR` naming the field."""
+        try:
+            doc = from_dict(cls, data, what=cls.WHAT)
+        except DataError as exc:
+            raise cls.ERROR(exc.field, exc.problem) from exc
+        doc.validate()
+        return doc
+
+    @classmethod
+    def from_json(cls, text: str) -> Self:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise cls.ERROR(cls.WHAT, f"not JSON: {exc.msg} at line {exc.lineno}") from exc
+        return cls.from_dict(data)
+
+    @classmethod
+    def load(cls, path: StrPath) -> Self:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise cls.ERROR(cls.WHAT, f"cannot read {os.fspath(path)}: {exc}") from exc
+        return cls.from_json(text)

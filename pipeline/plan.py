@@ -7,14 +7,13 @@ Crop windows are fractions of the source's displayed frame, so a plan does not d
 
 from __future__ import annotations
 
-import json
 import math
-import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import ClassVar, Literal
 
 from pipeline.errors import PlanError
-from pipeline.jsonfiles import DataError, dumps, from_dict, save_json, to_dict
+from pipeline.jsonfiles import Document
 from pipeline.media import MediaInfo
 
 PLAN_VERSION = 1
@@ -141,9 +140,11 @@ SIZES: dict[str, tuple[int, int]] = {
 
 
 @dataclass(frozen=True, slots=True)
-class EditPlan:
+class EditPlan(Document):
     """The whole edit: sources, the timeline of segments, captions, audio and the output."""
 
+    WHAT: ClassVar[str] = "plan"
+    ERROR: ClassVar[Callable[[str, str], Exception]] = PlanError
     sources: tuple[MediaInfo, ...]
     segments: tuple[Segment, ...]
     output: OutputSpec = field(default_factory=OutputSpec)
@@ -163,43 +164,8 @@ class EditPlan:
                 return s
         raise PlanError("captions.style", f"no style named {name!r}")
 
-    # --- JSON ---------------------------------------------------------------------------------
-
-    def to_dict(self) -> dict[str, Any]:
-        return to_dict(self)
-
-    def to_json(self, indent: int | None = 2) -> str:
-        return dumps(self, indent)
-
-    def save(self, path: str | os.PathLike[str]) -> None:
-        save_json(path, self, indent=2)
-
-    @staticmethod
-    def from_dict(data: Any) -> EditPlan:
-        """Build and validate a plan; a bad one raises `PlanError` naming the field."""
-        try:
-            plan = from_dict(EditPlan, data, what="plan")
-        except DataError as exc:
-            raise PlanError(exc.field, exc.problem) from exc
-        validate_plan(plan)
-        return plan
-
-    @staticmethod
-    def from_json(text: str) -> EditPlan:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise PlanError("plan", f"not JSON: {exc.msg} at line {exc.lineno}") from exc
-        return EditPlan.from_dict(data)
-
-    @staticmethod
-    def load(path: str | os.PathLike[str]) -> EditPlan:
-        try:
-            with open(path, encoding="utf-8") as fh:
-                text = fh.read()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise PlanError("plan", f"cannot read {os.fspath(path)}: {exc}") from exc
-        return EditPlan.from_json(text)
+    def validate(self) -> None:
+        validate_plan(self)
 
 
 def _finite(value: float, where: str) -> None:

@@ -7,9 +7,10 @@ import json
 import multiprocessing
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import pytest
 
@@ -17,6 +18,7 @@ from pipeline import jsonfiles
 from pipeline.errors import PlanError
 from pipeline.jsonfiles import (
     DataError,
+    Document,
     JsonFileError,
     atomic_path,
     from_dict,
@@ -203,3 +205,43 @@ def test_concurrent_writers_never_leave_a_torn_file(tmp_path: Path) -> None:
     assert torn == []
     assert [p.name for p in tmp_path.iterdir()] == ["shared.json"]
     assert load_json(path)["writer"] in {0, 1, 2, 10, 11, 12}
+
+
+class _NoteError(Exception):
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field, self.problem = field, problem
+
+
+@dataclass(frozen=True, slots=True)
+class _Note(Document):
+    WHAT: ClassVar[str] = "note"
+    ERROR: ClassVar[Callable[[str, str], Exception]] = _NoteError
+
+    words: tuple[str, ...]
+    seconds: float = 1.0
+
+    def validate(self) -> None:
+        if self.seconds <= 0:
+            raise _NoteError("seconds", "must be positive")
+
+
+def test_a_document_round_trips_and_every_problem_is_its_own_error(tmp_path: Path) -> None:
+    note = _Note(("a", "b"), 2.5)
+    path = tmp_path / "note.json"
+    note.save(path)
+    assert _Note.load(path) == note == _Note.from_json(note.to_json())
+    assert note.to_dict() == {"words": ["a", "b"], "seconds": 2.5}
+    problems = {
+        "not json": lambda: _Note.from_json("{"),
+        "bad field": lambda: _Note.from_dict({"words": ["a"], "seconds": "soon"}),
+        "refused": lambda: _Note.from_dict({"words": [], "seconds": -1}),
+        "unreadable": lambda: _Note.load(tmp_path / "missing.json"),
+    }
+    fields = {}
+    for name, make in problems.items():
+        with pytest.raises(_NoteError) as err:
+            make()
+        fields[name] = err.value.field
+    assert fields == {"not json": "note", "bad field": "seconds", "refused": "seconds",
+                      "unreadable": "note"}  # fmt: skip

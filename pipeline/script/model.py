@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import ClassVar
 
 from pipeline.errors import ReelbotError
-from pipeline.jsonfiles import DataError, dumps, from_dict, save_json, to_dict
+from pipeline.jsonfiles import Document
 
 
 class ScriptError(ReelbotError):
@@ -36,9 +35,11 @@ class ScriptLine:
 
 
 @dataclass(frozen=True, slots=True)
-class Script:
+class Script(Document):
     """A short's script. Narrated in order: hook, lines, call to action."""
 
+    WHAT: ClassVar[str] = "script"
+    ERROR: ClassVar[Callable[[str, str], Exception]] = ScriptError
     title: str
     hook: str
     lines: tuple[ScriptLine, ...]
@@ -63,35 +64,8 @@ class Script:
         """The visual hint for each spoken sentence, aligned with `spoken()`."""
         return (self.hook_visual, *(line.visual for line in self.lines), self.cta_visual)
 
-    # --- JSON ---------------------------------------------------------------------------------
-
-    def to_dict(self) -> dict[str, Any]:
-        return to_dict(self)
-
-    def to_json(self, indent: int | None = 2) -> str:
-        return dumps(self, indent)
-
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the script as JSON, atomically."""
-        save_json(path, self, indent=2)
-
-    @staticmethod
-    def from_dict(data: Any) -> Script:
-        """Build and validate a script; a bad one raises `ScriptError` naming the field."""
-        try:
-            script = from_dict(Script, data, what="script")
-        except DataError as exc:
-            raise ScriptError(exc.field, exc.problem) from exc
-        validate_script(script)
-        return script
-
-    @staticmethod
-    def from_json(text: str) -> Script:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ScriptError("script", f"not JSON: {exc.msg} at line {exc.lineno}") from exc
-        return Script.from_dict(data)
+    def validate(self) -> None:
+        validate_script(self)
 
 
 def validate_script(script: Script) -> None:
