@@ -112,24 +112,20 @@ def _bool(name: str, raw: str) -> bool:
     raise SettingsError(name, f"expected 1 or 0, got {raw!r}")
 
 
-def _workers(name: str, raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(name, f"not a whole number: {raw!r}") from None
-    if value < 1:
-        raise SettingsError(name, "must be at least 1")
-    return value
+def _whole(least: int, unit: str = "") -> Any:
+    """A parser of whole numbers of `unit` (pixels, ...) no smaller than `least`."""
+    of = f" of {unit}" if unit else ""
 
+    def parse(name: str, raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise SettingsError(name, f"not a whole number{of}: {raw!r}") from None
+        if value < least:
+            raise SettingsError(name, f"must be at least {least}")
+        return value
 
-def _pixels(name: str, raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(name, f"not a whole number of pixels: {raw!r}") from None
-    if value < 1:
-        raise SettingsError(name, "must be at least 1 pixel")
-    return value
+    return parse
 
 
 def _seconds(name: str, raw: str) -> float:
@@ -162,27 +158,17 @@ def _choice(options: tuple[str, ...]) -> Any:
     return parse
 
 
-def _count(name: str, raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(name, f"not a whole number: {raw!r}") from None
-    if value < 0:
-        raise SettingsError(name, "must not be negative")
-    return value
-
-
 _PARSERS = {
     "lm": _choice(LM_BACKENDS),
     "lm_json": _choice(LM_JSON_MODES),
-    "lm_threads": _count,
+    "lm_threads": _whole(0),
     "tts_offline": _bool,
     "analysis_cache": _bool,
-    "analysis_workers": _workers,
+    "analysis_workers": _whole(1),
     "script_timeout": _seconds,
     "offline_voice": _offline_voice,
-    "max_frame_pixels": _pixels,
-    "max_photo_pixels": _pixels,
+    "max_frame_pixels": _whole(1, "pixels"),
+    "max_photo_pixels": _whole(1, "pixels"),
 }
 
 _lock = threading.Lock()
