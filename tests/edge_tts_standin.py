@@ -13,7 +13,6 @@ import asyncio
 import json
 import re
 import subprocess
-import threading
 import uuid
 from dataclasses import dataclass, field
 from xml.sax.saxutils import unescape
@@ -24,6 +23,7 @@ from aiohttp import WSMsgType, web
 from pipeline.ffmpeg import ffmpeg_exe
 from pipeline.narrate.offline import EspeakEngine
 from pipeline.plan import WordTiming
+from tests.standin_server import LoopbackServer
 
 
 @dataclass
@@ -44,7 +44,7 @@ class Request:
 
 
 @dataclass
-class EdgeStandIn:
+class EdgeStandIn(LoopbackServer):
     """Run with `with EdgeStandIn() as s:`; point the narrator at `s.url`."""
 
     mode: str = "ok"  # ok | 403 | no_audio | hang
@@ -60,35 +60,8 @@ class EdgeStandIn:
             "?TrustedClientToken=test"
         )
 
-    def __enter__(self) -> EdgeStandIn:
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("stand-in did not start")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(10)
-
-    def _serve(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        self._loop.run_until_complete(self._main())
-
-    async def _main(self) -> None:
-        self._stop = asyncio.Event()
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_get("/consumer/speech/synthesize/readaloud/edge/v1", self._ws)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self._ready.set()
-        await self._stop.wait()
-        await runner.cleanup()
 
     async def _ws(self, request: web.Request) -> web.StreamResponse:
         if self.mode == "403":

@@ -12,12 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from tests.standin_server import LoopbackServer
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class Seen:
 
 
 @dataclass
-class OpenAIStandIn:
+class OpenAIStandIn(LoopbackServer):
     """Run with `with OpenAIStandIn([...replies]) as s:`; point the client at `s.url`."""
 
     replies: list[Reply] = field(default_factory=list)
@@ -56,35 +57,10 @@ class OpenAIStandIn:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
-    def __enter__(self) -> OpenAIStandIn:
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("stand-in did not start")
-        return self
+    shutdown_timeout = 0.5
 
-    def __exit__(self, *exc: object) -> None:
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(10)
-
-    def _serve(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        self._loop.run_until_complete(self._main())
-
-    async def _main(self) -> None:
-        self._stop = asyncio.Event()
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/chat/completions", self._chat)
-        runner = web.AppRunner(app, shutdown_timeout=0.5)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self._ready.set()
-        await self._stop.wait()
-        await runner.cleanup()
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
