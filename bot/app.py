@@ -29,7 +29,7 @@ from bot import callbacks, edits, feedback, media_in, publish, resend, review
 from bot import conversation as conv
 from bot.config import ConfigError, Settings
 from bot.jobs import JobStore
-from bot.pipeline_api import Pipeline
+from bot.pipeline_api import ModelWarming, Pipeline
 from bot.prefetch import PrefetchingPipeline, prefetcher_for
 from bot.services import Context, Services, ask, services, user_lang
 from bot.state import JsonPersistence
@@ -167,7 +167,21 @@ async def on_start(app: BotApp) -> None:
     await runner.start()
     await publish.start(app)  # scheduled channel posts armed again
     app.bot_data["housekeeping"] = asyncio.create_task(housekeeping(app), name="housekeeping")
+    if settings.engine is None and isinstance(pipeline, ModelWarming):
+        # Jobs run in this process: load their models now, in the background, so the first
+        # user's storyboard does not wait for them (engine workers warm their own).
+        app.bot_data["warm-up"] = asyncio.create_task(warm_up(pipeline), name="warm-up")
     log.info("reelbot is up as @%s", app.bot.username)
+
+
+async def warm_up(pipeline: ModelWarming) -> None:
+    """The pipeline's models loaded on a worker thread; a failure is logged, never raised."""
+    try:
+        writer = await asyncio.to_thread(pipeline.warm_models)
+    except Exception:
+        log.exception("loading the models at start failed; jobs load them as they need them")
+    else:
+        log.info("models loaded; scripts are written by %s", writer)
 
 
 def analysis_cache_dir() -> Path:
@@ -193,9 +207,10 @@ async def housekeeping(app: BotApp, every: float = 3600.0) -> None:
 
 async def on_stop(app: BotApp) -> None:
     """After the updater stops: interrupt running jobs (they resume next start), close the store."""
-    task: asyncio.Task[None] | None = app.bot_data.pop("housekeeping", None)
-    if task is not None:
-        task.cancel()
+    for name in ("housekeeping", "warm-up"):
+        task: asyncio.Task[None] | None = app.bot_data.pop(name, None)
+        if task is not None:
+            task.cancel()
     svc: Services | None = app.bot_data.get("services")
     if svc is None:
         return

@@ -44,7 +44,7 @@ from celery.backends.redis import RedisBackend
 from bot.config import EngineSettings
 from bot.fit import fit_video
 from bot.jobs import Job, Rendered, brief_from_json, brief_to_json, script_to_json
-from bot.pipeline_api import DefaultPipeline, Pipeline
+from bot.pipeline_api import DefaultPipeline, ModelWarming, Pipeline
 from bot.texts import error_key
 from pipeline.errors import Cancelled, ReelbotError
 from pipeline.script.model import Script
@@ -327,11 +327,22 @@ def configure_worker(settings: EngineSettings) -> None:
 
 
 def _warm_up(**_: Any) -> None:
-    worker_pipeline()
+    pipeline = worker_pipeline()
+    if isinstance(pipeline, ModelWarming):
+        # On a thread: Celery gives a pool process 4 s to start (worker_proc_alive_timeout),
+        # the models take longer; the first job should not wait for them either.
+        threading.Thread(target=_warm_models, args=(pipeline,), name="warm-up", daemon=True).start()
     try:
         _worker_redis().ping()
     except redis.RedisError as exc:
         log.warning("Redis unreachable as this worker process starts: %s", exc)
+
+
+def _warm_models(pipeline: ModelWarming) -> None:
+    try:
+        pipeline.warm_models()
+    except Exception:
+        log.exception("loading the models at start failed; jobs load them as they need them")
 
 
 def worker_pipeline() -> Pipeline:

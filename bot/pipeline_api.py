@@ -121,6 +121,15 @@ class Warming(Protocol):
 
 
 @runtime_checkable
+class ModelWarming(Protocol):
+    """A pipeline that can load its models before the first job (the bot calls it at start)."""
+
+    def warm_models(self) -> str:
+        """Load them now; returns the script writer's name."""
+        ...
+
+
+@runtime_checkable
 class Editing(Protocol):
     """A pipeline that can apply an edit to a delivered video (`bot.edits`)."""
 
@@ -184,6 +193,11 @@ class DefaultPipeline:
             job_dir, progress=progress, cancel=cancel, config=self.config
         )
         return result
+
+    def warm_models(self) -> str:
+        from pipeline.make.orchestrate import warm_models
+
+        return warm_models(self.config)
 
     def warm(self, path: str, cancel: threading.Event | None = None) -> object:
         from pipeline.footage.warm import warm

