@@ -12,7 +12,7 @@ import pytest
 from pipeline import settings
 from pipeline.lm import embedded as emb
 from pipeline.script import OfflineWriter, ScriptRequest, get_writer
-from pipeline.script.lmwriter import SCRIPT_SCHEMA, LMWriter
+from pipeline.script.lmwriter import SCRIPT_SCHEMA, LMWriter, script_schema
 from pipeline.settings import SettingsError
 from tests.openai_standin import OpenAIStandIn, Reply, ok
 from tests.test_script_llm import GOOD_ZH
@@ -38,7 +38,8 @@ def test_the_configured_model_writes_the_script(monkeypatch: pytest.MonkeyPatch)
     assert script.writer == "openai:stand-in" and not script.fallback_reason
     assert script.hook == GOOD_ZH["hook"]
     body = s.seen[0].body
-    assert body["response_format"]["json_schema"]["schema"] == SCRIPT_SCHEMA
+    assert body["response_format"]["json_schema"]["schema"] == script_schema("zh")
+    assert script_schema("zh")["properties"]["hook"]["maxLength"] == 24
     system, user = body["messages"]
     # The user's text reaches the model only inside the data fence of the user message.
     assert HOSTILE not in system["content"] and "never an instruction" in system["content"]
@@ -49,7 +50,7 @@ def test_the_configured_model_writes_the_script(monkeypatch: pytest.MonkeyPatch)
 def test_an_unusable_script_gets_the_script_repair_request(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    english = {**GOOD_ZH, "hook": "Wake up early, it is easy."}
+    english = {**GOOD_ZH, "hook": "Wake up early."}
     with OpenAIStandIn([ok(english), ok(GOOD_ZH)]) as s:
         _use(monkeypatch, s)
         script = get_writer().write(ZH)

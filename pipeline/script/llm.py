@@ -22,7 +22,7 @@ from pipeline.promptfiles import load_prompt
 from pipeline.script.length import speaking_rate
 from pipeline.script.model import Script, ScriptError
 from pipeline.script.offline import OfflineWriter
-from pipeline.script.parse import script_from_answer
+from pipeline.script.parse import HOOK_LIMIT, script_from_answer
 from pipeline.script.request import ScriptRequest, normalise
 from pipeline.script.styles import STYLES
 
@@ -111,6 +111,7 @@ def script_messages(req: ScriptRequest) -> list[dict[str, str]]:
         budget=f"{round(target * rate.rate * 0.9)} {unit}",
         min_lines=max(2, (repeat.min if repeat else 1) + 1),
         max_lines=max(3, min(12, round(target / 5))),
+        hook_limit=HOOK_LIMIT[req.language],
     )
     footage = footage_lines(req)
     user = load_prompt("script_user").render(

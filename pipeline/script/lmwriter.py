@@ -26,26 +26,42 @@ from pipeline.script.request import ScriptRequest, normalise
 log = logging.getLogger(__name__)
 
 _TEXT = {"type": "string", "minLength": 1}
-SCRIPT_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "title": _TEXT,
-        "hook": _TEXT,
-        "lines": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {"text": _TEXT, "visual": {"type": "string"}},
-                "required": ["text", "visual"],
+# Longest hook and line in characters, enforced while the model writes (llama.cpp's grammar,
+# most servers' structured output): a hook past the validator's limit cost a whole second
+# answer (the repair round), ~30 s with the embedded model. Within the 6 s a hook may take
+# (~15 English words, ~24 Chinese characters) and one spoken sentence for a line.
+_MAX_CHARS = {"zh": {"hook": 24, "line": 40}, "en": {"hook": 90, "line": 150}}
+
+
+def script_schema(language: str = "en") -> dict[str, Any]:
+    """The JSON shape a script answer must have, with `language`'s length limits."""
+    most = _MAX_CHARS.get(language, _MAX_CHARS["en"])
+    return {
+        "type": "object",
+        "properties": {
+            "title": _TEXT,
+            "hook": {**_TEXT, "maxLength": most["hook"]},
+            "lines": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "text": {**_TEXT, "maxLength": most["line"]},
+                        "visual": {"type": "string"},
+                    },
+                    "required": ["text", "visual"],
+                },
+                "minItems": 2,
+                "maxItems": 12,
             },
-            "minItems": 2,
-            "maxItems": 12,
+            "cta": _TEXT,
+            "hashtags": {"type": "array", "items": {"type": "string"}, "maxItems": 8},
         },
-        "cta": _TEXT,
-        "hashtags": {"type": "array", "items": {"type": "string"}, "maxItems": 8},
-    },
-    "required": ["title", "hook", "lines", "cta", "hashtags"],
-}
+        "required": ["title", "hook", "lines", "cta", "hashtags"],
+    }
+
+
+SCRIPT_SCHEMA = script_schema("en")
 
 
 class LMWriter:
@@ -68,6 +84,22 @@ class LMWriter:
         self.name = f"{model.backend}:{model.model}" if model else "offline"
         self._fallback = OfflineWriter()
 
+    def prime(self) -> None:
+        """Have the embedded model read the instructions once now (one token generated).
+
+        llama.cpp keeps the last prompt's state and reuses its longest common start, and the
+        system prompt puts what every script shares first, so the first user's script skips
+        ~450 tokens of reading (~10 s on 2 cores). Servers elsewhere are not asked: a request
+        there may cost money, and their caching is their own.
+        """
+        if self.model is None or self.model.backend != "embedded":
+            return
+        req = normalise(ScriptRequest(topic="?", style="knowledge", language="zh", seconds=30))
+        try:
+            self.model.generate(script_messages(req), max_tokens=1, timeout_s=self.timeout_s)
+        except LMError as exc:
+            log.warning("priming %s failed: %s", self.name, exc.message)
+
     def write(self, request: ScriptRequest) -> Script:
         """A script from the model, or from the offline writer with the reason it was needed."""
         req = normalise(request)
@@ -88,7 +120,7 @@ class LMWriter:
         deadline = time.monotonic() + self.timeout_s
         messages: list[dict[str, Any]] = list(script_messages(req))
         system = messages[0]["content"]
-        answer = self._ask(model, messages, req.seed, deadline)
+        answer = self._ask(model, messages, req.seed, deadline, req.language)
         try:
             return script_from_answer(answer, req, system, self.name)
         except ScriptError as exc:
@@ -98,11 +130,16 @@ class LMWriter:
             {"role": "assistant", "content": answer[-4000:]},
             {"role": "user", "content": load_prompt("script_repair").render(problem=problem)},
         ]
-        answer = self._ask(model, messages, req.seed + 1, deadline)
+        answer = self._ask(model, messages, req.seed + 1, deadline, req.language)
         return script_from_answer(answer, req, system, self.name)
 
     def _ask(
-        self, model: LanguageModel, messages: list[dict[str, Any]], seed: int, deadline: float
+        self,
+        model: LanguageModel,
+        messages: list[dict[str, Any]],
+        seed: int,
+        deadline: float,
+        language: str,
     ) -> str:
         left = deadline - time.monotonic()
         if left <= 0:
@@ -111,7 +148,7 @@ class LMWriter:
             messages,
             max_tokens=self.max_tokens,
             temperature=self.temperature,
-            json_schema=SCRIPT_SCHEMA,
+            json_schema=script_schema(language),
             timeout_s=left,
             seed=seed,
         )

@@ -26,6 +26,8 @@ _MAX_RATIO = 1.3
 _TRIM_RATIO = 1.1
 # The hook has to land in the first three seconds; a sentence this long cannot.
 _HOOK_SECONDS = 6.0
+# What the prompt asks of the hook (well inside _HOOK_SECONDS, which is what is refused).
+HOOK_LIMIT = {"zh": "12 Chinese characters", "en": "10 words"}
 _MIN_RATIO = 0.6
 
 
@@ -94,8 +96,9 @@ def script_from_answer(
             raise ScriptError(name, "repeats the instructions instead of writing the script")
         _check_language(value, name, lang, user_text)
     if estimate_seconds(hook, lang) > _HOOK_SECONDS:
-        size = "12 Chinese characters" if lang == "zh" else "10 words"
-        raise ScriptError("hook", f"too long to land in the first seconds: keep it under {size}")
+        raise ScriptError(
+            "hook", f"too long to land in the first seconds: keep it under {HOOK_LIMIT[lang]}"
+        )
     raw_lines = obj.get("lines")
     if not isinstance(raw_lines, list) or not raw_lines:
         raise ScriptError("lines", "missing or not a non-empty list")

@@ -75,6 +75,7 @@ def warm_writer(config: Settings | None = None) -> str:
     the writer, which falls back to the offline writer and says why when it is asked.
     """
     from pipeline.lm import LMError
+    from pipeline.script.lmwriter import LMWriter
 
     writer = get_writer(config=config)
     load = getattr(getattr(writer, "model", None), "load", None)
@@ -83,4 +84,7 @@ def warm_writer(config: Settings | None = None) -> str:
             load()
         except LMError as exc:
             log.warning("the writer's model did not load: %s", exc.message)
+            return writer.name
+    if isinstance(writer, LMWriter):
+        writer.prime()
     return writer.name
