@@ -532,6 +532,25 @@ async def reaction_count(update: Update, context: Context) -> None:
     publisher(context).store.set_likes(counts.chat.id, counts.message_id, total)
 
 
+def listened(update: Update, context: Context, users: frozenset[int]) -> bool:
+    """Whether `update` is a message (a channel post's automatic forward, a comment) or a
+    reaction count in the discussion group of a channel that one of `users` linked. The access
+    gate lets these through from anyone: the commenters are the channel's audience, not people
+    talking to the bot, and only `discussion_message` and `reaction_count` take them (the bot
+    says nothing there). Everything else from chats outside the list stays refused."""
+    pub: Publisher | None = context.bot_data.get("publisher")
+    if pub is None:
+        return False
+    message = update.message or update.edited_message
+    if message is not None:
+        chat_id = message.chat.id
+    elif update.message_reaction_count is not None:
+        chat_id = update.message_reaction_count.chat.id
+    else:
+        return False
+    return chat_id in pub.store.discussions(users)
+
+
 # -- wiring ----------------------------------------------------------------------------------
 
 

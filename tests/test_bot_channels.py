@@ -19,12 +19,14 @@ from bot.publish import recorded_comments
 from pipeline.bench import samples
 from pipeline.brief import Brief
 from tests.bot_harness import ALICE, BOB, bot_running, fake_server, make_pipeline, run, settings_for
-from tests.fake_telegram import BOT, FakeTelegram
+from tests.fake_telegram import BOT, FakeTelegram, user
 
 pytestmark = pytest.mark.slow  # renders or runs models end to end
 
 CHANNEL, GROUP = -1001000000500, -1001000000501
+CHANNEL2, GROUP2, FOREIGN = -1001000000600, -1001000000601, -1001000000700
 A = ALICE["id"]
+CAROL = user(1004, "Carol", "en")
 
 
 def seed_video(server: FakeTelegram, data: Path, tmp: Path, owner: int = A) -> tuple[str, str]:
@@ -339,5 +341,73 @@ def test_comments_are_recorded_only_under_the_bots_posts(tmp_path: Path) -> None
                 # The bot said nothing in the discussion group.
                 assert not [c for c in server.calls[mark:] if c.chat_id == GROUP]
                 store.close()
+
+    run(scenario())
+
+
+def test_comments_pass_the_allowed_ids_gate_and_nothing_else_does(tmp_path: Path) -> None:
+    """With REELBOT_ALLOWED_IDS set to Alice: the comments under her channel's posts are still
+    recorded (the commenters are not on the list), while a stranger's chats stay refused: a
+    foreign group, a private chat, and the discussion group of a channel linked by someone who
+    is not on the list."""
+
+    async def scenario() -> None:
+        async with fake_server() as server:
+            data = tmp_path / "data"
+            seed_link(server, data)
+            job_id, _ = seed_video(server, data, tmp_path)
+            # Carol (not allowed) linked her own channel and has a post there.
+            carol_job, _ = seed_video(server, data, tmp_path, owner=CAROL["id"])
+            server.channel(CHANNEL2, "Dogs TV", discussion=GROUP2)
+            hers = server._message(CHANNEL2, text="dogs")
+            store = JobStore(str(data / "jobs.sqlite3"))
+            channels = ChannelStore(store.path)
+            channels.link(CAROL["id"], CHANNEL2, "Dogs TV", GROUP2)
+            carol = store.get(carol_job)
+            assert carol is not None
+            post, _ = channels.plan(carol, CHANNEL2, time.time())
+            channels.move(post.id, "scheduled", "posted", message_id=hers["message_id"])
+            channels.close()
+            store.close()
+            server.chat(FOREIGN, "supergroup", "Strangers")
+            settings = settings_for(server, data, allowed_ids=frozenset({A}))
+            async with bot_running(server, settings, make_pipeline(stand_in=True)):
+                await press(server, ALICE, video_buttons(job_id)["post"])
+                call = await server.wait_for("sendVideo", lambda c: c.chat_id == CHANNEL)
+                ours = server.messages[(CHANNEL, call.result["message_id"])]
+                await server.wait_for("sendMessage", lambda c: "Posted to" in c.text)
+                mark = len(server.calls)
+                reader = ChannelStore(str(data / "jobs.sqlite3"))
+
+                async def until(done: Any) -> None:
+                    deadline = time.monotonic() + 10
+                    while not done() and time.monotonic() < deadline:
+                        await asyncio.sleep(0.05)
+
+                # Telegram's forwards (sender 777000), then Bob's comments.
+                fwd_hers = await server.automatic_forward(GROUP2, hers)
+                fwd_ours = await server.automatic_forward(GROUP, ours)
+                await until(lambda: reader.post_of_thread(GROUP, fwd_ours["message_id"]))
+                await server.comment(BOB, GROUP2, fwd_hers, "woof")
+                c1 = await server.comment(BOB, GROUP, fwd_ours, "love the cat")
+                await server.text(BOB, FOREIGN, "/help")
+                await server.text(BOB, GROUP, "/help")
+                await until(lambda: recorded_comments(reader, job_id))
+                await server.reaction_count(GROUP, c1["message_id"], 3)
+                await until(lambda: [c.likes for c in recorded_comments(reader, job_id)] == [3])
+                got = recorded_comments(reader, job_id)
+                assert [(c.text, c.likes) for c in got] == [("love the cat", 3)]
+                # Bob in private: refused as before (his updates run in order, so the group
+                # messages above were handled by the time this answer comes).
+                await server.text(BOB, BOB["id"], "/start")
+                refused = await server.wait_for("sendMessage", lambda c: c.chat_id == BOB["id"],
+                                                since=mark)  # fmt: skip
+                assert "this bot is private" in refused.text
+                await asyncio.sleep(0.3)
+                assert recorded_comments(reader, carol_job) == []
+                assert reader.post_of_thread(GROUP2, fwd_hers["message_id"]) is None
+                said = {c.chat_id for c in server.calls[mark:] if c.chat_id is not None}
+                assert said == {BOB["id"]}  # nothing in either group, nor the foreign one
+                reader.close()
 
     run(scenario())
