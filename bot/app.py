@@ -43,10 +43,14 @@ BotApp: TypeAlias = "Application[Any, Any, Any, Any, Any, Any]"
 
 
 async def gate(update: Update, context: Context) -> None:
-    """Let only REELBOT_ALLOWED_IDS through (when set); everyone else is told once and stopped."""
+    """Let only REELBOT_ALLOWED_IDS through (when set); everyone else is told once and stopped.
+    Comments under the channel posts of an allowed user pass too (`publish.listened`): the
+    bot only records them, it never answers there."""
     settings = services(context).settings
     user, chat = update.effective_user, update.effective_chat
     if settings.allowed(user.id if user else None, chat.id if chat else None):
+        return
+    if publish.listened(update, context, settings.allowed_ids):
         return
     if chat is not None and chat.type == ChatType.PRIVATE and update.message is not None:
         await update.message.reply_text(t(user_lang(update, context), "not_allowed"))

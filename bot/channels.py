@@ -16,6 +16,7 @@ import sqlite3
 import time
 import weakref
 import zoneinfo
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Final
 
@@ -199,12 +200,13 @@ class ChannelStore:
         ).fetchone()
         return _channel(row) if row else None
 
-    def discussions(self) -> set[int]:
-        """Every linked channel's discussion group: the chats whose comments are read."""
+    def discussions(self, users: Collection[int] | None = None) -> set[int]:
+        """The discussion groups of the channels linked (by `users`, or by anyone): the chats
+        whose comments are read."""
         rows = self._db.execute(
-            "SELECT DISTINCT discussion_id FROM channels WHERE discussion_id IS NOT NULL"
+            "SELECT discussion_id, user_id FROM channels WHERE discussion_id IS NOT NULL"
         ).fetchall()
-        return {int(r[0]) for r in rows}
+        return {int(r[0]) for r in rows if users is None or r[1] in users}
 
     def set_tz(self, user_id: int, tz: str) -> None:
         self._db.execute(

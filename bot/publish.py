@@ -5,10 +5,10 @@ the comments under those posts.
   @name; Telegram is asked (getChatMember) that the bot may post there and that this user is an
   administrator of it. Asked again at every post.
 - 📢 / 🕒 under a delivered video post it by the `file_id` Telegram returned at delivery (no
-  second upload). Scheduled posts are rows in the channel tables; an asyncio timer per pending
-  row sends it, and at start every pending row is armed again (one due while the bot was down
-  goes out at once). PTB's JobQueue would need APScheduler, which the bot does not install; the
-  rows, not the timers, are the truth either way.
+  second upload). Scheduled posts are rows in the channel tables, the truth; each pending row
+  is a one-off job on PTB's JobQueue (APScheduler, in memory), put there again from the rows at
+  every start (one due while the bot was down goes out at once). The comments-expiry sweep is
+  a repeating job on the same queue.
 - In a linked channel's discussion group (the bot an administrator there) the automatic
   forward of each of the bot's posts maps the group's thread to the post; replies in that
   thread are recorded as comments. The bot says nothing there.
@@ -16,15 +16,15 @@ the comments under those posts.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import datetime as dt
 import logging
 import re
 import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from telegram import (
     Bot,
@@ -40,6 +40,7 @@ from telegram.ext import (
     Application,
     CallbackQueryHandler,
     CommandHandler,
+    JobQueue,
     MessageHandler,
     MessageReactionHandler,
     filters,
@@ -55,6 +56,10 @@ from bot.texts import t
 log = logging.getLogger(__name__)
 
 ASK_SECONDS = 600.0  # how long an unanswered /channel or time question waits for its answer
+SWEEP_SECONDS = 3600.0  # how often comments older than the retention are deleted
+# A job whose time has passed (the bot was down then, or start-up or a busy loop delayed it)
+# still runs; by default APScheduler skips a job more than a second late.
+_LATE_OK: Final = {"misfire_grace_time": None}
 _HHMM = re.compile(r"([01]?\d|2[0-3])[:.：]([0-5]\d)")
 
 
@@ -93,49 +98,54 @@ class _Discussion(filters.MessageFilter):
 
 
 class Publisher:
-    """Sends posts (each at most once) and keeps one timer per scheduled post."""
+    """Sends posts (each at most once) and keeps one JobQueue job per scheduled post."""
 
-    def __init__(self, bot: Bot, jobs: JobStore, store: ChannelStore, keep_days: float) -> None:
+    def __init__(
+        self, bot: Bot, jobs: JobStore, store: ChannelStore, keep_days: float, queue: JobQueue[Any]
+    ) -> None:
         self.bot, self.jobs, self.store, self.keep_days = bot, jobs, store, keep_days
-        self.timers: dict[int, asyncio.Task[None]] = {}
-        self._sweeper: asyncio.Task[None] | None = None
+        self.queue = queue
 
     async def start(self) -> None:
-        """Arm every scheduled post again; tell owners about posts a stop interrupted."""
+        """Put every scheduled post on the JobQueue again; tell owners about posts a stop
+        interrupted; sweep old comments now and hourly."""
         for post in self.store.interrupted():
             await self.tell(post, "chan_post_unknown")
         for post in self.store.pending():
             self.arm(post)
-        self._sweeper = asyncio.create_task(self._sweep(), name="comments-expiry")
+        self.expire()
+        # Not first=0: an interval trigger whose start is already past fires one interval on.
+        self.queue.run_repeating(self._sweep, interval=SWEEP_SECONDS, name="comments-expiry")
 
-    async def stop(self) -> None:
-        for task in [*self.timers.values(), *([self._sweeper] if self._sweeper else [])]:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self.timers.clear()
+    def expire(self) -> None:
+        gone = self.store.expire(self.keep_days)
+        if gone:
+            log.info("forgot %d comments older than %s days", gone, self.keep_days)
 
-    async def _sweep(self, every: float = 3600.0) -> None:
-        while True:
-            gone = self.store.expire(self.keep_days)
-            if gone:
-                log.info("forgot %d comments older than %s days", gone, self.keep_days)
-            await asyncio.sleep(every)
+    async def _sweep(self, context: Context) -> None:
+        self.expire()
 
     def arm(self, post: Post) -> None:
-        old = self.timers.pop(post.id, None)
-        if old is not None:
-            old.cancel()
-        self.timers[post.id] = asyncio.create_task(self._at(post), name=f"post-{post.id}")
+        """(Re)place the post's job on the JobQueue at its due time; one already past runs as
+        soon as the queue runs (no misfire grace)."""
+        self.disarm(post.id)
+        at = dt.datetime.fromtimestamp(post.due, dt.UTC)
+        self.queue.run_once(self._due, at, data=post.id, name=_job_name(post.id),
+                            job_kwargs=_LATE_OK)  # fmt: skip
 
-    async def _at(self, post: Post) -> None:
-        await asyncio.sleep(max(0.0, post.due - time.time()))
-        self.timers.pop(post.id, None)
-        fresh = self.store.post(post.id)
-        if fresh is not None and fresh.state == channels.SCHEDULED:
-            if fresh.due > time.time() + 1:  # moved later meanwhile: its own timer runs
-                return
-            await self.send(fresh)
+    def disarm(self, post_id: int) -> None:
+        for job in self.queue.get_jobs_by_name(_job_name(post_id)):
+            job.schedule_removal()
+
+    async def _due(self, context: Context) -> None:
+        """A post's job fired: send it if its row still says so (the row is the truth)."""
+        assert context.job is not None and isinstance(context.job.data, int)
+        fresh = self.store.post(context.job.data)
+        if fresh is None or fresh.state != channels.SCHEDULED:
+            return  # cancelled, or already sent by a press
+        if fresh.due > time.time() + 1:
+            return  # moved later meanwhile: arm() placed a job for the new time
+        await self.send(fresh)
 
     def cancel(self, job_id: str) -> int:
         """Cancel the job's scheduled posts; how many."""
@@ -143,14 +153,14 @@ class Publisher:
         for post in self.store.pending_for_job(job_id):
             if self.store.move(post.id, channels.SCHEDULED, channels.CANCELLED):
                 n += 1
-                timer = self.timers.pop(post.id, None)
-                if timer is not None:
-                    timer.cancel()
+            self.disarm(post.id)
         return n
 
     async def send(self, post: Post) -> bool:
         """Post it now: rights checked, claimed (scheduled -> sending), sent by file_id, then
-        posted. A crash after the claim leaves it `sending`, `unknown` at the next start."""
+        posted. Claimed before sending, so never twice: a stop waits for a send under way (PTB
+        waits for running jobs), and a kill after the claim leaves it `sending`, which the next
+        start turns `unknown` and tells the owner about instead of sending it again."""
         sent = self.jobs.sent_video(post.job_id)
         if sent is None:
             self.store.move(post.id, channels.SCHEDULED, channels.FAILED, error="no video")
@@ -162,7 +172,7 @@ class Publisher:
                 await self.tell(post, wrong)
             return False
         if not self.store.move(post.id, channels.SCHEDULED, channels.SENDING):
-            return False  # cancelled, or another timer/press has it
+            return False  # cancelled, or another job/press has it
         try:
             cover = Path(sent.cover).read_bytes() if Path(sent.cover).is_file() else None
             message = await self.bot.send_video(
@@ -196,6 +206,10 @@ class Publisher:
         )
         with contextlib.suppress(TelegramError):
             await self.bot.send_message(post.chat_id, t(post.lang, key, channel=title))
+
+
+def _job_name(post_id: int) -> str:
+    return f"post-{post_id}"
 
 
 def publisher(context: Context) -> Publisher:
@@ -397,7 +411,7 @@ async def schedule(
     update: Update, context: Context, job_id: str, due: float, now: bool = False
 ) -> None:
     """Plan the job's post in the default channel at `due` (checked first); send it at once
-    when `now`, else arm its timer and say when."""
+    when `now`, else put it on the JobQueue and say when."""
     svc, pub = services(context), publisher(context)
     job = svc.store.get(job_id)
     chat = update.effective_chat
@@ -420,6 +434,7 @@ async def schedule(
         await context.bot.send_message(chat.id, t(lang, "chan_already", channel=channel.title))
         return
     if now:
+        pub.disarm(post.id)  # it may have been scheduled: its job has nothing left to do
         await pub.send(post)
         return
     pub.arm(post)
@@ -517,6 +532,25 @@ async def reaction_count(update: Update, context: Context) -> None:
     publisher(context).store.set_likes(counts.chat.id, counts.message_id, total)
 
 
+def listened(update: Update, context: Context, users: frozenset[int]) -> bool:
+    """Whether `update` is a message (a channel post's automatic forward, a comment) or a
+    reaction count in the discussion group of a channel that one of `users` linked. The access
+    gate lets these through from anyone: the commenters are the channel's audience, not people
+    talking to the bot, and only `discussion_message` and `reaction_count` take them (the bot
+    says nothing there). Everything else from chats outside the list stays refused."""
+    pub: Publisher | None = context.bot_data.get("publisher")
+    if pub is None:
+        return False
+    message = update.message or update.edited_message
+    if message is not None:
+        chat_id = message.chat.id
+    elif update.message_reaction_count is not None:
+        chat_id = update.message_reaction_count.chat.id
+    else:
+        return False
+    return chat_id in pub.store.discussions(users)
+
+
 # -- wiring ----------------------------------------------------------------------------------
 
 
@@ -543,7 +577,8 @@ def add_handlers(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
 
 
 async def start(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
-    """After the job store opened: the publisher, its timers re-armed, the comment salt."""
+    """After the job store opened: the publisher, its posts back on the JobQueue, the comment
+    salt. Runs before Application.start starts the queue: the jobs wait for it."""
     svc = app.bot_data["services"]
     store = ChannelStore.of(svc.store)
     salt_file = Path(svc.settings.data_dir) / "comment_salt"
@@ -551,15 +586,16 @@ async def start(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         salt_file.write_text(secrets.token_hex(16))
     app.bot_data["publish_salt"] = salt_file.read_text().strip()
     app.bot_data["publish_discussions"].update(store.discussions())
-    pub = Publisher(app.bot, svc.store, store, svc.settings.keep_days)
+    if app.job_queue is None:  # PTB installed without its job-queue extra (APScheduler)
+        raise RuntimeError('scheduled posts need "python-telegram-bot[job-queue]"')
+    pub = Publisher(app.bot, svc.store, store, svc.settings.keep_days, app.job_queue)
     app.bot_data["publisher"] = pub
     await pub.start()
 
 
 async def stop(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     pub: Publisher | None = app.bot_data.pop("publisher", None)
-    if pub is not None:
-        await pub.stop()
+    if pub is not None:  # its jobs went with the JobQueue, stopped by Application.stop
         pub.store.close()
         _forget(pub.jobs)
 

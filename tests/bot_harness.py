@@ -21,7 +21,7 @@ import av
 import pytest
 from telegram import Bot
 
-from bot.app import build_application, running
+from bot.app import BotApp, build_application, running
 from bot.config import Settings
 from bot.pipeline_api import (
     DefaultPipeline,
@@ -117,10 +117,10 @@ def settings_for(server: FakeTelegram, data: Path, **over: Any) -> Settings:
 @contextlib.asynccontextmanager
 async def bot_running(
     server: FakeTelegram, settings: Settings, pipeline: Pipeline
-) -> AsyncIterator[None]:
+) -> AsyncIterator[BotApp]:
     app = build_application(settings, pipeline)
     async with running(app, poll_timeout=1):
-        yield
+        yield app
 
 
 _LOOPBACK = ("127.0.0.1", "::1", "localhost")

@@ -75,6 +75,7 @@ class BotAPIServer:
         self.messages: dict[tuple[int, int], dict[str, Any]] = {}
         self.chats: dict[int, dict[str, Any]] = {}
         self.failures: dict[str, list[tuple[int, str, int | None]]] = {}
+        self.slow: dict[str, float] = {}  # method -> seconds its answer takes (a call in flight)
         # getChatMember answers: (chat, user) -> ChatMember object; missing = "left".
         self.members: dict[tuple[int, int], dict[str, Any]] = {}
         self.linked_chats: dict[int, int] = {}  # channel -> its discussion group
@@ -153,6 +154,8 @@ class BotAPIServer:
                 else:
                     params[key] = _decode(str(value))
         call = Call(method, params, files)
+        if method in self.slow:
+            await asyncio.sleep(self.slow[method])
         pending = self.failures.get(method)
         if pending:
             code, description, retry_after = pending.pop(0)
