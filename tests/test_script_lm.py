@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import pytest
 
 from pipeline import settings
+from pipeline.lm import Completion
 from pipeline.lm import embedded as emb
 from pipeline.script import OfflineWriter, ScriptRequest, get_writer
 from pipeline.script.lmwriter import SCRIPT_SCHEMA, LMWriter, script_schema
@@ -139,13 +141,19 @@ def test_warm_writer_loads_the_configured_model_once_and_survives_a_broken_one(
             if self.broken:
                 raise LMUnavailable("no such file", "embedded")
 
+        def generate(self, messages: Any, **kwargs: Any) -> Completion:
+            # Priming: the instructions read once, one token asked for.
+            assert "<<<DATA" in messages[-1]["content"] and kwargs["max_tokens"] == 1
+            loads.append("primed")
+            return Completion("{", None, "embedded", "m", 500, 1, 0.1)
+
     monkeypatch.delenv("REELBOT_SCRIPT_MODEL", raising=False)
     monkeypatch.setattr("pipeline.lm.get_model", lambda _config=None: Loadable(False))
-    assert warm_writer() == "embedded:m" and loads == ["m"]
+    assert warm_writer() == "embedded:m" and loads == ["m", "primed"]
     # A model that cannot load is logged, not raised: the writer says why when it writes.
     monkeypatch.setattr("pipeline.lm.get_model", lambda _config=None: Loadable(True))
-    assert warm_writer() == "embedded:m" and loads == ["m", "m"]
+    assert warm_writer() == "embedded:m" and loads == ["m", "primed", "m"]
     # The offline writer has nothing to load.
     monkeypatch.setenv("REELBOT_SCRIPT_MODEL", "offline")
     settings.reset()
-    assert warm_writer() == "offline" and len(loads) == 2
+    assert warm_writer() == "offline" and len(loads) == 3

@@ -94,7 +94,7 @@ class LMWriter:
         """
         if self.model is None or self.model.backend != "embedded":
             return
-        req = normalise(ScriptRequest(topic="?", style="knowledge", language="zh", seconds=30))
+        req = normalise(ScriptRequest(topic="短视频", style="knowledge", language="zh", seconds=30))
         try:
             self.model.generate(script_messages(req), max_tokens=1, timeout_s=self.timeout_s)
         except LMError as exc:
