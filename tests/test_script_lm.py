@@ -40,7 +40,7 @@ def test_the_configured_model_writes_the_script(monkeypatch: pytest.MonkeyPatch)
     assert script.writer == "openai:stand-in" and not script.fallback_reason
     assert script.hook == GOOD_ZH["hook"]
     body = s.seen[0].body
-    assert body["response_format"]["json_schema"]["schema"] == script_schema("zh")
+    assert body["response_format"]["json_schema"]["schema"] == script_schema("zh", max_lines=3)
     assert script_schema("zh")["properties"]["hook"]["maxLength"] == 24
     system, user = body["messages"]
     # The user's text reaches the model only inside the data fence of the user message.

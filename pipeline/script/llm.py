@@ -95,13 +95,18 @@ def footage_lines(req: ScriptRequest) -> str:
     return " / ".join(parts)
 
 
+def line_range(req: ScriptRequest) -> tuple[int, int]:
+    """How many body lines a script for `req` has: its style's least, and about one per 5 s."""
+    repeat = next((s for s in STYLES[req.style].structure if s.repeat), None)
+    return max(2, (repeat.min if repeat else 1) + 1), max(3, min(12, round(req.target_seconds / 5)))
+
+
 def script_messages(req: ScriptRequest) -> list[dict[str, str]]:
     """The chat for a normalised request: instructions, then the user's text as data."""
     style = STYLES[req.style]
     rate = speaking_rate(req.language)
     target = req.target_seconds
     unit = "Chinese characters" if req.language == "zh" else "words"
-    repeat = next((s for s in style.structure if s.repeat), None)
     system = load_prompt("script_system").render(
         language_name=_LANGUAGE_NAMES[req.language],
         style_name=f"{style.name('en')} ({style.name('zh')})",
@@ -109,8 +114,8 @@ def script_messages(req: ScriptRequest) -> list[dict[str, str]]:
         tone=style.tone[req.language],
         seconds=round(target),
         budget=f"{round(target * rate.rate * 0.9)} {unit}",
-        min_lines=max(2, (repeat.min if repeat else 1) + 1),
-        max_lines=max(3, min(12, round(target / 5))),
+        min_lines=line_range(req)[0],
+        max_lines=line_range(req)[1],
         hook_limit=HOOK_LIMIT[req.language],
     )
     footage = footage_lines(req)

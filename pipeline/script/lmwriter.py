@@ -17,7 +17,7 @@ from typing import Any
 
 from pipeline.lm import LanguageModel, LMError, LMTimeout
 from pipeline.promptfiles import load_prompt
-from pipeline.script.llm import script_messages
+from pipeline.script.llm import line_range, script_messages
 from pipeline.script.model import Script, ScriptError
 from pipeline.script.offline import OfflineWriter
 from pipeline.script.parse import script_from_answer
@@ -26,20 +26,26 @@ from pipeline.script.request import ScriptRequest, normalise
 log = logging.getLogger(__name__)
 
 _TEXT = {"type": "string", "minLength": 1}
-# Longest hook and line in characters, enforced while the model writes (llama.cpp's grammar,
-# most servers' structured output): a hook past the validator's limit cost a whole second
-# answer (the repair round), ~30 s with the embedded model. Within the 6 s a hook may take
-# (~15 English words, ~24 Chinese characters) and one spoken sentence for a line.
-_MAX_CHARS = {"zh": {"hook": 24, "line": 40}, "en": {"hook": 90, "line": 150}}
+# Longest hook, line and visual hint in characters, enforced while the model writes (llama.cpp's
+# grammar, most servers' structured output): a hook past the validator's limit cost a whole
+# second answer (the repair round, ~30 s with the embedded model), and every token a 1.5B model
+# writes costs ~70 ms on 2 cores, so padding (visual hints of 100 characters, a dozen lines for
+# 30 s) was most of its time. Within the 6 s a hook may take (~15 English words, ~24 Chinese
+# characters), one spoken sentence a line, a few words a visual hint.
+_MAX_CHARS = {
+    "zh": {"hook": 24, "line": 40, "visual": 16},
+    "en": {"hook": 80, "line": 150, "visual": 48},
+}
 
 
-def script_schema(language: str = "en") -> dict[str, Any]:
-    """The JSON shape a script answer must have, with `language`'s length limits."""
+def script_schema(language: str = "en", max_lines: int = 12) -> dict[str, Any]:
+    """The JSON shape a script answer must have, with `language`'s length limits and at most
+    `max_lines` body lines."""
     most = _MAX_CHARS.get(language, _MAX_CHARS["en"])
     return {
         "type": "object",
         "properties": {
-            "title": _TEXT,
+            "title": {**_TEXT, "maxLength": 60},
             "hook": {**_TEXT, "maxLength": most["hook"]},
             "lines": {
                 "type": "array",
@@ -47,15 +53,15 @@ def script_schema(language: str = "en") -> dict[str, Any]:
                     "type": "object",
                     "properties": {
                         "text": {**_TEXT, "maxLength": most["line"]},
-                        "visual": {"type": "string"},
+                        "visual": {"type": "string", "maxLength": most["visual"]},
                     },
                     "required": ["text", "visual"],
                 },
                 "minItems": 2,
-                "maxItems": 12,
+                "maxItems": max(2, max_lines),
             },
-            "cta": _TEXT,
-            "hashtags": {"type": "array", "items": {"type": "string"}, "maxItems": 8},
+            "cta": {**_TEXT, "maxLength": most["line"]},
+            "hashtags": {"type": "array", "items": {"type": "string"}, "maxItems": 6},
         },
         "required": ["title", "hook", "lines", "cta", "hashtags"],
     }
@@ -120,7 +126,8 @@ class LMWriter:
         deadline = time.monotonic() + self.timeout_s
         messages: list[dict[str, Any]] = list(script_messages(req))
         system = messages[0]["content"]
-        answer = self._ask(model, messages, req.seed, deadline, req.language)
+        schema = script_schema(req.language, line_range(req)[1])
+        answer = self._ask(model, messages, req.seed, deadline, schema)
         try:
             return script_from_answer(answer, req, system, self.name)
         except ScriptError as exc:
@@ -130,7 +137,7 @@ class LMWriter:
             {"role": "assistant", "content": answer[-4000:]},
             {"role": "user", "content": load_prompt("script_repair").render(problem=problem)},
         ]
-        answer = self._ask(model, messages, req.seed + 1, deadline, req.language)
+        answer = self._ask(model, messages, req.seed + 1, deadline, schema)
         return script_from_answer(answer, req, system, self.name)
 
     def _ask(
@@ -139,7 +146,7 @@ class LMWriter:
         messages: list[dict[str, Any]],
         seed: int,
         deadline: float,
-        language: str,
+        schema: dict[str, Any],
     ) -> str:
         left = deadline - time.monotonic()
         if left <= 0:
@@ -148,7 +155,7 @@ class LMWriter:
             messages,
             max_tokens=self.max_tokens,
             temperature=self.temperature,
-            json_schema=script_schema(language),
+            json_schema=schema,
             timeout_s=left,
             seed=seed,
         )
