@@ -47,6 +47,9 @@ def register(sub: Any) -> None:
     p.add_argument("--keep", metavar="DIR", help="keep the job folder here")
     p.add_argument("--no-whisper", action="store_true",
                    help="skip the whisper re-transcription of the output")  # fmt: skip
+    p.add_argument("--writer", default="", metavar="MODEL",
+                   help="the script writer (as REELBOT_SCRIPT_MODEL: 'offline', a model); "
+                        "default: the configured one")  # fmt: skip
     p.set_defaults(handler=_make)
 
     p = what.add_parser("edit", help="re-render after an edit (segment cache) vs the full render")
@@ -96,7 +99,7 @@ def _narrate(args: argparse.Namespace) -> int:
 def _make(args: argparse.Namespace) -> int:
     from pipeline.bench.make import bench
 
-    result: int = bench(args.seconds, args.keep, not args.no_whisper)
+    result: int = bench(args.seconds, args.keep, not args.no_whisper, writer=args.writer)
     return result
 
 

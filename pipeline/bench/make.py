@@ -40,7 +40,9 @@ def shown_at(cue: CaptionCue, fps: float) -> float:
     return math.ceil(t * fps - 1e-6) / fps
 
 
-def bench(seconds: int = 30, keep: str | None = None, whisper: bool = True) -> int:
+def bench(
+    seconds: int = 30, keep: str | None = None, whisper: bool = True, writer: str = ""
+) -> int:
     from pipeline.bench.render import make_inputs
     from pipeline.footage.understand import warm as warm_recognisers
     from pipeline.make import orchestrate as make
@@ -51,6 +53,8 @@ def bench(seconds: int = 30, keep: str | None = None, whisper: bool = True) -> i
 
     # The offline voice and a cold analysis cache for this run only (the environment stays as is).
     config = dataclasses.replace(settings(), tts_offline=True, analysis_cache=False)
+    if writer:
+        config = dataclasses.replace(config, script_model=writer)
     clips, _ = make_inputs(30.0)
     work = keep or tempfile.mkdtemp(prefix="reelbot-bench-make-")
     job = os.path.join(work, "job")
@@ -67,8 +71,8 @@ def bench(seconds: int = 30, keep: str | None = None, whisper: bool = True) -> i
     t0 = time.perf_counter()
     make_stages.narrator(config).narrate(["Warming up."], "en", os.path.join(work, "warm"))
     warm_recognisers()
-    writer = warm_writer(config)
-    print(f"voice: offline (edge-tts is unreachable here); writer: {writer}; models loaded in "
+    writer_name = warm_writer(config)
+    print(f"voice: offline (edge-tts is unreachable here); writer: {writer_name}; models loaded in "
           f"{time.perf_counter() - t0:.1f}s, not counted", flush=True)  # fmt: skip
 
     marks: list[tuple[str, float]] = []
