@@ -15,7 +15,7 @@ from pipeline.narrate.edge import EdgeEngine
 from pipeline.narrate.kokoro import KokoroEngine
 from pipeline.narrate.model import NarrationError, TTSFailure, write_wav
 from pipeline.narrate.narrator import Narrator
-from pipeline.narrate.voices import pick_voice
+from pipeline.narrate.voices import offline_gender, pick_voice
 from pipeline.speech import default_transcriber
 from tests.edge_tts_standin import EdgeStandIn
 from tests.narrate_helpers import check_narration, rms
@@ -77,11 +77,30 @@ def test_narrator_picks_kokoro_when_edge_tts_fails_and_says_so(tmp_path: Path) -
     with EdgeStandIn(mode="403") as server:
         edge = EdgeEngine(server.url, connect_timeout=2, receive_timeout=2)
         n = Narrator(edge=edge).narrate(ZH, "zh", tmp_path, style="story")
-    assert (n.engine, n.voice, n.timing) == ("kokoro", "jm_kumo", "engine")  # story: male
+    # The story style's edge voice is male (Yunxi), but nobody asked for a male voice: the
+    # offline default is the better understood jf_alpha.
+    assert (n.engine, n.voice, n.timing) == ("kokoro", "jf_alpha", "engine")
     assert n.fallback_code == "forbidden" and n.fallback_reason is not None
     check_narration(n, ZH)
     warning = voice_warning(n.engine, n.voice, n.fallback_reason, n.fallback_code, "zh")
-    assert "kokoro（jm_kumo）" in warning and "服务拒绝了请求" in warning
+    assert "kokoro（jf_alpha）" in warning and "服务拒绝了请求" in warning
+
+
+@pytest.mark.slow
+def test_a_user_asking_for_a_male_voice_gets_jm_kumo_offline(tmp_path: Path) -> None:
+    n = Narrator(offline=True).narrate(ZH[:1], "zh", tmp_path, style="male")
+    assert (n.engine, n.voice) == ("kokoro", "jm_kumo")
+
+
+def test_the_offline_voice_is_female_unless_a_male_one_is_asked_for() -> None:
+    assert offline_gender(None, None) == "female"
+    assert offline_gender(None, "knowledge") == "female"  # its edge voice is male, not asked
+    assert offline_gender(None, "Male") == "male"
+    assert offline_gender("zh-CN-YunxiNeural", None) == "male"
+    assert offline_gender("zh-CN-XiaoxiaoNeural", "male") == "female"  # the name wins
+    assert offline_gender("jm_kumo", None) == "male"
+    assert offline_gender("jf_alpha", None) == "female"
+    assert KokoroEngine.voice_for(offline_gender(None, None)) == "jf_alpha"
 
 
 @pytest.mark.slow

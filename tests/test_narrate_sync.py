@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.narrate.cues import build_cues
 from pipeline.narrate.narrator import Narrator
-from pipeline.narrate.sync import caption_sync_errors, heard_starts
+from pipeline.narrate.sync import caption_sync_errors, heard_starts, onset_errors
 from pipeline.plan import CaptionCue
 from pipeline.plan import WordTiming as W
 
@@ -32,6 +32,28 @@ def test_caption_sync_errors_per_cue() -> None:
     heard = [W("a", 0.05, 0.4), W("b", 0.5, 1.0), W("c", 1.15, 1.6)]
     errors = caption_sync_errors(cues, heard)
     assert np.allclose(errors, [-0.05, 0.05])  # "d" was not heard: left out
+
+
+def test_onset_errors_measure_cues_after_pauses_against_the_sound() -> None:
+    # Three "words" of noise: 0.5-0.9 s, 1.2-1.6 s (after a 300 ms pause) and 1.65-2.0 s
+    # (after a 50 ms gap: continuous speech, no reference there).
+    rate = 16000
+    rng = np.random.default_rng(1)
+    audio = np.zeros(int(2.3 * rate), dtype=np.float32)
+    for a, b in ((0.5, 0.9), (1.2, 1.6), (1.65, 2.0)):
+        audio[int(a * rate) : int(b * rate)] = rng.uniform(-0.5, 0.5, int(b * rate) - int(a * rate))
+    cues = [
+        CaptionCue("a", 0.52, 0.9, words=(W("a", 0.52, 0.9),)),  # 20 ms late
+        CaptionCue("b", 1.15, 1.6, words=(W("b", 1.15, 1.6),)),  # 50 ms early
+        CaptionCue("c", 1.75, 2.0, words=(W("c", 1.75, 2.0),)),  # no pause before it
+    ]
+    errors = onset_errors(cues, audio, rate)
+    assert np.allclose(errors, [0.02, -0.05], atol=0.006), errors
+    # A cue inside continuous speech 0.2 s after a pause that another word starts on: that
+    # onset is the other word's, not a 0.2 s error of this cue.
+    inner = CaptionCue("b2", 1.4, 1.6, words=(W("b2", 1.4, 1.6),))
+    errors = onset_errors([cues[0], cues[1], inner], audio, rate)
+    assert np.allclose(errors, [0.02, -0.05], atol=0.006), errors
 
 
 @pytest.mark.slow

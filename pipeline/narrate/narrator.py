@@ -48,8 +48,8 @@ from pipeline.narrate.voices import (
     edge_hz,
     edge_percent,
     is_kokoro_voice,
+    offline_gender,
     pick_voice,
-    voice_gender,
 )
 from pipeline.plan import WordTiming
 from pipeline.script.model import Script
@@ -115,6 +115,8 @@ class Narrator:
         `voice` is an edge-tts voice name (else one is picked by language and `style`) or, for
         Chinese, a Kokoro voice (jm_kumo, jf_alpha: offline by choice); `rate` and `pitch` use
         edge-tts's notation ('+10%', '-5Hz') and apply to the fallback too (Kokoro has no pitch).
+        The offline fallback speaks with a female voice unless a male one was asked for
+        (`voices.offline_gender`).
         """
         texts = tuple(s.strip() for s in sentences)
         if not texts:
@@ -128,7 +130,6 @@ class Narrator:
                 )
         rate_frac = edge_percent(rate, "rate")
         pitch_hz = edge_hz(pitch)
-        # Picked even when offline: its gender chooses the offline voice's variant.
         edge_voice = (
             pick_voice(language, style, voice) if voice or language in ("zh", "en") else None
         )
@@ -154,7 +155,8 @@ class Narrator:
                 fallback = (exc.code, exc.reason)
                 log.warning("edge-tts unavailable (%s); using an offline voice", exc.reason)
         if spoken is None:
-            gender: Gender = voice_gender(edge_voice) if edge_voice else "male"
+            # The best understood offline voice unless the user asked for a male one.
+            gender = offline_gender(voice, style)
             spoken = self._offline(texts, language, rate_frac, pitch_hz, gender)
         return self._assemble(texts, language, spoken, out / filename, fallback)
 

@@ -281,6 +281,9 @@ class Phone:
     end: float
 
 
+_STRESS = "ˈˌ"
+
+
 def _sounds(symbol: str) -> str:
     """The symbol's sound letters: no word gaps, punctuation, stress marks or piper's ^ and $."""
     return "".join(ch for ch in symbol if ch not in "ˈˌ^$_" and unicodedata.category(ch)[0] == "L")
@@ -299,9 +302,18 @@ def words_from_phonemes(
     narrator's alignment interpolates it between its neighbours.
     """
     spoken: list[tuple[str, float, float]] = []
+    stressed: float | None = None  # where the stress marks just before the next sound began
     for p in phones:
-        for ch in _sounds(p.symbol):
-            spoken.append((ch, p.start, p.end))
+        sounds = _sounds(p.symbol)
+        if not sounds and p.symbol and all(ch in _STRESS for ch in p.symbol):
+            # A stress mark is a phoneme of its own to piper, with a length (up to ~60 ms
+            # measured) spent on the onset of the sound it marks: it belongs to that sound.
+            stressed = p.start if stressed is None else stressed
+            continue
+        for ch in sounds:
+            spoken.append((ch, p.start if stressed is None else stressed, p.end))
+            stressed = None
+        stressed = None
     wanted = "".join(ph for _, ph in tokens)
     heard = "".join(ch for ch, _, _ in spoken)
     owner = [i for i, (_, ph) in enumerate(tokens) for _ in ph]
