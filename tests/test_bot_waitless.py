@@ -37,7 +37,7 @@ def footage(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     ]
 
 
-def _reply_target(call: Any) -> int | None:
+def reply_target(call: Any) -> int | None:
     params = call.params.get("reply_parameters")
     if isinstance(params, str):
         params = json.loads(params)
@@ -106,7 +106,7 @@ def test_background_analysis_then_edit_by_reply(
             second = await server.wait_for("sendVideo", since=mark, timeout=90)
             check_video(second)
             assert second.params["caption"].startswith("Boxes are cat castles")
-            assert _reply_target(second) == old["message_id"]
+            assert reply_target(second) == old["message_id"]
             assert (job / "v2" / "out.mp4").is_file() and (job / "out.mp4").is_file()
             # The picture did not change: every segment came from the cache.
             assert sorted(p.name for p in (job / "segments").glob("*.mp4")) == segments
@@ -121,7 +121,7 @@ def test_background_analysis_then_edit_by_reply(
             mark = len(server.calls)
             await server.press(ALICE, msg, data_ok)
             third = await server.wait_for("sendVideo", since=mark, timeout=90)
-            assert _reply_target(third) == newer["message_id"]
+            assert reply_target(third) == newer["message_id"]
             assert (job / "v3" / "plan.json").is_file()
             v2 = json.loads((job / "v2" / "plan.json").read_text())
             v3 = json.loads((job / "v3" / "plan.json").read_text())
@@ -129,5 +129,65 @@ def test_background_analysis_then_edit_by_reply(
             assert sum(changed) == 1
             after = list((job / "segments").glob("*.mp4"))
             assert len(after) == len(segments) + 1
+
+    run(scenario())
+
+
+@pytest.mark.slow
+def test_faster_voice_then_captions_on_top_by_reply(
+    tmp_path: Path, footage: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REELBOT_CACHE_DIR", str(tmp_path / "cache"))
+    data = tmp_path / "data"
+
+    async def scenario() -> None:
+        async with (
+            fake_server() as server,
+            bot_running(server, settings_for(server, data), make_pipeline()),
+        ):
+            chat = ALICE["id"]
+            await new_video(server, ALICE, chat, "Why cats love boxes")
+            for clip in footage[:2]:
+                mark = len(server.calls)
+                await server.video(ALICE, chat, clip, width=960, height=540, duration=8)
+                await server.wait_for("sendMessage", lambda c: "video" in c.text, since=mark)
+            await server.text(ALICE, chat, "/done")
+            await server.wait_for("sendMessage", lambda c: "sb:render" in str(c.params),
+                                  timeout=120)  # fmt: skip
+            first = await render_from_storyboard(server, ALICE, chat)
+            before = check_video(first)
+            old = first.result
+
+            mark = len(server.calls)
+            await server.text(ALICE, chat, "faster voice please", reply_to=old)
+            confirm = await server.wait_for("sendMessage", lambda c: "ed:ok" in str(c.params),
+                                            since=mark)  # fmt: skip
+            assert "voice faster" in confirm.text
+            msg, data_ok = server.button_message(chat, "ed:ok:")
+            mark = len(server.calls)
+            await server.press(ALICE, msg, data_ok)
+            second = await server.wait_for("sendVideo", since=mark, timeout=90)
+            after = check_video(second)
+            print(f"\nfaster voice by reply: {before:.2f} s -> {after:.2f} s")
+            assert after < before * 0.95 and reply_target(second) == old["message_id"]
+
+            newer = second.result
+            mark = len(server.calls)
+            await server.text(ALICE, chat, "字幕放上面", reply_to=newer)
+            confirm = await server.wait_for("sendMessage", lambda c: "ed:ok" in str(c.params),
+                                            since=mark)  # fmt: skip
+            assert "captions to the top" in confirm.text
+            msg, data_ok = server.button_message(chat, "ed:ok:")
+            mark = len(server.calls)
+            await server.press(ALICE, msg, data_ok)
+            third = await server.wait_for("sendVideo", since=mark, timeout=90)
+            assert abs(check_video(third) - after) < 0.1  # the same voice: not narrated again
+            assert reply_target(third) == newer["message_id"]
+            (job,) = (data / "jobs").iterdir()
+            ass = (job / "v3" / "captions.ass").read_text()
+            style = next(r for r in ass.splitlines() if r.startswith("Style: ")).split(",")
+            assert style[18] == "8"  # Alignment: top centre
+            words = (job / "v2" / "words.json").read_bytes()
+            assert (job / "v3" / "words.json").read_bytes() == words
 
     run(scenario())
