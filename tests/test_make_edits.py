@@ -45,17 +45,9 @@ def _style_fields(ass: str) -> dict[str, str]:
 def test_caption_position_is_the_ass_alignment_and_margin(
     position: str, align: str, margin: float
 ) -> None:
-    plan = EditPlan.from_dict(
-        {
-            "sources": [{"path": "/x.jpg", "kind": "photo", "width": 100, "height": 100,
-                         "duration": 0.0}],
-            "segments": [{"source": 0, "start": 0, "end": 2, "crop": {"x": 0, "y": 0, "w": 1,
-                                                                      "h": 1}}],
-            "output": dataclasses.asdict(OUT),
-            "captions": [dataclasses.asdict(CaptionCue("hello", 0.0, 1.0))],
-            "styles": [dataclasses.asdict(CaptionStyle(position=position))],  # type: ignore[arg-type]
-        }
-    )  # fmt: skip
+    # Only the output, the cues and the styles matter to the ASS writer.
+    style = CaptionStyle(position=position)  # type: ignore[arg-type]
+    plan = EditPlan((), (), OUT, (CaptionCue("hello", 0.0, 1.0),), (style,))
     fields = _style_fields(build_ass(plan))
     assert fields["Alignment"] == align and fields["MarginV"] == str(round(margin * 640))
 
