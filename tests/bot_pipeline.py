@@ -243,6 +243,15 @@ class FootagePipeline:
         (version / "state.json").write_text(json.dumps(state, ensure_ascii=False))
         return self.render_job(str(version), progress, cancel)
 
+    def understand_edit(
+        self, reply: str, sentences: tuple[str, ...], seconds: int, language: str, base: str
+    ) -> EditRequest | None:
+        """The real mapping of a free-text edit reply (`pipeline.make.editlm`), with the
+        process's language model settings (off in the tests unless a test sets them)."""
+        from pipeline.make.editlm import understand_edit
+
+        return understand_edit(reply, sentences, seconds, language, base)
+
     def transcribe(self, path: str, timeout: float | None = None) -> Transcript:
         heard = _transcriber().transcribe(path, timeout=timeout)
         return Transcript(heard.language, heard.text)
