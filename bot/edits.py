@@ -4,7 +4,8 @@ version of the job; the new video is sent as a reply to the old one.
 
 The request is kept in the job folder (`edits/<n>.json`) and the buttons carry the job id and
 `n`, so they work after a restart. A confirmed edit queues the job again with the step `edit`;
-the worker calls `apply_confirmed`, which hands the request to the pipeline
+the worker (a thread of the bot, or an engine worker) calls `bot.editfiles.apply_confirmed`,
+which hands the request to the pipeline
 (`pipeline.make.edits.apply_edit`: a `v2/` folder, the old one kept, only changed segments
 re-encoded).
 """
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 from pathlib import Path
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
@@ -22,20 +22,18 @@ from telegram.ext import filters
 
 from bot import callbacks
 from bot.callbacks import EditChoice
+from bot.editfiles import CONFIRMED, EDITS_DIR
 from bot.jobs import DONE, UNDELIVERED, Job
-from bot.pipeline_api import Editing, MakeResultLike, Pipeline, ProgressFn
+from bot.pipeline_api import Pipeline, Understanding
 from bot.services import Context, ask, services, user_lang
 from bot.texts import t
 from bot.uploads import download
-from pipeline.errors import EditError, ReelbotError
-from pipeline.jsonfiles import from_dict, load_json, save_json, to_dict
+from pipeline.errors import ReelbotError
+from pipeline.jsonfiles import load_json, save_json, to_dict
 from pipeline.make.editrequest import EditRequest, parse_edit
 from pipeline.script.model import Script
 
 log = logging.getLogger(__name__)
-
-EDITS_DIR = "edits"
-CONFIRMED = "confirmed.json"
 
 
 class _ReplyToVideo(filters.MessageFilter):
@@ -110,6 +108,8 @@ async def reply_to_video(update: Update, context: Context) -> None:
         await ask(update, t(lang, "download_failed", name="…"), force=False)
         return
     request = parse_edit(text, len(script.spoken()), job.brief.seconds, music, base=version)
+    if request is None and text.strip():
+        request = await _understand(svc.pipeline, text, script, job.brief.seconds, version)
     if request is None:
         await ask(update, t(lang, "edit_unknown"), force=False)
         return
@@ -129,6 +129,8 @@ def confirm_text(lang: str, request: EditRequest) -> str:
     if request.kind == "language":
         name = {"zh": {"zh": "中文", "en": "Chinese"}, "en": {"zh": "英文", "en": "English"}}
         return t(lang, "edit_confirm_language", language=name[request.text][lang])
+    if request.kind in ("rate", "voice", "captions"):  # one line per word: faster, male, top ...
+        return t(lang, f"edit_confirm_{request.kind}_{request.text}")
     return t(lang, f"edit_confirm_{request.kind}", index=request.index, text=request.text,
              seconds=request.seconds)  # fmt: skip
 
@@ -139,6 +141,29 @@ def confirm_keyboard(job_id: str, number: int, lang: str) -> InlineKeyboardMarku
         return InlineKeyboardButton(t(lang, f"btn_edit_{action}"), callback_data=data)
 
     return InlineKeyboardMarkup([[button("ok"), button("no")]])
+
+
+# Beyond the model's own limit (pipeline.make.editlm.TIMEOUT_S): the creator is answered even if
+# a backend overran it; the thread is left to finish on its own.
+UNDERSTAND_WAIT_S = 25.0
+
+
+async def _understand(
+    pipeline: Pipeline, text: str, script: Script, seconds: int, version: str
+) -> EditRequest | None:
+    """A reply the patterns did not understand, mapped by the language model, if there is one."""
+    import asyncio
+
+    if not isinstance(pipeline, Understanding):
+        return None
+    call = asyncio.to_thread(pipeline.understand_edit, text, tuple(script.spoken()), seconds,
+                             script.language, version)  # fmt: skip
+    try:
+        return await asyncio.wait_for(call, UNDERSTAND_WAIT_S)
+    except TimeoutError:
+        log.warning("the language model did not map an edit reply within %.0f s",
+                    UNDERSTAND_WAIT_S)  # fmt: skip
+        return None
 
 
 async def _transcribe(pipeline: Pipeline, path: str) -> str:
@@ -186,17 +211,3 @@ async def edit_button(update: Update, context: Context) -> None:
     svc.store.set_reply_to(job.id, int(data["video_msg"]))  # the new video answers the old one
     svc.store.requeue(job.id, "edit")
     await queued_notice(update, context, job.id)
-
-
-def apply_confirmed(
-    pipeline: Pipeline, job: Job, progress: ProgressFn, cancel: threading.Event
-) -> MakeResultLike:
-    """The worker's part: apply the job's confirmed edit (a new version, rendered)."""
-    folder = Path(job.job_dir) / EDITS_DIR
-    number = int(load_json(folder / CONFIRMED)["number"])
-    data = load_json(folder / f"{number}.taken")
-    request = from_dict(EditRequest, {k: v for k, v in data.items() if k != "video_msg"},
-                        what="edit request")  # fmt: skip
-    if not isinstance(pipeline, Editing):
-        raise EditError("this pipeline cannot edit a delivered video")
-    return pipeline.edit(job.job_dir, request, progress, cancel)

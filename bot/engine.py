@@ -456,9 +456,14 @@ def _step(
                 "shown": [{lang: text} for text in board.shown_in(lang)],
             }
         }
-    if step != "render":
+    if step == "edit":  # a reply to a delivered video, confirmed (bot.edits): a new version
+        from bot.editfiles import apply_confirmed
+
+        result = apply_confirmed(pipeline, job_dir, progress, cancel)
+    elif step == "render":
+        result = pipeline.render_job(job_dir, progress, cancel)
+    else:
         raise ValueError(f"unknown step {step!r}")
-    result = pipeline.render_job(job_dir, progress, cancel)
     video = fit_video(
         result.video,
         result.duration,

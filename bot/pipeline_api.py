@@ -144,6 +144,18 @@ class Editing(Protocol):
         ...
 
 
+@runtime_checkable
+class Understanding(Protocol):
+    """A pipeline that can map a free-text edit reply with its language model (`bot.edits`)."""
+
+    def understand_edit(
+        self, reply: str, sentences: tuple[str, ...], seconds: int, language: str, base: str
+    ) -> EditRequest | None:
+        """The edit `reply` asks of a video of `sentences`, or None (not understood, or the
+        model is off, failed or took too long: bounded to about 20 s)."""
+        ...
+
+
 class DefaultPipeline:
     """The real pipeline: `pipeline.make.orchestrate` and the packaged speech-to-text model."""
 
@@ -217,6 +229,13 @@ class DefaultPipeline:
             job_dir, request, progress=progress, cancel=cancel, config=self.config
         )
         return result
+
+    def understand_edit(
+        self, reply: str, sentences: tuple[str, ...], seconds: int, language: str, base: str
+    ) -> EditRequest | None:
+        from pipeline.make.editlm import understand_edit
+
+        return understand_edit(reply, sentences, seconds, language, base, config=self.config)
 
     def transcribe(self, path: str, timeout: float | None = None) -> TranscriptLike:
         # The whisper model loads once per process, on the first voice note (pipeline.loadonce).

@@ -406,12 +406,55 @@ T: dict[str, dict[str, str]] = {
         "en": "I'll remake it in {language} and re-render:",
         "zh": "我会用{language}重做并重新渲染：",
     },
+    "edit_confirm_rate_faster": {
+        "en": "I'll make the voice faster (the captions follow it) and re-render:",
+        "zh": "我会把语速调快（字幕随之调整）并重新渲染：",
+    },
+    "edit_confirm_rate_slower": {
+        "en": "I'll make the voice slower (the captions follow it) and re-render:",
+        "zh": "我会把语速调慢（字幕随之调整）并重新渲染：",
+    },
+    "edit_confirm_voice_male": {
+        "en": "I'll have a male voice read it and re-render:",
+        "zh": "我会换成男声朗读并重新渲染：",
+    },
+    "edit_confirm_voice_female": {
+        "en": "I'll have a female voice read it and re-render:",
+        "zh": "我会换成女声朗读并重新渲染：",
+    },
+    "edit_confirm_voice_other": {
+        "en": "I'll have another voice read it and re-render:",
+        "zh": "我会换一个声音朗读并重新渲染：",
+    },
+    "edit_confirm_captions_bigger": {
+        "en": "I'll make the captions bigger and re-render:",
+        "zh": "我会把字幕调大并重新渲染：",
+    },
+    "edit_confirm_captions_smaller": {
+        "en": "I'll make the captions smaller and re-render:",
+        "zh": "我会把字幕调小并重新渲染：",
+    },
+    "edit_confirm_captions_top": {
+        "en": "I'll move the captions to the top and re-render:",
+        "zh": "我会把字幕移到上方并重新渲染：",
+    },
+    "edit_confirm_captions_middle": {
+        "en": "I'll move the captions to the middle and re-render:",
+        "zh": "我会把字幕移到中间并重新渲染：",
+    },
+    "edit_confirm_captions_bottom": {
+        "en": "I'll move the captions to the bottom and re-render:",
+        "zh": "我会把字幕移到下方并重新渲染：",
+    },
     "edit_unknown": {
         "en": "I can change, in a reply to the video: a sentence (“line 2: new words”), the "
         "title (“title: …”), a shot (“replace shot 3”), the music (send an audio file, or “no "
-        "music”), the length (“shorter”, “20 s”) or the language (“in Chinese”).",
+        "music”), the length (“shorter”, “20 s”), the language (“in Chinese”), the voice "
+        "(“faster”, “slower”, “male voice”, “another voice”) or the captions (“bigger "
+        "captions”, “captions at the top”).",
         "zh": "回复视频即可修改：某一句（“第2句：新的文案”）、标题（“标题：……”）、镜头（“第三个镜头"
-        "换掉”）、音乐（发一段音频，或“不要音乐”）、时长（“短一点”“20秒”）或语言（“用英文”）。",
+        "换掉”）、音乐（发一段音频，或“不要音乐”）、时长（“短一点”“20秒”）、语言（“用英文”）、"
+        "声音（“语速快一点”“说慢点”“男声”“换个声音”）或字幕（“字幕大一点”“字幕放上面”）。",
     },
     "edit_busy": {
         "en": "Another video of yours is being made; reply again when it is done.",
@@ -427,6 +470,11 @@ T: dict[str, dict[str, str]] = {
     "edit_impossible": {
         "en": "That change cannot be made to this video (no other footage for that shot).",
         "zh": "这个修改做不了（没有别的素材可以换这个镜头）。",
+    },
+    "edit_limit": {
+        "en": "That is as far as it goes (the voice's speed or the captions' size); the video "
+        "stays as it is.",
+        "zh": "已经调到头了（语速或字幕大小），视频保持原样。",
     },
     "resend_gone": {
         "en": "That video is no longer kept on the server; send /new to make it again.",

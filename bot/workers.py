@@ -161,9 +161,9 @@ class JobRunner:
                 job.job_dir, script, another=job.another, progress=progress, cancel=cancel
             )
         if job.step == "edit":  # a change asked for by replying to the video (bot.edits)
-            from bot.edits import apply_confirmed
+            from bot.editfiles import apply_confirmed
 
-            result = apply_confirmed(self.pipeline, job, progress, cancel)
+            result = apply_confirmed(self.pipeline, job.job_dir, progress, cancel)
         else:
             result = self.pipeline.render_job(job.job_dir, progress, cancel)
         video = fit_video(

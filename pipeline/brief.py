@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pipeline.plan import OutputSpec
+from pipeline.plan import CaptionPosition, OutputSpec
 
 Language = Literal["zh", "en"]
 
@@ -36,3 +36,8 @@ class Brief:
     music: str | None = None
     output: OutputSpec = field(default_factory=OutputSpec)
     seed: int = 0
+    # The voice's speed in percent (edge-tts's "+10%"; the offline voices take it too), and the
+    # captions' size relative to the preset and where they sit: edits after delivery set them.
+    rate: int = 0
+    caption_scale: float = 1.0
+    caption_position: CaptionPosition = "bottom"

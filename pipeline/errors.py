@@ -105,3 +105,9 @@ class EditError(ReelbotError):
     pipeline that cannot edit)."""
 
     key = "edit_impossible"
+
+
+class EditLimit(EditError):
+    """An edit that would take the voice's speed or the captions' size past its limit."""
+
+    key = "edit_limit"

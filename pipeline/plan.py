@@ -18,6 +18,8 @@ from pipeline.media import MediaInfo
 
 PLAN_VERSION = 1
 
+CaptionPosition = Literal["bottom", "middle", "top"]
+
 
 @dataclass(frozen=True, slots=True)
 class Rect:
@@ -100,6 +102,9 @@ class CaptionStyle:
     margin_side: float = 0.07
     karaoke: bool = False
     box: bool = False  # an opaque box behind the text instead of an outline
+    # Where the captions sit: above the bottom margin, centred, or below the platforms' top bar
+    # (`pipeline.render.subtitles.TOP_MARGIN`).
+    position: CaptionPosition = "bottom"
 
 
 @dataclass(frozen=True, slots=True)

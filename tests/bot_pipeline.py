@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.brief import Brief
-from pipeline.errors import Cancelled, MediaError
+from pipeline.errors import Cancelled, EditError, MediaError
 from pipeline.ffmpeg import run_ffmpeg
+from pipeline.make.editrequest import EditRequest
 from pipeline.media import probe
 from pipeline.script.model import Script, ScriptLine
 
@@ -91,6 +92,7 @@ class FootagePipeline:
             frames.append((text, jpg))
         state = {"shots": shots, "script": dataclasses.asdict(script), "warnings": warnings}
         (Path(job_dir) / "state.json").write_text(json.dumps(state, ensure_ascii=False))
+        script.save(Path(job_dir) / "script.json")  # what a reply to the video is read against
         return Storyboard(job_dir, script, tuple(frames), tuple(warnings))
 
     def prepare(
@@ -216,6 +218,39 @@ class FootagePipeline:
         return MakeResult(
             job_dir, out, cover, script, duration, W, H, "test-tone", tuple(state["warnings"])
         )
+
+    def edit(
+        self,
+        job_dir: str,
+        request: EditRequest,
+        progress: Any = None,
+        cancel: threading.Event | None = None,
+    ) -> MakeResult:
+        """A new version folder (v2, v3 ...) with the title or a sentence changed, rendered there
+        as `render_job` does; other kinds are the real pipeline's (`pipeline.make.edits`)."""
+        root = Path(job_dir)
+        taken = [int(p.name[1:]) for p in root.glob("v[0-9]*")]
+        version = root / f"v{max(taken, default=1) + 1}"
+        version.mkdir()
+        state = json.loads((root / request.base / "state.json").read_text())
+        script = state["script"]
+        if request.kind == "title":
+            script["title"] = request.text
+        elif request.kind == "line" and request.index == 1:
+            script["hook"] = request.text
+        else:
+            raise EditError(f"the stand-in does not make {request.kind} edits")
+        (version / "state.json").write_text(json.dumps(state, ensure_ascii=False))
+        return self.render_job(str(version), progress, cancel)
+
+    def understand_edit(
+        self, reply: str, sentences: tuple[str, ...], seconds: int, language: str, base: str
+    ) -> EditRequest | None:
+        """The real mapping of a free-text edit reply (`pipeline.make.editlm`), with the
+        process's language model settings (off in the tests unless a test sets them)."""
+        from pipeline.make.editlm import understand_edit
+
+        return understand_edit(reply, sentences, seconds, language, base)
 
     def transcribe(self, path: str, timeout: float | None = None) -> Transcript:
         heard = _transcriber().transcribe(path, timeout=timeout)

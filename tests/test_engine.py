@@ -271,6 +271,46 @@ def test_bot_restarted_while_job_runs_delivers_once(
     run(scenario())
 
 
+def test_an_edit_by_reply_runs_on_a_worker(
+    tmp_path: Path, media: dict[str, Path], engine: Cluster
+) -> None:
+    from tests.test_bot_waitless import reply_target
+
+    data = tmp_path / "data"
+    chat = ALICE["id"]
+
+    async def scenario() -> None:
+        async with (
+            fake_server() as server,
+            bot_running(server, engine_settings(server, data, engine), make_pipeline()),
+        ):
+            await to_render(server, ALICE, media)
+            first = await server.wait_for("sendVideo", lambda c: c.chat_id == chat, timeout=60)
+            old = first.result
+            mark = len(server.calls)
+            await server.text(ALICE, chat, "title: Edited on a worker", reply_to=old)
+            await server.wait_for("sendMessage", lambda c: "ed:ok" in str(c.params), since=mark)
+            msg, data_ok = server.button_message(chat, "ed:ok:")
+            mark = len(server.calls)
+            await server.press(ALICE, msg, data_ok)
+            second = await server.wait_for("sendVideo", since=mark, timeout=60)
+            assert 2.8 < check_video(second) < 3.3
+            assert second.params["caption"].startswith("Edited on a worker")
+            assert reply_target(second) == old["message_id"]
+            assert not [c for c in server.calls[mark:] if "went wrong" in c.text]
+        job = job_folder(data / "jobs")
+        assert (job / "out.mp4").is_file() and (job / "v2" / "out.mp4").is_file()
+        # The edit's render ran in a worker's process (the stand-in notes its pid there).
+        (start, pid, _when) = (job / "v2" / RENDERS_LOG).read_text().split("\n")[0].split()
+        assert start == "start" and engine.worker_of(int(pid)) in ("w1", "w2")
+        store = JobStore(str(data / "jobs.sqlite3"))
+        done = store.get(job.name)
+        store.close()
+        assert done is not None and done.status == DONE
+
+    run(scenario())
+
+
 def test_cancel_stops_the_remote_render(
     tmp_path: Path, media: dict[str, Path], engine: Cluster
 ) -> None:

@@ -24,7 +24,9 @@ class Voice:
         self.lengths = lengths
         self.scripts: list[Script] = []
 
-    def narrate_script(self, script: Script, out_dir: Any, voice: str | None = None) -> Narration:
+    def narrate_script(
+        self, script: Script, out_dir: Any, voice: str | None = None, rate: str = "+0%"
+    ) -> Narration:
         total = self.lengths[min(len(self.scripts), len(self.lengths) - 1)]
         self.scripts.append(script)
         wav = os.path.join(out_dir, "narration.wav")

@@ -52,7 +52,9 @@ def test_rendering_needs_exactly_the_declared_variables() -> None:
         prompt.render(topic="x", extra="y")
 
 
-@pytest.mark.parametrize("name", ["script_system", "script_user", "script_repair"])
+@pytest.mark.parametrize(
+    "name", ["script_system", "script_user", "script_repair", "edit_system", "edit_user"]
+)
 def test_shipped_prompts_load_with_their_variables(name: str) -> None:
     prompt = load_prompt(name)
     assert prompt.variables

@@ -33,6 +33,21 @@ from pipeline.make.editrequest import EditRequest, parse_edit
         ("用中文", EditRequest("language", text="zh")),
         ("no music", EditRequest("music", text="")),
         ("不要音乐", EditRequest("music", text="")),
+        ("faster voice", EditRequest("rate", text="faster")),
+        ("slower", EditRequest("rate", text="slower")),
+        ("语速快一点", EditRequest("rate", text="faster")),
+        ("说慢点", EditRequest("rate", text="slower")),
+        ("male voice", EditRequest("voice", text="male")),
+        ("use a female voice", EditRequest("voice", text="female")),
+        ("换个声音", EditRequest("voice", text="other")),
+        ("男声", EditRequest("voice", text="male")),
+        ("女声", EditRequest("voice", text="female")),
+        ("bigger captions", EditRequest("captions", text="bigger")),
+        ("字幕大一点", EditRequest("captions", text="bigger")),
+        ("make the captions smaller", EditRequest("captions", text="smaller")),
+        ("captions at the top", EditRequest("captions", text="top")),
+        ("字幕放上面", EditRequest("captions", text="top")),
+        ("字幕放到中间", EditRequest("captions", text="middle")),
     ],
 )
 def test_edit_requests_in_zh_and_en(text: str, want: EditRequest) -> None:
@@ -40,7 +55,7 @@ def test_edit_requests_in_zh_and_en(text: str, want: EditRequest) -> None:
 
 
 @pytest.mark.parametrize("text", ["hello", "make it purple", "change the music", "line 9: x",
-                                  "replace shot 7", "2 s"])  # fmt: skip
+                                  "replace shot 7", "2 s", "快一点", "bigger"])  # fmt: skip
 def test_what_is_not_understood_or_out_of_range_is_none(text: str) -> None:
     assert parse_edit(text, lines=5, seconds=30) is None
 
@@ -49,6 +64,22 @@ def test_an_audio_file_with_the_reply_is_the_new_music() -> None:
     assert parse_edit("", 5, 30, music="/j/edits/music-1.mp3", base="v2") == EditRequest(
         "music", text="/j/edits/music-1.mp3", base="v2"
     )
+
+
+def test_each_new_edit_has_a_confirm_line_in_zh_and_en() -> None:
+    from bot.edits import confirm_text
+    from bot.texts import T
+    from pipeline.make.editrequest import CAPTION_WORDS, RATE_WORDS, VOICE_WORDS
+
+    kinds = [("rate", RATE_WORDS), ("voice", VOICE_WORDS), ("captions", CAPTION_WORDS)]
+    for kind, words in kinds:
+        for word in words:
+            request = EditRequest(kind, text=word)  # type: ignore[arg-type]
+            assert f"edit_confirm_{kind}_{word}" in T
+            zh, en = confirm_text("zh", request), confirm_text("en", request)
+            assert zh != en and "✅" not in en and en.endswith(":") and zh.endswith("：")
+    assert "faster" in confirm_text("en", EditRequest("rate", text="faster"))
+    assert "上方" in confirm_text("zh", EditRequest("captions", text="top"))
 
 
 def test_edit_buttons_round_trip_and_forgeries_are_refused() -> None:

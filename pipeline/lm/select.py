@@ -41,7 +41,11 @@ class LMConfig:
     @staticmethod
     def from_env(env: Mapping[str, str] | None = None) -> LMConfig:
         """The settings from `env`, or the process's settings snapshot when None."""
-        s = settings() if env is None else Settings.from_env(env)
+        return LMConfig.from_settings(settings() if env is None else Settings.from_env(env))
+
+    @staticmethod
+    def from_settings(s: Settings) -> LMConfig:
+        """The language model fields of a settings snapshot."""
         return LMConfig(
             backend=s.lm,
             model=s.lm_model,

@@ -12,8 +12,15 @@ import re
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
-EditKind: TypeAlias = Literal["line", "title", "shot", "music", "length", "language"]
-EDIT_KINDS: tuple[str, ...] = ("line", "title", "shot", "music", "length", "language")
+EditKind: TypeAlias = Literal[
+    "line", "title", "shot", "music", "length", "language", "rate", "voice", "captions"
+]
+EDIT_KINDS: tuple[str, ...] = ("line", "title", "shot", "music", "length", "language", "rate",
+                               "voice", "captions")  # fmt: skip
+# What `text` may be for the kinds that take a word rather than free text.
+RATE_WORDS = ("faster", "slower")
+VOICE_WORDS = ("male", "female", "other")
+CAPTION_WORDS = ("bigger", "smaller", "top", "middle", "bottom")
 
 _ZH_NUM = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8,
            "九": 9, "十": 10}  # fmt: skip
@@ -29,8 +36,11 @@ class EditRequest:
     kind: `line` (sentence `index`, 1-based over the spoken lines, hook first, gets `text`),
     `title` (`text`), `shot` (the shot under sentence `index` is replaced by other footage),
     `music` (`text` is the new track's path, "" for none), `length` (`seconds`), `language`
-    (`text` is zh or en: the script is written again in it). `base` is the version folder the
-    replied video came from ("" for the job folder itself, else "v2", ...)."""
+    (`text` is zh or en: the script is written again in it), `rate` (`text` is faster or slower:
+    the voice speaks a step faster or slower), `voice` (`text` is male, female, or other: another
+    voice of the language), `captions` (`text` is bigger, smaller, top, middle or bottom). `base`
+    is the version folder the replied video came from ("" for the job folder itself, else "v2",
+    ...)."""
 
     kind: EditKind
     index: int = 0
@@ -52,6 +62,8 @@ _SHOT = (
     rf"|{_SHOT_EN}{_NUM}\s+(?:shot|clip|scene)"
     rf"|第?{_NUM}\s*个?(?:镜头|画面|片段)\s*(?:换掉|换一个|换|删掉|去掉|不要)"
 )
+_CAP = r"\b(?:caption|subtitle)s?\b"
+_MOVE = r".{0,3}?(?:放|移|挪)?到?"
 _RULES = [
     (r"^\s*(?:title|标题)\s*[:：]\s*(?P<text>.+)$", "title"),
     (rf"^\s*(?:line|sentence)\s*{_NUM}\s*[:：]\s*(?P<text>.+)$", "line"),
@@ -64,6 +76,35 @@ _RULES = [
     ),
     (r"(?:in|to)\s+english|英文|英语", "lang_en"),
     (r"(?:in|to)\s+(?:chinese|mandarin)|中文|汉语|普通话", "lang_zh"),
+    # Voice, rate and captions come before the plain "shorter"/"faster" words and the seconds:
+    # "字幕大一点" is not a length, "说快点" not a shorter video.
+    (
+        rf"{_CAP}.*\b(?:bigger|larger)\b|\b(?:bigger|larger)\s+{_CAP}"
+        r"|字幕.{0,3}(?:大一点|大一些|大点|放大|加大)|(?:放大|加大)字幕",
+        "cap_bigger",
+    ),
+    (
+        rf"{_CAP}.*\bsmaller\b|\bsmaller\s+{_CAP}|字幕.{{0,3}}(?:小一点|小一些|小点|缩小)|缩小字幕",
+        "cap_smaller",
+    ),
+    (rf"{_CAP}.*\b(?:top|up)\b|字幕{_MOVE}(?:上面|上方|顶部|最上)", "cap_top"),
+    (rf"{_CAP}.*\b(?:middle|cent(?:er|re))\b|字幕{_MOVE}(?:中间|正中)", "cap_middle"),
+    (rf"{_CAP}.*\b(?:bottom|down)\b|字幕{_MOVE}(?:下面|下方|底部|最下)", "cap_bottom"),
+    (
+        r"\b(?:male|man's|man)\s+voice\b|\bvoice\b.*\bmale\b|男声|男(?:生|的)声音|换成男",
+        "voice_male",
+    ),
+    (
+        r"\b(?:female|woman's|woman)\s+voice\b|\bvoice\b.*\bfemale\b|女声|女(?:生|的)声音|换成女",
+        "voice_female",
+    ),
+    (
+        r"\b(?:another|different|other|new)\s+voice\b|\bchange\s+the\s+voice\b"
+        r"|换(?:个|一个|一下)?(?:声音|配音)",
+        "voice_other",
+    ),
+    (r"\bfaster\b|\bspeed\s+(?:it\s+)?up\b|语速.{0,2}快|(?:说|读|讲|念)得?快一?点", "faster"),
+    (r"\bslower\b|\bslow\s+(?:it\s+)?down\b|语速.{0,2}慢|(?:说|读|讲|念)得?慢一?点", "slower"),
     (r"(?P<n>\d{1,3})\s*(?:s|sec|secs|seconds)\b|(?P<m>\d{1,3})\s*秒", "seconds"),
     (r"\bshorter\b|短一点|短一些|缩短|精简", "shorter"),
     (r"\blonger\b|长一点|长一些|加长", "longer"),
@@ -106,6 +147,12 @@ def parse_edit(text: str, lines: int, seconds: int, music: str = "", base: str =
             return EditRequest("length", seconds=n, base=base) if 5 <= n <= 180 else None
         if what == "shorter":
             return EditRequest("length", seconds=max(5, round(seconds * 0.75)), base=base)
+        if what in ("faster", "slower"):
+            return EditRequest("rate", text=what, base=base)
+        if what.startswith("voice_"):
+            return EditRequest("voice", text=what[6:], base=base)
+        if what.startswith("cap_"):
+            return EditRequest("captions", text=what[4:], base=base)
         if what == "longer":
             return EditRequest("length", seconds=min(180, round(seconds * 1.3)), base=base)
     return None

@@ -19,14 +19,14 @@ import threading
 from pathlib import Path
 
 from pipeline.brief import Brief
-from pipeline.errors import EditError
+from pipeline.errors import EditError, EditLimit
 from pipeline.footage.model import Analysis
 from pipeline.jsonfiles import load_json, save_json, to_dict
 from pipeline.make import jobdir
 from pipeline.make.editrequest import EditRequest
 from pipeline.make.orchestrate import MakeResult, render_job
 from pipeline.make.stages import ProgressFn
-from pipeline.plan import EditPlan, Segment
+from pipeline.plan import CaptionPosition, EditPlan, Segment
 from pipeline.script.model import Script, ScriptLine
 from pipeline.settings import Settings
 
@@ -128,6 +128,51 @@ def _swap_shot(version: Path, index: int) -> None:
     raise EditError(f"no other footage for the shot under sentence {index}")
 
 
+# A rate edit moves the voice this many percent; the voice stays within RATE_LIMITS.
+RATE_STEP = 15
+RATE_LIMITS = (-45, 60)
+# A caption size edit scales the preset by this factor; the scale stays within SCALE_LIMITS.
+SCALE_STEP = 1.25
+SCALE_LIMITS = (0.6, 2.0)
+_POSITIONS: dict[str, CaptionPosition] = {"bottom": "bottom", "middle": "middle", "top": "top"}
+
+
+def _restyled_brief(brief: Brief, script: Script, request: EditRequest) -> Brief:
+    """The brief with the voice, its speed or the captions' look changed as asked."""
+    from pipeline.narrate.voices import another_voice, pick_voice
+
+    word = request.text
+    if request.kind == "rate":
+        step = RATE_STEP if word == "faster" else -RATE_STEP
+        rate = min(max(brief.rate + step, RATE_LIMITS[0]), RATE_LIMITS[1])
+        if rate == brief.rate:
+            raise EditLimit(f"the voice is already at its {word} limit ({brief.rate:+d}%)")
+        return dataclasses.replace(brief, rate=rate)
+    if request.kind == "voice":
+        current = pick_voice(brief.language, script.style, brief.voice)
+        return dataclasses.replace(brief, voice=another_voice(brief.language, current, word))
+    if word in ("bigger", "smaller"):
+        factor = SCALE_STEP if word == "bigger" else 1 / SCALE_STEP
+        scale = min(max(brief.caption_scale * factor, SCALE_LIMITS[0]), SCALE_LIMITS[1])
+        if abs(scale - brief.caption_scale) < 1e-6:
+            raise EditLimit(f"the captions are already at their {word} limit")
+        return dataclasses.replace(brief, caption_scale=round(scale, 4))
+    position = _POSITIONS.get(word)
+    if position is None:
+        raise EditError(f"no caption change {word!r}")
+    return dataclasses.replace(brief, caption_position=position)
+
+
+def _keep_script(version: Path) -> None:
+    """The delivered script stands: a voice or speed change must not have the writer refit it
+    to the target length (the narration stage refits only scripts `by` the writer)."""
+    log_ = jobdir.StageLog(version)
+    entry = log_.entry("script")
+    if entry:
+        log_.data["stages"]["script"] = {**entry, "by": "user"}
+        log_.save()
+
+
 def _aspect(plan: EditPlan) -> str:
     w, h = plan.output.width, plan.output.height
     return "9:16" if h > w else "16:9" if w > h else "1:1"
@@ -160,6 +205,10 @@ def apply_edit(
                 brief = dataclasses.replace(brief, seconds=request.seconds)
             elif request.kind == "language":
                 brief = dataclasses.replace(brief, language="zh" if request.text == "zh" else "en")
+            elif request.kind in ("rate", "voice", "captions"):
+                brief = _restyled_brief(brief, script, request)
+                if request.kind != "captions":
+                    _keep_script(version)
             extra = {k: v for k, v in brief_data.items() if k == "script_model"}
             save_json(version / jobdir.BRIEF_FILE, {**to_dict(brief), **extra})
             if request.kind in ("length", "language"):

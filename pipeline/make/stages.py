@@ -25,7 +25,7 @@ from pipeline.loadonce import Loader
 from pipeline.make.jobdir import StageLog, digest, file_hash
 from pipeline.make.notices import Notice
 from pipeline.media import MediaInfo, probe
-from pipeline.plan import EditPlan
+from pipeline.plan import CaptionStyle, EditPlan
 from pipeline.script.model import Script
 from pipeline.settings import Settings, settings
 
@@ -295,14 +295,18 @@ def narration_stage(
         # What is spoken, not the title or hashtags: a new title (an edit after delivery)
         # keeps the voice, the plan and every rendered segment.
         spoken = {k: v for k, v in s.to_dict().items() if k not in ("title", "hashtags")}
-        return digest("narration", spoken, brief.voice, _narrator_conf(job.settings))
+        # The rate joins the key only when set, so folders narrated before it existed stay fresh.
+        rate = [brief.rate] if brief.rate else []
+        return digest("narration", spoken, brief.voice, _narrator_conf(job.settings), *rate)
 
     key = key_for(script)
     if job.log.fresh("narration", key):
         job.log.reused("narration")
         return Narration.load(job.dir / "words.json"), script, key
     job.report("narrate", 0.05)
-    narration = narrator(job.settings).narrate_script(script, job.dir, voice=brief.voice)
+    narration = narrator(job.settings).narrate_script(
+        script, job.dir, voice=brief.voice, rate=voice_rate(brief)
+    )
     off = abs(narration.duration - brief.seconds) / brief.seconds
     if off > LENGTH_TOLERANCE and by == "writer" and not job.log.entry("script").get("refit"):
         log.info(
@@ -328,12 +332,19 @@ def narration_stage(
             refit=True,
         )
         job.report("narrate", 0.5)
-        narration = narrator(job.settings).narrate_script(script, job.dir, voice=brief.voice)
+        narration = narrator(job.settings).narrate_script(
+            script, job.dir, voice=brief.voice, rate=voice_rate(brief)
+        )
         key = key_for(script)
     narration.save(job.dir / "words.json")
     job.log.record("narration", key, ["narration.wav", "words.json"], ran=True)
     job.report("narrate", 1.0)
     return narration, script, key
+
+
+def voice_rate(brief: Brief) -> str:
+    """The brief's voice speed in edge-tts's notation ("+15%"), which every engine takes."""
+    return f"{brief.rate:+d}%"
 
 
 def _narrator_conf(config: Settings) -> list[str]:
@@ -360,11 +371,11 @@ def plan_stage(
     key = digest(
         "plan", keys, dataclasses.asdict(brief.output), music, music_hash, CAPTION_PRESET, models
     )
+    style = caption_look(caption_style(CAPTION_PRESET), brief)
     if job.log.fresh("plan", key):
         job.log.reused("plan")
-        return EditPlan.load(job.dir / "plan.json")
+        return _restyled(job, EditPlan.load(job.dir / "plan.json"), style, key)
     job.report("plan", 0.1)
-    style = caption_style(CAPTION_PRESET)
     cues = build_cues(narration.words, narration.line_spans, script.language, style=style.name)
     gain = check_music(music).gain_db if music else MUSIC_GAIN_DB
     embed, image_scores = matchers(job.settings, script, analysis, media)
@@ -384,6 +395,27 @@ def plan_stage(
     plan.save(job.dir / "plan.json")
     job.log.record("plan", key, ["plan.json"], ran=True)
     job.report("plan", 1.0)
+    return plan
+
+
+def caption_look(style: CaptionStyle, brief: Brief) -> CaptionStyle:
+    """The preset's style at the size and position the brief asks for (edits after delivery:
+    "bigger captions", "字幕放上面"); the size stays inside what the plan accepts."""
+    size = min(max(style.size * brief.caption_scale, 0.02), 0.12)
+    return dataclasses.replace(style, size=round(size, 4), position=brief.caption_position)
+
+
+def _restyled(job: StageRun, plan: EditPlan, style: CaptionStyle, key: str) -> EditPlan:
+    """A current plan with the caption style the brief asks for. The look is not part of the
+    plan's key: a caption edit rewrites only the style (the cut, and a shot swapped by an
+    earlier edit, stay), and the stage is recorded again with the new plan.json."""
+    current = [s for s in plan.styles if s.name == style.name]
+    if not current or current[0] == style:
+        return plan
+    styles = tuple(style if s.name == style.name else s for s in plan.styles)
+    plan = dataclasses.replace(plan, styles=styles)
+    plan.save(job.dir / "plan.json")
+    job.log.record("plan", key, ["plan.json"], ran=True)
     return plan
 
 

@@ -143,3 +143,33 @@ def edge_hz(value: str) -> int:
         )
     hz = int(m.group(2))
     return hz if m.group(1) == "+" else -hz
+
+
+def another_voice(language: str, current: str, want: str) -> str:
+    """The voice an edit asks for instead of `current` (the voice that spoke, by `pick_voice`).
+
+    `want` is "male" or "female": that gender's voice for the language (the next one of that
+    gender when `current` is already one of them); or "other": the other gender's voice, since
+    the offline voices differ only by gender and a same-gender swap could sound the same."""
+    kokoro = is_kokoro_voice(current)
+    have: Gender = (
+        next(g for g, v in KOKORO_VOICES.items() if v == current) if kokoro
+        else voice_gender(current)
+    )  # fmt: skip
+    gender: Gender
+    if want == "other":
+        gender = "female" if have == "male" else "male"
+    elif want in ("male", "female"):
+        gender = "male" if want == "male" else "female"
+    else:
+        raise NarrationError(f"no {want!r} voice", key="narration_option", voice=want)
+    if kokoro:
+        return KOKORO_VOICES[gender]
+    pool = [v.name for v in VOICES if v.language == language and v.gender == gender]
+    if not pool:
+        raise NarrationError(
+            f"no voices for language {language!r}", key="narration_option", language=language
+        )
+    if current in pool:  # already that gender: the next of them
+        return pool[(pool.index(current) + 1) % len(pool)]
+    return STYLE_VOICES[gender][language]

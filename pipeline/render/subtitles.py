@@ -35,6 +35,12 @@ _NO_PUNCT_COST = 0.02
 
 Span = tuple[int, int]  # a wrap unit: text[start:end]
 
+# Captions at the top sit this far (a fraction of the height) below the top edge, clear of the
+# status bar and the platforms' tabs ("Following | For you") drawn over the top ~10%.
+TOP_MARGIN = 0.12
+# ASS numpad alignments, bottom / middle / top centre, with the vertical margin each uses.
+_ALIGN = {"bottom": 2, "middle": 5, "top": 8}
+
 
 def _token_spans(text: str) -> list[Span]:
     """Wrap units of plain text: space-separated words, and inside them each wide (Han, kana,
@@ -164,16 +170,17 @@ def _style_line(st: CaptionStyle, font: str, width: int, height: int) -> str:
     outline = round(st.outline * height, 1)
     shadow = round(st.shadow * height, 1)
     border_style = 3 if st.box else 1
+    margin = {"bottom": st.margin_bottom, "middle": 0.0, "top": TOP_MARGIN}[st.position]
     back = _ass_colour("#000000", 0x60)
     outline_colour = _ass_colour(st.outline_colour, 0x40 if st.box else 0)
     fields = [
         _ass_style_name(st.name), font, str(size),
         _ass_colour(st.colour), _ass_colour(st.highlight), outline_colour, back,
         "-1" if st.bold else "0", "0", "0", "0", "100", "100", "0", "0",
-        str(border_style), str(outline), str(shadow), "2",
+        str(border_style), str(outline), str(shadow), str(_ALIGN[st.position]),
         str(round(st.margin_side * width)), str(round(st.margin_side * width)),
-        str(round(st.margin_bottom * height)), "1",
-    ]  # fmt: skip  # fmt: skip
+        str(round(margin * height)), "1",
+    ]  # fmt: skip
     return "Style: " + ",".join(fields)
 
 
