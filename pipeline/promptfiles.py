@@ -122,3 +122,11 @@ def load_data(name: str) -> Any:
 def prompt_names() -> list[str]:
     """Every template in the prompts folder, by name."""
     return sorted(p.stem for p in prompts_dir().glob("*.txt"))
+
+
+def as_data(text: str) -> str:
+    """User text for inside a prompt's <<<DATA ... DATA>>> fence, as one line: the fence's
+    markers and line breaks taken out, so it cannot close the fence and go on as instructions."""
+    for marker in ("<<<DATA", "DATA>>>", "<<<", ">>>"):
+        text = text.replace(marker, " ")
+    return " ".join(text.split())

@@ -25,7 +25,7 @@ from pipeline.make.editrequest import (
     VOICE_WORDS,
     EditRequest,
 )
-from pipeline.promptfiles import load_prompt
+from pipeline.promptfiles import as_data, load_prompt
 from pipeline.settings import Settings, settings
 
 log = logging.getLogger(__name__)
@@ -54,14 +54,6 @@ _WORDS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _data(text: str) -> str:
-    """User text as one line of data: the fence markers and line breaks taken out, so it
-    cannot close the fence and continue as instructions."""
-    for marker in ("<<<DATA", "DATA>>>", "<<<", ">>>"):
-        text = text.replace(marker, " ")
-    return " ".join(text.split())
-
-
 def edit_messages(reply: str, sentences: Sequence[str], seconds: int, language: str) -> list[
     dict[str, str]
 ]:  # fmt: skip
@@ -71,8 +63,8 @@ def edit_messages(reply: str, sentences: Sequence[str], seconds: int, language: 
         seconds=seconds,
         language="Chinese" if language == "zh" else "English",
     )
-    numbered = " / ".join(f"{i}. {_data(s)}" for i, s in enumerate(sentences, start=1))
-    user = load_prompt("edit_user").render(sentences=numbered, reply=_data(reply)[:MAX_REPLY])
+    numbered = " / ".join(f"{i}. {as_data(s)}" for i, s in enumerate(sentences, start=1))
+    user = load_prompt("edit_user").render(sentences=numbered, reply=as_data(reply)[:MAX_REPLY])
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 

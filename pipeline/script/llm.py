@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.loadonce import Loader
-from pipeline.promptfiles import load_prompt
+from pipeline.promptfiles import as_data, load_prompt
 from pipeline.script.length import speaking_rate
 from pipeline.script.model import Script, ScriptError
 from pipeline.script.offline import OfflineWriter
@@ -118,10 +118,11 @@ def script_messages(req: ScriptRequest) -> list[dict[str, str]]:
         max_lines=line_range(req)[1],
         hook_limit=HOOK_LIMIT[req.language],
     )
-    footage = footage_lines(req)
+    # The user's words, captions and text read off the footage stay inside the data fence.
+    footage = "\n".join(as_data(line) for line in footage_lines(req).splitlines())
     user = load_prompt("script_user").render(
-        topic=req.topic,
-        notes=req.notes.replace("\n", " / ") or "(none)",
+        topic=as_data(req.topic),
+        notes=as_data(req.notes.replace("\n", " / ")) or "(none)",
         footage=footage or "(none)",
     )
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
