@@ -105,6 +105,7 @@ def bench(
     p95 = {"engine": _p95(engine)}
     print(f"caption sync vs {narration.engine} word timings: {len(engine)} cues, "
           f"p95 {p95['engine']:.0f} ms, max {max(engine) * 1000:.0f} ms")  # fmt: skip
+    onsets: list[float] = []
     if whisper:
         from faster_whisper.audio import decode_audio
 
@@ -124,7 +125,9 @@ def bench(
                   f"own word starts, before moving them out of silence: "
                   f"p95 {_p95(raw):.0f} ms)")  # fmt: skip
     print(f"job folder: {job}")
-    print(f"make_ratio_vs_render={total / alone:.2f} caption_sync_ms_p95={max(p95.values()):.0f}")
+    onset = f" onset_sync_ms_p95={_p95(onsets):.0f}" if whisper else ""
+    print(f"make_ratio_vs_render={total / alone:.2f} caption_sync_ms_p95={max(p95.values()):.0f}"
+          f"{onset}")  # fmt: skip
     return 0
 
 
@@ -133,26 +136,13 @@ def _p95(errors: list[float]) -> float:
 
 
 def _onset_errors(plan: EditPlan, audio: np.ndarray, rate: int) -> list[float]:
-    """Shown time minus where the sound starts again, for each cue whose first word follows at
-    least 120 ms of silence (-40 dB under the peak) ending within 0.3 s of that word's time:
-    a model-free check of the word timings, where the audio itself says when the word begins."""
-    hop = rate // 100
-    frames = len(audio) // hop
-    rms = np.sqrt(np.mean(audio[: frames * hop].reshape(frames, hop) ** 2, axis=1) + 1e-12)
-    loud = rms > rms.max() * 10 ** (-40 / 20)
+    """Shown time minus where the sound starts again, for each cue whose first word follows a
+    pause (`pipeline.narrate.sync.onset_errors`): a model-free check of the word timings."""
+    from pipeline.narrate.sync import onset_errors
+
     fps = plan.output.fps
-    errors = []
-    for cue in plan.captions:
-        if not cue.words:
-            continue
-        t = round(cue.words[0].start * 100)
-        # Frames where sound starts after >= 120 ms of silence, near the word's time.
-        starts = [k for k in range(max(12, t - 30), min(frames, t + 31))
-                  if loud[k] and not loud[k - 12 : k].any()]  # fmt: skip
-        best = min(starts, key=lambda k: abs(k - t), default=None)
-        if best is not None:
-            errors.append(shown_at(cue, fps) - best / 100)
-    return errors
+    shown = [dataclasses.replace(c, start=shown_at(c, fps)) for c in plan.captions if c.words]
+    return onset_errors(shown, audio, rate)
 
 
 def _heard(video: str) -> Any:
