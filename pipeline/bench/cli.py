@@ -67,7 +67,7 @@ def register(sub: Any) -> None:
         type=float,
         default=None,
         metavar="S",
-        help="seconds for the language-model pass on the labelled sets (default 300; 0: none)",
+        help="seconds for the language-model pass on the labelled sets (default 480; 0: none)",
     )
     p.set_defaults(handler=_comments)
 

@@ -193,13 +193,18 @@ def _majority_language(results: Sequence[CommentResult]) -> Lang:
 
 
 def relabel(
-    model: lm.JsonModel, results: list[CommentResult], budget: lm.Budget
+    model: lm.JsonModel,
+    results: list[CommentResult],
+    budget: lm.Budget,
+    request_s: float | None = None,
 ) -> tuple[list[CommentResult], int]:
-    """The uncertain comments labelled by the model, most liked first, in batches; how many it
-    could not reach before the budget ran out (they keep their lexicon reading)."""
+    """The uncertain comments labelled by the model, most liked first, in batches (each within
+    `request_s`, see `lm.label_comments`); how many it could not reach before the budget ran
+    out or got no answer (they keep their lexicon reading)."""
     unsure = [i for i, r in enumerate(results) if not r.confident and not r.spam]
     unsure.sort(key=lambda i: -results[i].likes)
-    labels = lm.label_comments(model, [results[i].text for i in unsure], budget)
+    texts = [results[i].text for i in unsure]
+    labels = lm.label_comments(model, texts, budget, request_s=request_s)
     out = list(results)
     left = 0
     for i, found in zip(unsure, labels, strict=True):

@@ -123,16 +123,21 @@ def _ask(
 
 
 def label_comments(
-    model: JsonModel, texts: Sequence[str], budget: Budget, batch: int = LABEL_BATCH
+    model: JsonModel,
+    texts: Sequence[str],
+    budget: Budget,
+    batch: int = LABEL_BATCH,
+    request_s: float | None = None,
 ) -> list[Sentiment | None]:
-    """The model's sentiment label for each of `texts`, asked `batch` at a time; None for a
+    """The model's sentiment label for each of `texts`, asked `batch` at a time, each request
+    within `request_s` (default: LABEL_BASE_S + LABEL_PER_COMMENT_S a comment); None for a
     comment whose batch got no answer (no time left, failure, a missing or bad label)."""
     out: list[Sentiment | None] = [None] * len(texts)
     for start in range(0, len(texts), batch):
         part = texts[start : start + batch]
         listing = "\n".join(f"{n}. {' '.join(t.split())[:200]}" for n, t in enumerate(part, 1))
         prompt = load_prompt("comment_labels").render(comments=listing)
-        cap = LABEL_BASE_S + LABEL_PER_COMMENT_S * len(part)
+        cap = request_s or LABEL_BASE_S + LABEL_PER_COMMENT_S * len(part)
         if budget.timeout(cap) is None:
             break
         answer = _ask(model, prompt, labels_schema(len(part)), budget, cap=cap)
