@@ -25,6 +25,7 @@ from pipeline.comments import (
 )
 from pipeline.comments.analyze import subject_of
 from pipeline.comments.inputs import load_file, load_files, parse_count, parse_text
+from pipeline.comments.lm import LABEL_BATCH, Budget, label_comments, labels_schema
 from pipeline.script.styles import STYLES
 from tests.comment_shots import SHOT_COMMENTS, draw_comment_section
 
@@ -120,14 +121,18 @@ class Labeller:
 
     def generate_json(self, prompt: str, schema: Mapping[str, Any], *, timeout_s: float) -> Any:
         self.prompts.append(prompt)
-        assert 0 < timeout_s <= 15
-        time.sleep(self.delay)
         props = schema["properties"]
-        if "label" in props:
-            return {"label": "negative"}
+        assert 0 < timeout_s <= 40
+        time.sleep(self.delay)
+        if "1" in props:
+            return {key: "negative" for key in props}
         if "names" in props:
             return {"names": ["bad"] * prompt.count("\n1. ")}
         raise TimeoutError("too slow")
+
+
+def _label_prompts(prompts: list[str]) -> list[str]:
+    return [p for p in prompts if "For each numbered comment" in p]
 
 
 @pytest.mark.slow
@@ -138,16 +143,69 @@ def test_model_relabels_only_the_uncertain_and_keeps_its_budget() -> None:
     sarcastic, clear = report.comments
     assert sarcastic.source == "model" and sarcastic.sentiment == "negative"
     assert clear.source == "lexicon" and clear.sentiment == "positive"  # never asked
-    assert sum("Comment:" in p for p in model.prompts) == 1
+    (asked,) = _label_prompts(model.prompts)
+    assert "1. Oh great" in asked and "amazing" not in asked
     # The idea request failed: the fallback ideas stand, and the report says so.
     assert "model_ideas_fallback" in report.notes and report.ideas  # as many as 2 comments give
-    slow = Labeller(delay=0.4)
-    many = [f"Oh great, another ad number {i} 🙄" for i in range(10)]
+    # 25 unsure comments are three batches; at 0.6 s a batch a 1 s budget answers the first.
+    slow = Labeller(delay=0.6)
+    many = [f"Oh great, another ad number {i} 🙄" for i in range(25)]
     started = time.monotonic()
     report = analyze_comments(many, model=slow, model_budget_s=1.0)
-    assert time.monotonic() - started < 1.0 + 0.4 + 8  # + the fast analysis
-    assert any(n.startswith("model_budget_left_out:") for n in report.notes)
-    assert sum(c.source == "model" for c in report.comments) <= 3
+    assert time.monotonic() - started < 1.0 + 0.6 + 8  # + the fast analysis
+    assert len(_label_prompts(slow.prompts)) == 1
+    assert f"model_budget_left_out:{25 - LABEL_BATCH}" in report.notes
+    assert sum(c.source == "model" for c in report.comments) == LABEL_BATCH
+
+
+def test_labels_are_asked_in_batches_and_matched_by_number() -> None:
+    """Each answer is read by its key: a label lands on its own comment across batches, and a
+    missing or invalid label leaves only that comment to the lexicons."""
+    schemas: list[Mapping[str, Any]] = []
+
+    class ByWord:
+        def generate_json(self, prompt: str, schema: Mapping[str, Any], *, timeout_s: float) -> Any:
+            schemas.append(schema)
+            lines = [ln for ln in prompt.splitlines() if ln[:1].isdigit() and ". " in ln]
+            out: dict[str, str] = {}
+            for line in lines:
+                number, text = line.split(". ", 1)
+                if "bad" in text:
+                    out[number] = "negative"
+                elif "good" in text:
+                    out[number] = "positive"
+                elif "odd" in text:
+                    out[number] = "sarcastic"  # not a label: ignored
+            return out
+
+    texts = [("bad", "good", "odd", "silent")[i % 4] + f" comment {i}" for i in range(23)]
+    found = label_comments(ByWord(), texts, Budget(30))
+    expected = {"bad": "negative", "good": "positive", "odd": None, "silent": None}
+    assert found == [expected[t.split()[0]] for t in texts]
+    assert [len(s["required"]) for s in schemas] == [LABEL_BATCH, LABEL_BATCH, 3]
+    assert schemas[-1] == labels_schema(3)
+    assert labels_schema(3)["required"] == ["1", "2", "3"]
+
+
+def test_bench_measures_the_model_pass_and_prints_it_last() -> None:
+    """With a stand-in that says negative to everything: the model alone gets the hard set's
+    negatives right (10 of 25), the product's path asks only the unsure comments, and the last
+    line carries both hard figures."""
+    from pipeline.bench.comments import last_line, model_accuracy
+
+    model = Labeller()
+    found = model_accuracy(model, "en", 30)
+    assert found["hard_model_only"] == pytest.approx(10 / 25, abs=0.001)
+    assert found["hard_model_only_unanswered"] == 0 and found["unanswered"] == 0
+    # Three batches for the 25 hard comments, then the unsure ones of all 70, ten a batch.
+    asked = int(found["asked"])
+    assert 0 < asked < 70
+    assert len(_label_prompts(model.prompts)) == 3 + -(-asked // LABEL_BATCH)
+    lexicons = {"zh": {"all": 0.9, "hard": 0.8}, "en": {"all": 0.87, "hard": 0.72}}
+    line = last_line(300.4, lexicons, {"en": found})  # type: ignore[dict-item]
+    assert line.startswith("comments_per_s=300 sentiment_acc_zh=0.90 sentiment_acc_en=0.87 ")
+    assert "hard_lexicon_zh=0.80 hard_model_zh=na" in line
+    assert f"hard_lexicon_en=0.72 hard_model_en={found['hard_with_model']:.2f}" in line
 
 
 def test_paste_and_forwarded_messages() -> None:
@@ -282,7 +340,7 @@ def test_chart_and_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
 
 
 def test_pipeline_lm_models_answer_through_the_adapter() -> None:
-    from pipeline.comments.lm import LABEL_SCHEMA, Budget, FromLanguageModel, label_comment
+    from pipeline.comments.lm import FromLanguageModel
     from pipeline.lm import Completion
 
     asked: list[dict[str, Any]] = []
@@ -290,11 +348,12 @@ def test_pipeline_lm_models_answer_through_the_adapter() -> None:
     class Chat:
         def generate(self, messages: list[dict[str, Any]], **kw: Any) -> Completion:
             asked.append({"messages": messages, **kw})
-            return Completion('{"label":"negative"}', {"label": "negative"}, "stub", "m", 1, 1, 0.1)
+            data = {"1": "negative", "2": "positive"}
+            return Completion(json.dumps(data), data, "stub", "m", 1, 1, 0.1)
 
-    found = label_comment(FromLanguageModel(Chat()), "呵呵，讲得真好", "zh", Budget(5))
-    assert found == "negative"
+    found = label_comments(FromLanguageModel(Chat()), ["呵呵，讲得真好", "爱了"], Budget(5))
+    assert found == ["negative", "positive"]
     (call,) = asked
-    assert call["json_schema"] == dict(LABEL_SCHEMA) and call["max_tokens"] == 16
+    assert call["json_schema"] == dict(labels_schema(2)) and call["max_tokens"] == 36
     assert call["temperature"] == 0.0 and 0 < call["timeout_s"] <= 5
-    assert "呵呵，讲得真好" in call["messages"][0]["content"]
+    assert "1. 呵呵，讲得真好\n2. 爱了" in call["messages"][0]["content"]

@@ -65,6 +65,13 @@ def register(sub: Any) -> None:
     p = what.add_parser(
         "comments", help="comment analysis speed (1,000 comments) and sentiment accuracy zh/en"
     )
+    p.add_argument(
+        "--model-budget",
+        type=float,
+        default=None,
+        metavar="S",
+        help="seconds for the language-model pass on the labelled sets (default 480; 0: none)",
+    )
     p.set_defaults(handler=_comments)
 
     for extra in sorted(entry_points(group=BENCH_GROUP), key=lambda e: e.name):
@@ -124,6 +131,7 @@ def _understand(args: argparse.Namespace) -> int:
 
 
 def _comments(args: argparse.Namespace) -> int:
-    from pipeline.bench.comments import bench
+    from pipeline.bench.comments import DEFAULT_MODEL_BUDGET_S, bench
 
-    return bench()
+    budget = args.model_budget
+    return bench(DEFAULT_MODEL_BUDGET_S if budget is None else budget)

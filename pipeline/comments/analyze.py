@@ -3,7 +3,7 @@
 1. Every comment is read the fast way (`classify`: language, lexicon sentiment, question,
    request, complaint, spam); long copy-pasted repeats are marked duplicates.
 2. With a language model, the comments the lexicons were unsure of are labelled again, most
-   liked first, one per request, within a total time budget (`lm`).
+   liked first, in batches, within a total time budget (`lm`).
 3. The counted comments (not spam, not repeats) are grouped by meaning (`themes`).
 4. Shares, the most-asked questions, top requests, praise and criticism are tallied, each
    comment weighted by 1 + sqrt(likes) when the export has likes: a like is a viewer agreeing,
@@ -58,6 +58,14 @@ class _Group:
     weight: float
 
 
+def warm() -> None:
+    """Load what the analysis reads with (snownlp's models, VADER, jieba's dictionary, the e5
+    embedder, scipy's clustering), each once per process: ~5 s that the first analysis would
+    otherwise pay; a benchmark loads them before it starts its clock."""
+    classify.warm()
+    themes.warm()
+
+
 def _comment(item: Comment | str) -> Comment:
     return item if isinstance(item, Comment) else Comment(text=item)
 
@@ -92,33 +100,16 @@ def analyze_comments(
     seen: dict[str, int] = {}
     for index, item in enumerate(items):
         text = item.text.strip()
-        reading = classify.read(text)
         key = classify.normalise(text)
         duplicate = seen.get(key) if len(key) >= classify.DUPLICATE_MIN_CHARS else None
         if duplicate is None and key:
             seen.setdefault(key, index)
-        results.append(
-            CommentResult(
-                text=text,
-                likes=max(0, item.likes),
-                language=reading.language,
-                sentiment=reading.sentiment,
-                score=reading.score,
-                confident=reading.confident,
-                source="lexicon",
-                question=reading.question,
-                request=reading.request,
-                complaint=reading.complaint,
-                spam=reading.spam,
-                duplicate_of=duplicate,
-                theme=None,
-            )
-        )
+        results.append(result_of(item, classify.read(text), duplicate))
     lang: Lang = language if language != "auto" else _majority_language(results)
     notes: list[str] = []
     budget = lm.Budget(model_budget_s)
     if model is not None:
-        results, left = _relabel(model, results, budget)
+        results, left = relabel(model, results, budget)
         if left:
             notes.append(f"model_budget_left_out:{left}")
     weighted = any(r.likes > 0 for r in results)
@@ -175,29 +166,55 @@ def analyze_comments(
     )
 
 
+def result_of(
+    item: Comment, reading: classify.Reading, duplicate_of: int | None = None
+) -> CommentResult:
+    """A comment's result from its fast reading (no theme yet)."""
+    return CommentResult(
+        text=item.text.strip(),
+        likes=max(0, item.likes),
+        language=reading.language,
+        sentiment=reading.sentiment,
+        score=reading.score,
+        confident=reading.confident,
+        source="lexicon",
+        question=reading.question,
+        request=reading.request,
+        complaint=reading.complaint,
+        spam=reading.spam,
+        duplicate_of=duplicate_of,
+        theme=None,
+    )
+
+
 def _majority_language(results: Sequence[CommentResult]) -> Lang:
     zh = sum(1 for r in results if r.language == "zh")
     return "zh" if zh * 2 >= len(results) and zh else "en"
 
 
-def _relabel(
-    model: lm.JsonModel, results: list[CommentResult], budget: lm.Budget
+def relabel(
+    model: lm.JsonModel,
+    results: list[CommentResult],
+    budget: lm.Budget,
+    request_s: float | None = None,
 ) -> tuple[list[CommentResult], int]:
-    """The uncertain comments labelled by the model, most liked first; how many it could not
-    reach before the budget ran out."""
+    """The uncertain comments labelled by the model, most liked first, in batches (each within
+    `request_s`, see `lm.label_comments`); how many it could not reach before the budget ran
+    out or got no answer (they keep their lexicon reading)."""
     unsure = [i for i, r in enumerate(results) if not r.confident and not r.spam]
     unsure.sort(key=lambda i: -results[i].likes)
+    texts = [results[i].text for i in unsure]
+    labels = lm.label_comments(model, texts, budget, request_s=request_s)
     out = list(results)
-    for done, i in enumerate(unsure):
-        if budget.timeout() is None:
-            return out, len(unsure) - done
-        r = out[i]
-        found = lm.label_comment(model, r.text, r.language, budget)
+    left = 0
+    for i, found in zip(unsure, labels, strict=True):
         if found is None:
+            left += 1
             continue
+        r = out[i]
         score = {"positive": max(r.score, 0.5), "neutral": 0.0, "negative": min(r.score, -0.5)}
         out[i] = replace(r, sentiment=found, score=score[found], confident=True, source="model")
-    return out, 0
+    return out, left
 
 
 def _groups(
@@ -206,9 +223,11 @@ def _groups(
     weights: dict[int, float],
     max_themes: int,
 ) -> list[_Group]:
+    """The themes: a sample of the counted comments clustered by their embeddings and tags,
+    the other counted comments placed by their words."""
     if not counted:
         return []
-    sample = _sample(results, counted)
+    sample = _sample([r.likes for r in results], counted)
     texts = [results[i].text for i in sample]
     tags = np.array([_tags(results[i]) for i in sample], dtype=np.float32)
     clusters = themes.group(texts, tags)
@@ -230,16 +249,16 @@ def _groups(
     return out
 
 
-def _sample(results: Sequence[CommentResult], counted: Sequence[int]) -> list[int]:
+def _sample(likes: Sequence[int], counted: Sequence[int]) -> list[int]:
     """The comments to embed: all of them up to EMBED_CAP, else the most liked quarter of the
     cap and an even spread of the rest, in their original order."""
     if len(counted) <= EMBED_CAP:
         return list(counted)
-    liked = sorted(counted, key=lambda i: -results[i].likes)[: EMBED_CAP // 4]
-    others = [i for i in counted if i not in set(liked)]
+    liked = set(sorted(counted, key=lambda i: -likes[i])[: EMBED_CAP // 4])
+    others = [i for i in counted if i not in liked]
     step = len(others) / (EMBED_CAP - len(liked))
     spread = [others[int(k * step)] for k in range(EMBED_CAP - len(liked))]
-    return sorted(set(liked) | set(spread))
+    return sorted(liked | set(spread))
 
 
 def _assign(

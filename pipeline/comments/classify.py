@@ -91,20 +91,41 @@ def squash(total: float, alpha: float = 15.0) -> float:
     return total / math.sqrt(total * total + alpha)
 
 
-def _weights(text: str, table: Mapping[str, float], negate: bool) -> list[float]:
+Table = tuple[tuple[str, float], ...]
+
+
+def _table(entries: Mapping[str, float], pad: bool = False) -> Table:
+    """Lexicon entries as (word, weight), longest first, so a longer entry takes its span
+    before the words inside it; with `pad`, each word between spaces (whole English words)."""
+    words = sorted(entries, key=len, reverse=True)
+    return tuple((f" {w} " if pad else w, float(entries[w])) for w in words)
+
+
+@functools.cache
+def _tables() -> Mapping[str, Table]:
+    """The lexicon's tables, built once (`read` runs for every comment)."""
+    lex = lexicon()
+    return {
+        "emoji": _table(lex["emoji"]),
+        "zh": _table({**lex["zh_positive"], **lex["zh_negative"]}),
+        "en": _table({k: v for k, v in lex["en_words"].items() if " " not in k}, pad=True),
+    }
+
+
+def _weights(text: str, table: Table, negate: bool) -> list[float]:
     """The weights of the table's entries found in `text`, longest first, each span used once;
     with `negate`, a Chinese negator just before a word turns it round (不好看, 没用)."""
     found: list[float] = []
     taken = [False] * len(text)
-    for word in sorted(table, key=len, reverse=True):
+    for word, weight in table:
         start = text.find(word)
         while start != -1:
             end = start + len(word)
             if not any(taken[start:end]):
-                weight = float(table[word])
                 if negate and start > 0 and text[start - 1] in _NEGATORS and weight > 0:
-                    weight = -0.8 * weight
-                found.append(weight)
+                    found.append(-0.8 * weight)
+                else:
+                    found.append(weight)
                 for i in range(start, end):
                     taken[i] = True
             start = text.find(word, end)
@@ -132,14 +153,27 @@ class _Vader:
 _VADER: Loader[str, _Vader] = Loader("VADER", lambda _key: _Vader())
 
 
+@functools.lru_cache(maxsize=8192)
 def snownlp_score(text: str) -> float:
-    """snownlp's probability of positive, mapped to -1..1."""
-    from snownlp import SnowNLP
+    """snownlp's probability of positive, mapped to -1..1. Its sentiment classifier is called
+    directly: `SnowNLP(text).sentiments` also builds a BM25 index of the text's characters
+    first, which the sentiment never reads. Cached: comment sections repeat themselves
+    ("666", "爱了"), and snownlp's segmenter is pure Python."""
+    if not text:  # what SnowNLP("") raises ZeroDivisionError for
+        return 0.0
+    from snownlp import sentiment
 
     try:
-        return 2.0 * float(SnowNLP(text).sentiments) - 1.0
+        return 2.0 * float(sentiment.classify(text)) - 1.0
     except (ZeroDivisionError, ValueError):  # text with no usable characters
         return 0.0
+
+
+def warm() -> None:
+    """Load snownlp (importing it reads all its models, ~4 s), VADER and the lexicon tables."""
+    snownlp_score("预热")
+    _VADER.get("en")
+    _tables()
 
 
 def _has_any(text: str, cues: list[str]) -> bool:
@@ -175,10 +209,11 @@ def read(text: str, language: Lang | None = None) -> Reading:
     lang = language or language_of(text)
     low = unicodedata.normalize("NFKC", text).casefold()
     padded = f" {low} "
-    emoji_w = _weights(text, lex["emoji"], negate=False)
+    tables = _tables()
+    emoji_w = _weights(text, tables["emoji"], negate=False)
     sarcasm = _has_any(low, lex["sarcasm"][lang])
     if lang == "zh":
-        words = _weights(text, {**lex["zh_positive"], **lex["zh_negative"]}, negate=True)
+        words = _weights(text, tables["zh"], negate=True)
         hits = words + emoji_w
         base = snownlp_score(text)
         # snownlp alone is weak on one-line comments (it learned from shop reviews): the
@@ -190,12 +225,9 @@ def read(text: str, language: Lang | None = None) -> Reading:
             score = (0.2 if is_question(low, lang) else 0.6) * base
     else:
         vader = _VADER.get("en")
-        words = [w for p, w in vader.phrases.items() if p in low] + _weights(
-            padded, {f" {k} ": v for k, v in lex["en_words"].items() if " " not in k}, False
-        )
-        hits = words + emoji_w
-        score = vader.compound(text)
         phrase_only = [w for p, w in vader.phrases.items() if p in low]
+        hits = phrase_only + _weights(padded, tables["en"], negate=False) + emoji_w
+        score = vader.compound(text)
         if phrase_only:
             score = max(-1.0, min(1.0, 0.6 * score + 0.4 * squash(sum(phrase_only))))
     complaint = complaint_of(low)
