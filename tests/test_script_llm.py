@@ -99,6 +99,17 @@ def test_bad_answers_raise_errors_naming_the_problem(answer: str, field: str, pr
     assert problem in info.value.problem
 
 
+def test_a_long_hook_keeps_its_first_sentence_when_that_lands_in_time() -> None:
+    two = "Why does a simple routine help you reach your goals? Let's explore the surprising facts."
+    assert script_from_answer(_answer({**GOOD_EN, "hook": two}), EN, SYSTEM, "m").hook == (
+        "Why does a simple routine help you reach your goals?"
+    )
+    zh = "早起失败，九成的人都输在前一晚。今天我想和大家认真地聊一聊关于早起这件事。"
+    assert script_from_answer(_answer({**GOOD_ZH, "hook": zh}), ZH, SYSTEM, "m").hook == (
+        "早起失败，九成的人都输在前一晚。"
+    )
+
+
 def test_english_script_with_chinese_is_rejected_but_user_text_is_allowed() -> None:
     bad = {**GOOD_EN, "hook": "Waking up early 很难."}
     with pytest.raises(ScriptError, match="not all in English"):
@@ -108,6 +119,14 @@ def test_english_script_with_chinese_is_rejected_but_user_text_is_allowed() -> N
     )
     ok = {**GOOD_ZH, "hook": "iPhone 15 续航，到底行不行？"}
     assert script_from_answer(_answer(ok), req, SYSTEM, "m").hook.startswith("iPhone 15")
+    # One body line in the wrong language is dropped like an echo while two are left ...
+    stray = {"text": "第三，喝一杯 Coffee 再出门。", "visual": "咖啡"}
+    lines = [*GOOD_ZH["lines"][:2], stray, GOOD_ZH["lines"][2]]
+    kept = script_from_answer(_answer({**GOOD_ZH, "lines": lines}), ZH, SYSTEM, "m")
+    assert [ln.text for ln in kept.lines] == [ln["text"] for ln in GOOD_ZH["lines"]]
+    # ... and refused, naming it, when fewer would be.
+    with pytest.raises(ScriptError, match="found 'Coffee'"):
+        script_from_answer(_answer({**GOOD_ZH, "lines": [stray, stray, lines[0]]}), ZH, SYSTEM, "m")
 
 
 def test_echoed_instructions_are_stripped_or_rejected() -> None:

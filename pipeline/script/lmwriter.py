@@ -30,11 +30,11 @@ _TEXT = {"type": "string", "minLength": 1}
 # grammar, most servers' structured output): a hook past the validator's limit cost a whole
 # second answer (the repair round, ~30 s with the embedded model), and every token a 1.5B model
 # writes costs ~70 ms on 2 cores, so padding (visual hints of 100 characters, a dozen lines for
-# 30 s) was most of its time. Within the 6 s a hook may take (~15 English words, ~24 Chinese
-# characters), one spoken sentence a line, a few words a visual hint.
+# 30 s) was most of its time. A hook well within the 6 s it may take (80 English characters
+# could run past it), one spoken sentence a line, a few words a visual hint.
 _MAX_CHARS = {
-    "zh": {"hook": 24, "line": 40, "visual": 16},
-    "en": {"hook": 80, "line": 150, "visual": 48},
+    "zh": {"hook": 20, "line": 40, "visual": 16},
+    "en": {"hook": 64, "line": 150, "visual": 48},
 }
 
 

@@ -26,6 +26,7 @@ _MAX_RATIO = 1.3
 _TRIM_RATIO = 1.1
 # The hook has to land in the first three seconds; a sentence this long cannot.
 _HOOK_SECONDS = 6.0
+_FIRST_SENTENCE = re.compile(r".+?(?:[。！？!?…]+|\.(?=\s))", re.DOTALL)
 # What the prompt asks of the hook (well inside _HOOK_SECONDS, which is what is refused).
 HOOK_LIMIT = {"zh": "12 Chinese characters", "en": "10 words"}
 _MIN_RATIO = 0.6
@@ -96,6 +97,11 @@ def script_from_answer(
             raise ScriptError(name, "repeats the instructions instead of writing the script")
         _check_language(value, name, lang, user_text)
     if estimate_seconds(hook, lang) > _HOOK_SECONDS:
+        # "Why does X help? Let's find out." lands with its first sentence alone.
+        first = _FIRST_SENTENCE.match(hook)
+        if first and len(first.group(0)) < len(hook):
+            hook = first.group(0).strip()
+    if estimate_seconds(hook, lang) > _HOOK_SECONDS:
         raise ScriptError(
             "hook", f"too long to land in the first seconds: keep it under {HOOK_LIMIT[lang]}"
         )
@@ -103,6 +109,7 @@ def script_from_answer(
     if not isinstance(raw_lines, list) or not raw_lines:
         raise ScriptError("lines", "missing or not a non-empty list")
     lines: list[ScriptLine] = []
+    wrong: list[ScriptError] = []
     for i, item in enumerate(raw_lines):
         if isinstance(item, str):
             item = {"text": item}
@@ -112,8 +119,16 @@ def script_from_answer(
         visual = clean(str(item.get("visual") or ""), _FIELD_CHARS["visual"])
         if _echoes(text, system_prompt, lang):
             continue  # a line that recites the instructions is dropped, not narrated
-        _check_language(text, f"lines[{i}].text", lang, user_text)
+        try:
+            _check_language(text, f"lines[{i}].text", lang, user_text)
+        except ScriptError as exc:
+            # One line in the wrong language (a small model writes "Coffee" in a Chinese line)
+            # is dropped like an echo; the script is refused only if too few lines are left.
+            wrong.append(exc)
+            continue
         lines.append(ScriptLine(text, visual, "body"))
+    if wrong and len(lines) < 2:
+        raise wrong[0]
     if not lines:
         raise ScriptError("lines", "no usable line")
     lines[-1] = ScriptLine(lines[-1].text, lines[-1].visual, "payoff")
