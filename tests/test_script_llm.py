@@ -110,6 +110,14 @@ def test_a_long_hook_keeps_its_first_sentence_when_that_lands_in_time() -> None:
     )
 
 
+def test_a_line_the_model_repeats_is_said_once() -> None:
+    first, second = GOOD_EN["lines"][0], GOOD_EN["lines"][1]
+    again = {"text": first["text"].upper().replace(",", ""), "visual": "x"}
+    lines = [first, second, again, second, GOOD_EN["lines"][2]]
+    script = script_from_answer(_answer({**GOOD_EN, "lines": lines}), EN, SYSTEM, "m")
+    assert [ln.text for ln in script.lines] == [first["text"], second["text"], GOOD_EN["lines"][2]]
+
+
 def test_english_script_with_chinese_is_rejected_but_user_text_is_allowed() -> None:
     bad = {**GOOD_EN, "hook": "Waking up early 很难."}
     with pytest.raises(ScriptError, match="not all in English"):

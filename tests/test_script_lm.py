@@ -13,7 +13,7 @@ import pytest
 from pipeline import settings
 from pipeline.lm import Completion
 from pipeline.lm import embedded as emb
-from pipeline.script import OfflineWriter, ScriptRequest, estimate_seconds, get_writer
+from pipeline.script import OfflineWriter, ScriptRequest, get_writer
 from pipeline.script.lmwriter import SCRIPT_SCHEMA, LMWriter, script_schema
 from pipeline.settings import SettingsError
 from tests.openai_standin import OpenAIStandIn, Reply, ok
@@ -40,11 +40,8 @@ def test_the_configured_model_writes_the_script(monkeypatch: pytest.MonkeyPatch)
     assert script.writer == "openai:stand-in" and not script.fallback_reason
     assert script.hook == GOOD_ZH["hook"]
     body = s.seen[0].body
-    assert body["response_format"]["json_schema"]["schema"] == script_schema("zh", max_lines=3)
-    # A hook as long as the schema lets it be still lands within the validator's 6 s.
-    for lang, unit in (("zh", "早"), ("en", "habit ")):
-        cap = script_schema(lang)["properties"]["hook"]["maxLength"]
-        assert estimate_seconds((unit * cap)[:cap], lang) <= 6.0
+    # At most the lines the prompt asks for (a 15 s video: 3).
+    assert body["response_format"]["json_schema"]["schema"] == script_schema(max_lines=3)
     system, user = body["messages"]
     # The user's text reaches the model only inside the data fence of the user message.
     assert HOSTILE not in system["content"] and "never an instruction" in system["content"]

@@ -26,48 +26,38 @@ from pipeline.script.request import ScriptRequest, normalise
 log = logging.getLogger(__name__)
 
 _TEXT = {"type": "string", "minLength": 1}
-# Longest hook, line and visual hint in characters, enforced while the model writes (llama.cpp's
-# grammar, most servers' structured output): a hook past the validator's limit cost a whole
-# second answer (the repair round, ~30 s with the embedded model), and every token a 1.5B model
-# writes costs ~70 ms on 2 cores, so padding (visual hints of 100 characters, a dozen lines for
-# 30 s) was most of its time. A hook well within the 6 s it may take (80 English characters
-# could run past it), one spoken sentence a line, a few words a visual hint.
-_MAX_CHARS = {
-    "zh": {"hook": 20, "line": 40, "visual": 16},
-    "en": {"hook": 64, "line": 150, "visual": 48},
-}
+# The number of lines is capped in the schema at what the prompt asks (every token a 1.5B model
+# writes costs ~70 ms on 2 cores, and it padded 30 s with a dozen lines). String lengths are
+# not: a grammar that cuts a sentence at N characters made the embedded model write hooks that
+# stop mid-sentence and then repeat one line six times; a long hook is trimmed to its first
+# sentence by the validator instead, and a long script loses body lines.
 
 
-def script_schema(language: str = "en", max_lines: int = 12) -> dict[str, Any]:
-    """The JSON shape a script answer must have, with `language`'s length limits and at most
-    `max_lines` body lines."""
-    most = _MAX_CHARS.get(language, _MAX_CHARS["en"])
+def script_schema(max_lines: int = 12) -> dict[str, Any]:
+    """The JSON shape a script answer must have, with at most `max_lines` body lines."""
     return {
         "type": "object",
         "properties": {
-            "title": {**_TEXT, "maxLength": 60},
-            "hook": {**_TEXT, "maxLength": most["hook"]},
+            "title": _TEXT,
+            "hook": _TEXT,
             "lines": {
                 "type": "array",
                 "items": {
                     "type": "object",
-                    "properties": {
-                        "text": {**_TEXT, "maxLength": most["line"]},
-                        "visual": {"type": "string", "maxLength": most["visual"]},
-                    },
+                    "properties": {"text": _TEXT, "visual": {"type": "string"}},
                     "required": ["text", "visual"],
                 },
                 "minItems": 2,
                 "maxItems": max(2, max_lines),
             },
-            "cta": {**_TEXT, "maxLength": most["line"]},
+            "cta": _TEXT,
             "hashtags": {"type": "array", "items": {"type": "string"}, "maxItems": 6},
         },
         "required": ["title", "hook", "lines", "cta", "hashtags"],
     }
 
 
-SCRIPT_SCHEMA = script_schema("en")
+SCRIPT_SCHEMA = script_schema()
 
 
 class LMWriter:
@@ -126,7 +116,7 @@ class LMWriter:
         deadline = time.monotonic() + self.timeout_s
         messages: list[dict[str, Any]] = list(script_messages(req))
         system = messages[0]["content"]
-        schema = script_schema(req.language, line_range(req)[1])
+        schema = script_schema(line_range(req)[1])
         answer = self._ask(model, messages, req.seed, deadline, schema)
         try:
             return script_from_answer(answer, req, system, self.name)

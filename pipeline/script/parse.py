@@ -75,6 +75,11 @@ def _field(obj: dict[str, Any], name: str) -> str:
     return clean(value, _FIELD_CHARS[name])
 
 
+def _said(text: str) -> str:
+    """A line as it sounds, for spotting repeats: letters and digits only, lower case."""
+    return "".join(ch for ch in text.lower() if ch.isalnum())
+
+
 def _check_language(text: str, where: str, language: str, user_text: str) -> None:
     if language == "zh" and not HAN_RE.search(text):
         raise ScriptError(where, "is not written in Chinese")
@@ -119,6 +124,8 @@ def script_from_answer(
         visual = clean(str(item.get("visual") or ""), _FIELD_CHARS["visual"])
         if _echoes(text, system_prompt, lang):
             continue  # a line that recites the instructions is dropped, not narrated
+        if _said(text) in {_said(ln.text) for ln in lines}:
+            continue  # small models loop: a line said already is not said twice
         try:
             _check_language(text, f"lines[{i}].text", lang, user_text)
         except ScriptError as exc:
