@@ -108,6 +108,14 @@ def test_a_long_hook_keeps_its_first_sentence_when_that_lands_in_time() -> None:
     assert script_from_answer(_answer({**GOOD_ZH, "hook": zh}), ZH, SYSTEM, "m").hook == (
         "早起失败，九成的人都输在前一晚。"
     )
+    # One long sentence: its longest opening clause that lands, ended as the sentence was.
+    ask = "你是不是还在犹豫，为什么你总是把简单的事情做得那么那么复杂，还一直拖着不开始做？"
+    assert script_from_answer(_answer({**GOOD_ZH, "hook": ask}), ZH, SYSTEM, "m").hook == (
+        "你是不是还在犹豫？"
+    )
+    # Nothing to cut at: still refused, and asked again.
+    with pytest.raises(ScriptError, match="too long"):
+        script_from_answer(_answer({**GOOD_ZH, "hook": "早" * 40}), ZH, SYSTEM, "m")
 
 
 def test_a_line_the_model_repeats_is_said_once() -> None:

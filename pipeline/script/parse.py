@@ -26,6 +26,7 @@ _MAX_RATIO = 1.3
 _TRIM_RATIO = 1.1
 # The hook has to land in the first three seconds; a sentence this long cannot.
 _HOOK_SECONDS = 6.0
+_CLAUSE_BREAK = re.compile(r"[，,；;：:—]")
 _FIRST_SENTENCE = re.compile(r".+?(?:[。！？!?…]+|\.(?=\s))", re.DOTALL)
 # What the prompt asks of the hook (well inside _HOOK_SECONDS, which is what is refused).
 HOOK_LIMIT = {"zh": "12 Chinese characters", "en": "10 words"}
@@ -75,6 +76,25 @@ def _field(obj: dict[str, Any], name: str) -> str:
     return clean(value, _FIELD_CHARS[name])
 
 
+def _shorter_hook(hook: str, lang: str) -> str:
+    """A hook that runs past its seconds, cut to what lands: its first sentence ("Why does X
+    help? Let's find out."), else its longest opening clause that fits, ended as the sentence
+    ends ("你是不是还在犹豫，为什么……？" -> "你是不是还在犹豫？"). Unchanged if neither fits."""
+    first = _FIRST_SENTENCE.match(hook)
+    sentence = first.group(0).strip() if first else hook.strip()
+    if estimate_seconds(sentence, lang) <= _HOOK_SECONDS:
+        return sentence
+    end = sentence[-1] if sentence[-1] in "。！？!?." else ("。" if lang == "zh" else ".")
+    if lang == "zh" and end in "!?.":
+        end = {"!": "！", "?": "？", ".": "。"}[end]
+    cuts = [m.start() for m in _CLAUSE_BREAK.finditer(sentence)]
+    for at in reversed(cuts):
+        clause = sentence[:at].rstrip() + end
+        if len(sentence[:at].strip()) >= 4 and estimate_seconds(clause, lang) <= _HOOK_SECONDS:
+            return clause
+    return hook
+
+
 def _said(text: str) -> str:
     """A line as it sounds, for spotting repeats: letters and digits only, lower case."""
     return "".join(ch for ch in text.lower() if ch.isalnum())
@@ -102,10 +122,7 @@ def script_from_answer(
             raise ScriptError(name, "repeats the instructions instead of writing the script")
         _check_language(value, name, lang, user_text)
     if estimate_seconds(hook, lang) > _HOOK_SECONDS:
-        # "Why does X help? Let's find out." lands with its first sentence alone.
-        first = _FIRST_SENTENCE.match(hook)
-        if first and len(first.group(0)) < len(hook):
-            hook = first.group(0).strip()
+        hook = _shorter_hook(hook, lang)
     if estimate_seconds(hook, lang) > _HOOK_SECONDS:
         raise ScriptError(
             "hook", f"too long to land in the first seconds: keep it under {HOOK_LIMIT[lang]}"
