@@ -141,7 +141,13 @@ def _onset_errors(plan: EditPlan, audio: np.ndarray, rate: int) -> list[float]:
     from pipeline.narrate.sync import onset_errors
 
     fps = plan.output.fps
-    shown = [dataclasses.replace(c, start=shown_at(c, fps)) for c in plan.captions if c.words]
+    # Each cue (and its first word, which onset_errors tells apart from other words) as shown.
+    shown = []
+    for c in plan.captions:
+        if c.words:
+            at = shown_at(c, fps)
+            first = dataclasses.replace(c.words[0], start=at)
+            shown.append(dataclasses.replace(c, start=at, words=(first, *c.words[1:])))
     return onset_errors(shown, audio, rate)
 
 
