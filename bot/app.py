@@ -170,7 +170,11 @@ async def on_start(app: BotApp) -> None:
     )
     await runner.start()
     await publish.start(app)  # scheduled channel posts armed again
-    app.bot_data["housekeeping"] = asyncio.create_task(housekeeping(app), name="housekeeping")
+    assert app.job_queue is not None  # publish.start refuses to start without it
+    # Old job folders are removed now and then, not only at start, on the same queue as posts.
+    app.job_queue.run_repeating(
+        housekeeping, interval=HOUSEKEEPING_S, first=HOUSEKEEPING_S, name="housekeeping"
+    )
     if settings.engine is None and isinstance(pipeline, ModelWarming):
         # Jobs run in this process: load their models now, in the background, so the first
         # user's storyboard does not wait for them (engine workers warm their own).
@@ -195,26 +199,26 @@ def analysis_cache_dir() -> Path:
     return default_dir()
 
 
-async def housekeeping(app: BotApp, every: float = 3600.0) -> None:
-    """Remove old job folders now and then, not only at start."""
-    while True:
-        await asyncio.sleep(every)
-        svc: Services = app.bot_data["services"]
-        settings = svc.settings
-        try:
-            svc.store.cleanup(str(Path(settings.data_dir) / "jobs"), settings.keep_days,
-                              settings.keep_total_mb * 2**20,
-                              cache_dir=analysis_cache_dir())  # fmt: skip
-        except OSError:
-            log.exception("cleaning old job folders failed")
+HOUSEKEEPING_S = 3600.0
+
+
+async def housekeeping(context: Context) -> None:
+    """Remove job folders past their age or the size budget (a JobQueue job, hourly)."""
+    svc = services(context)
+    settings = svc.settings
+    try:
+        svc.store.cleanup(str(Path(settings.data_dir) / "jobs"), settings.keep_days,
+                          settings.keep_total_mb * 2**20,
+                          cache_dir=analysis_cache_dir())  # fmt: skip
+    except OSError:
+        log.exception("cleaning old job folders failed")
 
 
 async def on_stop(app: BotApp) -> None:
     """After the updater stops: interrupt running jobs (they resume next start), close the store."""
-    for name in ("housekeeping", "warm-up"):
-        task: asyncio.Task[None] | None = app.bot_data.pop(name, None)
-        if task is not None:
-            task.cancel()
+    task: asyncio.Task[None] | None = app.bot_data.pop("warm-up", None)
+    if task is not None:
+        task.cancel()
     svc: Services | None = app.bot_data.get("services")
     if svc is None:
         return

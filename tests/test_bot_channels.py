@@ -5,6 +5,7 @@ under the bot's own posts."""
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -409,5 +410,30 @@ def test_comments_pass_the_allowed_ids_gate_and_nothing_else_does(tmp_path: Path
                 said = {c.chat_id for c in server.calls[mark:] if c.chat_id is not None}
                 assert said == {BOB["id"]}  # nothing in either group, nor the foreign one
                 reader.close()
+
+    run(scenario())
+
+
+def test_old_job_folders_are_removed_by_an_hourly_job_on_the_same_queue(tmp_path: Path) -> None:
+    from telegram.ext import CallbackContext
+
+    from bot.app import HOUSEKEEPING_S, housekeeping
+
+    async def scenario() -> None:
+        async with fake_server() as server:
+            data = tmp_path / "data"
+            settings = settings_for(server, data)
+            async with bot_running(server, settings, make_pipeline(stand_in=True)) as app:
+                assert app.job_queue is not None
+                (job,) = app.job_queue.get_jobs_by_name("housekeeping")
+                assert job.trigger.interval.total_seconds() == HOUSEKEEPING_S
+                old = data / "jobs" / "old-job"
+                old.mkdir(parents=True)
+                (old / "out.mp4").write_bytes(b"x")
+                past = time.time() - (settings.keep_days + 1) * 86400
+                for path in (old / "out.mp4", old):  # its age is its newest file's
+                    os.utime(path, (past, past))
+                await housekeeping(CallbackContext.from_job(job, app))
+                assert not old.exists()
 
     run(scenario())
