@@ -86,7 +86,13 @@ def test_prose_fences_and_thinking_are_stripped(wrap: str) -> None:
         (_answer({**GOOD_ZH, "hook": ""}), "hook", "missing"),
         (_answer({**GOOD_ZH, "lines": "第一，早睡。"}), "lines", "list"),
         (
-            _answer({**GOOD_ZH, "hook": "今天我想和大家认真地聊一聊关于早起这件事情的方方面面。"}),
+            _answer(
+                {
+                    **GOOD_ZH,
+                    "title": "早起的三个真相和你不知道的那些事",
+                    "hook": "今天我想和大家认真地聊一聊关于早起这件事情的方方面面。",
+                }
+            ),
             "hook",
             "too long",
         ),
@@ -113,9 +119,18 @@ def test_a_long_hook_keeps_its_first_sentence_when_that_lands_in_time() -> None:
     assert script_from_answer(_answer({**GOOD_ZH, "hook": ask}), ZH, SYSTEM, "m").hook == (
         "你是不是还在犹豫？"
     )
-    # Nothing to cut at: still refused, and asked again.
+    # Nothing to cut at: said as the first line, and the short title opens the video ...
+    long = (
+        "Discover the breathtaking beauty of the quiet mountains on my long weekend trip "
+        "with my best friends"
+    )
+    moved = script_from_answer(_answer({**GOOD_EN, "hook": long}), EN, SYSTEM, "m")
+    assert moved.hook == GOOD_EN["title"] + "!" and moved.lines[0].text == long
+    # ... unless the title is no shorter: then refused, and asked again.
     with pytest.raises(ScriptError, match="too long"):
-        script_from_answer(_answer({**GOOD_ZH, "hook": "早" * 40}), ZH, SYSTEM, "m")
+        script_from_answer(
+            _answer({**GOOD_ZH, "hook": "早" * 40, "title": "早" * 20}), ZH, SYSTEM, "m"
+        )
 
 
 def test_a_line_the_model_repeats_is_said_once() -> None:

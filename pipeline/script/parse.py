@@ -121,8 +121,14 @@ def script_from_answer(
         if _echoes(value, system_prompt, lang):
             raise ScriptError(name, "repeats the instructions instead of writing the script")
         _check_language(value, name, lang, user_text)
+    opening: list[ScriptLine] = []
     if estimate_seconds(hook, lang) > _HOOK_SECONDS:
         hook = _shorter_hook(hook, lang)
+    if estimate_seconds(hook, lang) > _HOOK_SECONDS and estimate_seconds(title, lang) <= 3.0:
+        # One long sentence with nowhere to cut: it is said as the first line instead, and the
+        # title (short and catchy by the prompt) opens the video.
+        opening.append(ScriptLine(hook, "", "body"))
+        hook = title if title[-1] in "。！？!?." else title + ("！" if lang == "zh" else "!")
     if estimate_seconds(hook, lang) > _HOOK_SECONDS:
         raise ScriptError(
             "hook", f"too long to land in the first seconds: keep it under {HOOK_LIMIT[lang]}"
@@ -130,7 +136,7 @@ def script_from_answer(
     raw_lines = obj.get("lines")
     if not isinstance(raw_lines, list) or not raw_lines:
         raise ScriptError("lines", "missing or not a non-empty list")
-    lines: list[ScriptLine] = []
+    lines: list[ScriptLine] = list(opening)
     wrong: list[ScriptError] = []
     for i, item in enumerate(raw_lines):
         if isinstance(item, str):
