@@ -231,6 +231,15 @@ def test_render_that_stalls_twice_fails_with_a_typed_error(
     assert not (tmp_path / "out.mp4").exists()
 
 
+def _cmdline(pid: int) -> bytes:
+    """A process's command line; empty once it has exited (a probe can end between the two
+    reads: CI saw `/proc/N/cmdline` vanish)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def _ffmpeg_children(pid: int) -> list[int]:
     found = []
     for task in Path(f"/proc/{pid}/task").glob("*"):
@@ -238,8 +247,7 @@ def _ffmpeg_children(pid: int) -> list[int]:
             found += [int(c) for c in (task / "children").read_text().split()]
         except OSError:
             continue
-    return [c for c in found if "ffmpeg" in Path(f"/proc/{c}/cmdline").read_bytes().decode(
-        errors="replace")]  # fmt: skip
+    return [c for c in found if b"ffmpeg" in _cmdline(c)]
 
 
 def test_killed_render_leaves_no_ffmpeg_and_a_rerun_is_clean(tmp_path: Path) -> None:
@@ -259,7 +267,7 @@ def test_killed_render_leaves_no_ffmpeg_and_a_rerun_is_clean(tmp_path: Path) -> 
     children: list[int] = []
     while time.monotonic() < deadline and not children:
         children = [c for c in _ffmpeg_children(proc.pid)
-                    if b"-reinit_filter" in Path(f"/proc/{c}/cmdline").read_bytes()]  # fmt: skip
+                    if b"-reinit_filter" in _cmdline(c)]  # fmt: skip
         time.sleep(0.05)
     assert children, "the render's main ffmpeg never started"
     # Mid-render: wait until ffmpeg writes the .part file (it opens it with its first packet).
