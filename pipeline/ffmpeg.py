@@ -53,8 +53,9 @@ def _libc() -> Any:
         return None
 
 
-def _die_with_parent() -> Callable[[], None]:
-    """A `preexec_fn` asking the kernel to SIGKILL the child when its parent dies.
+def _die_with_parent(nice: int = 0) -> Callable[[], None]:
+    """A `preexec_fn` asking the kernel to SIGKILL the child when its parent dies, and to run
+    it `nice` steps below the parent's priority.
 
     The signal follows the *thread* that forked, so callers keep the spawning thread alive until
     the child is reaped (every helper here waits for its child in the same call). If the parent
@@ -64,6 +65,8 @@ def _die_with_parent() -> Callable[[], None]:
     parent = os.getpid()
 
     def setup() -> None:
+        if nice > 0:
+            os.nice(nice)
         if libc is not None:
             libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
             if os.getppid() != parent:
@@ -72,9 +75,10 @@ def _die_with_parent() -> Callable[[], None]:
     return setup
 
 
-def popen(cmd: Sequence[str], **kw: Any) -> subprocess.Popen[Any]:
-    """`subprocess.Popen` in a new process group, killed by the kernel if this process dies."""
-    return subprocess.Popen(cmd, process_group=0, preexec_fn=_die_with_parent(), **kw)
+def popen(cmd: Sequence[str], *, nice: int = 0, **kw: Any) -> subprocess.Popen[Any]:
+    """`subprocess.Popen` in a new process group, killed by the kernel if this process dies,
+    `nice` steps below this process's priority (0: the same)."""
+    return subprocess.Popen(cmd, process_group=0, preexec_fn=_die_with_parent(nice), **kw)
 
 
 def kill(proc: subprocess.Popen[Any]) -> None:
@@ -151,6 +155,11 @@ def limits_for(duration: float, slowness: float = 1.0) -> tuple[float, float]:
     return (45.0 + duration) * k, (120.0 + 20.0 * duration) * k
 
 
+def render_nice() -> int:
+    """How far below this process a render's ffmpeg runs (`REELBOT_RENDER_NICE`, default 10)."""
+    return settings().render_nice
+
+
 def run_ffmpeg(
     args: Sequence[str],
     *,
@@ -161,8 +170,10 @@ def run_ffmpeg(
     log_lines: int = 30,
     stall_after: float | None = None,
     time_limit: float | None = None,
+    nice: int = 0,
 ) -> None:
-    """Run ffmpeg with `args` (without the binary), reporting progress 0..1 against `duration`.
+    """Run ffmpeg with `args` (without the binary), reporting progress 0..1 against `duration`,
+    `nice` steps below this process's priority (renders: `Settings.render_nice`).
 
     Progress comes from `-progress pipe:1` (out_time_us, frame); the log (stderr) is kept to its
     last lines for the error. Setting `cancel` ends the process and raises `Cancelled`. If the
@@ -182,6 +193,7 @@ def run_ffmpeg(
     tail: collections.deque[str] = collections.deque(maxlen=log_lines)
     proc = popen(
         cmd,
+        nice=nice,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,

@@ -60,6 +60,9 @@ class Settings:
     # Resource caps on what a user sends, checked from a file's headers before decoding it.
     max_frame_pixels: int = 3840 * 2160  # per video/animation frame: 4K UHD
     max_photo_pixels: int = 50_000_000  # per photo: a 48 Mpx phone camera fits
+    # How far below the process's priority a render's ffmpeg runs (0-19): a render is a batch
+    # job, while a script, a storyboard or an edit reply is waited for in the chat.
+    render_nice: int = 10
     # The language model (`pipeline.lm`): REELBOT_LM picks the backend ("" = embedded when
     # installed, else off), the rest configure it.
     lm: str = ""
@@ -112,8 +115,8 @@ def _bool(name: str, raw: str) -> bool:
     raise SettingsError(name, f"expected 1 or 0, got {raw!r}")
 
 
-def _whole(least: int, unit: str = "") -> Any:
-    """A parser of whole numbers of `unit` (pixels, ...) no smaller than `least`."""
+def _whole(least: int, unit: str = "", most: int | None = None) -> Any:
+    """A parser of whole numbers of `unit` (pixels, ...) from `least` to `most`."""
     of = f" of {unit}" if unit else ""
 
     def parse(name: str, raw: str) -> int:
@@ -123,6 +126,8 @@ def _whole(least: int, unit: str = "") -> Any:
             raise SettingsError(name, f"not a whole number{of}: {raw!r}") from None
         if value < least:
             raise SettingsError(name, f"must be at least {least}")
+        if most is not None and value > most:
+            raise SettingsError(name, f"must be at most {most}")
         return value
 
     return parse
@@ -169,6 +174,7 @@ _PARSERS = {
     "offline_voice": _offline_voice,
     "max_frame_pixels": _whole(1, "pixels"),
     "max_photo_pixels": _whole(1, "pixels"),
+    "render_nice": _whole(0, most=19),
 }
 
 _lock = threading.Lock()

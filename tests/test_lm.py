@@ -228,6 +228,44 @@ def test_embedded_model_missing_is_a_typed_error(monkeypatch: pytest.MonkeyPatch
     assert info.value.key == "lm_unavailable"
 
 
+class _FakeLlama:
+    """llama.cpp's server as xllamacpp exposes it: the request, and the answer streamed to the
+    callback one piece at a time until the callback asks it to stop."""
+
+    def __init__(self, pieces: list[str]) -> None:
+        self.pieces = pieces
+        self.requests: list[dict[str, Any]] = []
+        self.sent = 0
+
+    def handle_chat_completions(self, request: dict[str, Any], on_chunk: Any) -> dict[str, Any]:
+        self.requests.append(request)
+        for piece in self.pieces:
+            self.sent += 1
+            if on_chunk({"choices": [{"delta": {"content": piece}}]}):
+                return {}
+        on_chunk({"choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": self.sent}})
+        return {}
+
+
+def test_embedded_streams_until_enough_and_samples_without_repeating(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = _FakeLlama(['{"hook": "Stop.", ', '"lines": ["One.", ', '"Two.", ', '"Three."]}'])
+    monkeypatch.setattr(emb, "_server", lambda *_: fake)
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF")
+    model = emb.EmbeddedModel(gguf)
+    whole = model.generate(ASK, json_schema=SCHEMA, timeout_s=5)
+    assert whole.data == {"hook": "Stop.", "lines": ["One.", "Two.", "Three."]}
+    assert not whole.stopped_early and whole.completion_tokens == 4
+    # DRY: the 1.5B model otherwise wrote one sentence six times over.
+    assert fake.requests[0]["dry_multiplier"] == emb.DRY_MULTIPLIER > 0
+    fake.sent = 0
+    early = model.generate(ASK, json_schema=SCHEMA, timeout_s=5, enough=lambda t: "Two" in t)
+    assert early.stopped_early and early.data is None and fake.sent == 3
+    assert early.text == '{"hook": "Stop.", "lines": ["One.", "Two.", '
+
+
 # --- joining packaged parts ---------------------------------------------------------------
 
 

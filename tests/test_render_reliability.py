@@ -333,6 +333,41 @@ def test_render_with_odd_tmpdir_and_cache_dir(
     assert np.abs(a - b).max() > 100
 
 
+def test_renders_run_below_the_bots_priority(
+    media_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The render's ffmpeg runs REELBOT_RENDER_NICE steps below this process (a script or an
+    edit reply waited for in the chat gets the cores first); other ffmpeg runs do not."""
+    log = tmp_path / "nice.log"
+    fake = tmp_path / "ffmpeg"
+    # Each run's niceness and arguments, unless it is the encoder check (a 0.1 s probe, cached).
+    fake.write_text(
+        "#!/bin/sh\n"
+        'case "$*" in *256x256*) ;; *) echo "$(nice) $*" >> "' + str(log) + '";; esac\n'
+        f'exec "{ffmpeg_exe()}" "$@"\n'
+    )
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    base = os.nice(0)
+    try:
+        monkeypatch.setenv("REELBOT_FFMPEG", str(fake))
+        for value, expected in (("7", min(19, base + 7)), ("0", base)):
+            monkeypatch.setenv("REELBOT_RENDER_NICE", value)
+            pipeline_settings.reset()
+            ffmpeg_mod.ffmpeg_exe.cache_clear()
+            log.unlink(missing_ok=True)
+            render(_small_plan(media_dir, captions=False), tmp_path / f"out{value}.mp4")
+            runs = log.read_text().splitlines()
+            assert len(runs) >= 2 and {int(r.split()[0]) for r in runs} == {expected}
+        monkeypatch.setenv("REELBOT_RENDER_NICE", "7")
+        pipeline_settings.reset()
+        log.unlink()
+        run_ffmpeg(["-f", "lavfi", "-i", "color=s=32x32:d=0.1", "-f", "null", "-"])
+        assert int(log.read_text().split()[0]) == base
+    finally:
+        pipeline_settings.reset()
+        ffmpeg_mod.ffmpeg_exe.cache_clear()
+
+
 def _two_colour_clip(path: Path, size: str) -> Path:
     """Red for 2 s, then blue for 2 s."""
     _ffmpeg("-f", "lavfi", "-i", f"color=red:s={size}:r=30:d=2", "-f", "lavfi", "-i",

@@ -15,6 +15,8 @@ from pipeline.lm import Completion
 from pipeline.lm import embedded as emb
 from pipeline.script import OfflineWriter, ScriptRequest, get_writer
 from pipeline.script.lmwriter import SCRIPT_SCHEMA, LMWriter, script_schema
+from pipeline.script.parse import LineBudget
+from pipeline.script.request import ShotNote, normalise
 from pipeline.settings import SettingsError
 from tests.openai_standin import OpenAIStandIn, Reply, ok
 from tests.test_script_llm import GOOD_ZH
@@ -40,8 +42,11 @@ def test_the_configured_model_writes_the_script(monkeypatch: pytest.MonkeyPatch)
     assert script.writer == "openai:stand-in" and not script.fallback_reason
     assert script.hook == GOOD_ZH["hook"]
     body = s.seen[0].body
-    # At most the lines the prompt asks for (a 15 s video: 3).
-    assert body["response_format"]["json_schema"]["schema"] == script_schema(max_lines=3)
+    # The lines the prompt asks for (a 15 s knowledge video: 3, the style's least), as objects
+    # with a visual hint: there is no footage to take the hints from.
+    schema = body["response_format"]["json_schema"]["schema"]
+    assert schema == script_schema(max_lines=3, min_lines=3)
+    assert schema["properties"]["lines"]["items"]["required"] == ["text", "visual"]
     system, user = body["messages"]
     # The user's text reaches the model only inside the data fence of the user message.
     assert HOSTILE not in system["content"] and "never an instruction" in system["content"]
@@ -157,3 +162,97 @@ def test_warm_writer_loads_the_configured_model_once_and_survives_a_broken_one(
     monkeypatch.setenv("REELBOT_SCRIPT_MODEL", "offline")
     settings.reset()
     assert warm_writer() == "offline" and len(loads) == 3
+
+
+SHOTS_EN = (
+    ShotNote(("coffee",), 3.0, 0.4),
+    ShotNote(("cat",), 3.0, 0.9),
+    ShotNote(("rocket",), 3.0, 0.5),
+    ShotNote(("a person",), 3.0, 0.6),
+)
+STREAMED = {
+    "title": "What I filmed",
+    "hook": "Guess what my cat did today?",
+    "cta": "Follow for part two.",
+    "hashtags": ["#cat", "#coffee"],
+    "lines": [
+        "My morning coffee was still steaming on the desk.",
+        "Then the rocket launch on TV caught my eye.",
+        "Later a friend came by to see the cat.",
+        "We watched the launch again with fresh coffee.",
+        "And the cat slept through all of it, as always.",
+        "Which is why the cat is the real star today.",
+    ],
+}
+
+
+class StreamingModel:
+    """A stand-in for a backend that streams: `enough` sees the answer grow a few characters
+    at a time and ends it, as the embedded model's stream callback does."""
+
+    backend, model = "embedded", "stream"
+
+    def __init__(self, answer: dict[str, Any]) -> None:
+        self.text = json.dumps(answer, ensure_ascii=False, indent=2)
+        self.calls: list[dict[str, Any]] = []
+
+    def generate(self, messages: Any, **kwargs: Any) -> Completion:
+        self.calls.append(kwargs)
+        enough = kwargs.get("enough")
+        for end in range(4, len(self.text) + 4, 4):
+            if enough is not None and enough(self.text[:end]):
+                return Completion(self.text[:end], None, "embedded", "stream", 600, end, 1.0, True)
+        return Completion(self.text, json.loads(self.text), "embedded", "stream", 600, 999, 1.0)
+
+
+def test_with_footage_lines_are_sentences_and_stop_once_they_fill_the_video() -> None:
+    model = StreamingModel(STREAMED)
+    req = ScriptRequest(topic="my day", style="vlog", language="en", seconds=15, shots=SHOTS_EN)
+    script = LMWriter(model).write(req)
+    assert script.writer == "embedded:stream" and not script.fallback_reason
+    # Plain-string lines (the hints come from the shots), lines last so they can stop early.
+    schema = model.calls[0]["json_schema"]
+    assert schema["properties"]["lines"]["items"] == {"type": "string", "minLength": 1}
+    assert list(schema["properties"])[-1] == "lines"
+    # 15 s: hook + cta ~4 s, ~3.5 s a line; it stopped at the line that reached 15 s, so the
+    # last two lines were never generated.
+    said = [ln.text for ln in script.lines]
+    assert said == STREAMED["lines"][: len(said)] and 3 <= len(said) <= 4
+    assert 15 <= script.estimated_seconds <= 1.3 * 15
+    # Each line's hint is the shot it names, else the shot in its place; the hook's the strongest.
+    assert [ln.visual for ln in script.lines][:3] == ["coffee", "rocket", "cat"]
+    assert script.hook_visual == "cat"
+
+
+def test_line_budget_counts_only_lines_that_will_be_said() -> None:
+    req = normalise(
+        ScriptRequest(topic="x", style="vlog", language="en", seconds=15, shots=SHOTS_EN)
+    )
+    budget = LineBudget(req, least=2)
+    head = '{"title": "t", "hook": "Guess what my cat did today?", "cta": "Follow for more.", '
+    long_line = (
+        "This sentence is long enough to fill most of a fifteen second video by itself alone."
+    )
+    # Before the lines, and with one line (however long) the answer is not enough.
+    assert not budget(head)
+    assert not budget(head + f'"hashtags": [], "lines": ["{long_line}"')
+    # The same line twice, or a line in another language, does not count.
+    assert not budget(head + f'"hashtags": [], "lines": ["{long_line}", "{long_line}"')
+    assert not budget(head + f'"hashtags": [], "lines": ["{long_line}", "这是中文。"')
+    second = "And a second sentence that also takes a good many seconds to say out loud here."
+    assert not budget(head + f'"hashtags": [], "lines": ["{long_line}", "And a short one."')
+    done = head + f'"hashtags": [], "lines": ["{long_line}", "{second}", "unfini'
+    assert budget(done)
+    closed = json.loads(budget.close(done))
+    assert closed["lines"] == [long_line, second] and closed["cta"]
+    # An answer not in the expected shape is never cut short.
+    odd = LineBudget(req, least=2)
+    assert not odd('{"lines": ["' + '", "'.join([long_line] * 2) + '"')
+    assert not odd('{"lines": ["' + '", "'.join([long_line, long_line + " Again."]) + '"')
+
+
+def test_without_footage_lines_carry_hints_and_are_not_cut(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = StreamingModel(GOOD_ZH)
+    script = LMWriter(model).write(ZH)
+    assert model.calls[0]["enough"] is None and not script.fallback_reason
+    assert [ln.visual for ln in script.lines] == [ln["visual"] for ln in GOOD_ZH["lines"]]

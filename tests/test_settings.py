@@ -50,6 +50,7 @@ CASES: list[tuple[str, str, Any]] = [
     ("script_timeout", "60", 60.0),
     ("max_frame_pixels", "2073600", 1920 * 1080),
     ("max_photo_pixels", "12000000", 12_000_000),
+    ("render_nice", "0", 0),
     ("lm", "OpenAI", "openai"),
     ("lm_model", "qwen2.5:7b", "qwen2.5:7b"),
     ("lm_url", "http://127.0.0.1:11434/v1", "http://127.0.0.1:11434/v1"),
@@ -105,6 +106,8 @@ def test_tilde_in_the_cache_dir_is_expanded_for_every_cache(
         ("REELBOT_OFFLINE_VOICE", "espeak"),
         ("REELBOT_MAX_FRAME_PIXELS", "4K"),
         ("REELBOT_MAX_PHOTO_PIXELS", "0"),
+        ("REELBOT_RENDER_NICE", "20"),
+        ("REELBOT_RENDER_NICE", "-5"),
     ],
 )
 def test_a_bad_value_names_its_variable(name: str, raw: str) -> None:

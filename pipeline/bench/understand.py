@@ -65,11 +65,16 @@ def scenes(seconds_each: float = 3.0, fps: int = 30, rounds: int = 2) -> list[Sc
 
 
 def _render_in_background(plan_json: str, out: str) -> subprocess.Popen[bytes]:
+    """A process that renders the plan over and over until it is terminated, so every script
+    timed beside it is timed beside a render (one render of the 15 s reel is shorter than two
+    scripts)."""
     code = (
         "import sys\n"
         "from pipeline.plan import EditPlan\n"
         "from pipeline.render.renderer import render\n"
-        "render(EditPlan.load(sys.argv[1]), sys.argv[2])\n"
+        "plan = EditPlan.load(sys.argv[1])\n"
+        "while True:\n"
+        "    render(plan, sys.argv[2])\n"
     )
     return subprocess.Popen(
         [sys.executable, "-c", code, plan_json, out],

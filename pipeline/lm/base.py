@@ -4,7 +4,9 @@ A caller builds OpenAI-style chat messages (`{"role": ..., "content": ...}`; con
 or a list of parts, images as data URLs from `image_part`), asks `generate()` for at most
 `max_tokens` within `timeout_s` seconds, optionally constrained to a JSON schema and with a
 sampling `seed` where the backend honours one, and gets a `Completion` back or one of three
-typed errors. No backend ever waits past `timeout_s`.
+typed errors. No backend ever waits past `timeout_s`. A backend that streams its answer (the
+embedded model) also takes `enough`, a test of the answer so far that ends generation early when
+it says so (the script writer stops once its lines fill the video); the others answer in full.
 """
 
 from __future__ import annotations
@@ -66,6 +68,12 @@ class Completion:
     prompt_tokens: int
     completion_tokens: int
     seconds: float
+    # `enough` ended the answer: `text` is its start (possibly incomplete JSON) and `data` None.
+    stopped_early: bool = False
+
+
+# A test of the answer so far, for backends that stream (see the module docstring).
+Enough = Callable[[str], bool]
 
 
 class LanguageModel(Protocol):
@@ -86,6 +94,7 @@ class LanguageModel(Protocol):
         json_schema: dict[str, Any] | None = None,
         timeout_s: float = 120.0,
         seed: int | None = None,
+        enough: Enough | None = None,
     ) -> Completion: ...
 
 

@@ -26,6 +26,7 @@ from typing import Any
 from pipeline.jsonfiles import write_atomic
 from pipeline.lm.base import (
     Completion,
+    Enough,
     LMBadOutput,
     LMError,
     LMTimeout,
@@ -56,6 +57,12 @@ METADATA = {
     "general.name": "Qwen2.5 Coder 1.5B Instruct GGUF",
     "general.file_type": 15,
 }
+# llama.cpp's DRY sampler ("don't repeat yourself") penalises a token that would extend a
+# sequence already in the context. Without it the 1.5B model wrote one sentence six times over
+# (a zh script in the tests); JSON's own repeated syntax is spared by the sampler's sequence
+# breakers (quotes, colons, new lines) and kept by the grammar anyway.
+DRY_MULTIPLIER = 0.8
+
 # Tokens are generated one at a time and each costs ~0.1-0.4 s on two cores: the context only
 # needs to hold a prompt (~500 tokens) and one answer with its repair.
 CONTEXT = 4096
@@ -173,6 +180,7 @@ class _Answer:
     text: str
     prompt_tokens: int
     completion_tokens: int
+    stopped_early: bool = False
 
 
 class EmbeddedModel:
@@ -216,8 +224,10 @@ class EmbeddedModel:
         json_schema: dict[str, Any] | None = None,
         timeout_s: float = 120.0,
         seed: int | None = None,
+        enough: Enough | None = None,
     ) -> Completion:
-        """One answer within `timeout_s` (loading included); see `LanguageModel.generate`."""
+        """One answer within `timeout_s` (loading included); see `LanguageModel.generate`.
+        `enough` sees the answer as it streams and ends it when it returns True."""
         if has_images(messages):
             raise LMUnavailable(f"{self.model} reads text only, not images", BACKEND)
         started = time.monotonic()
@@ -228,6 +238,7 @@ class EmbeddedModel:
             "max_tokens": max_tokens,
             "temperature": temperature,
             "seed": seed if seed is not None else 0,
+            "dry_multiplier": DRY_MULTIPLIER,
             "stream": True,
             "stream_options": {"include_usage": True},
         }
@@ -236,14 +247,14 @@ class EmbeddedModel:
         # The call blocks its thread until llama.cpp is done; it runs on a worker so the caller
         # can leave at the deadline. The stream callback tells llama.cpp to stop at its next
         # token, which frees the server for the next request soon after.
-        future = self._pool.submit(self._run, request, stop, deadline)
+        future = self._pool.submit(self._run, request, stop, deadline, enough)
         try:
             answer = future.result(timeout=max(0.0, deadline - time.monotonic()))
         except concurrent.futures.TimeoutError as exc:
             stop.set()
             raise LMTimeout(f"no answer within {timeout_s:g} s", BACKEND) from exc
         data = None
-        if json_schema is not None:
+        if json_schema is not None and not answer.stopped_early:
             try:
                 data = json.loads(answer.text)
             except json.JSONDecodeError as exc:
@@ -257,13 +268,21 @@ class EmbeddedModel:
             prompt_tokens=answer.prompt_tokens,
             completion_tokens=answer.completion_tokens,
             seconds=round(time.monotonic() - started, 3),
+            stopped_early=answer.stopped_early,
         )
 
-    def _run(self, request: dict[str, Any], stop: threading.Event, deadline: float) -> _Answer:
+    def _run(
+        self,
+        request: dict[str, Any],
+        stop: threading.Event,
+        deadline: float,
+        enough: Enough | None,
+    ) -> _Answer:
         server = self.load()
         pieces: list[str] = []
         usage: dict[str, Any] = {}
         error: list[Any] = []
+        early = threading.Event()
 
         def on_chunk(chunk: Any) -> bool:
             if isinstance(chunk, dict):
@@ -274,7 +293,9 @@ class EmbeddedModel:
                     piece = (choice.get("delta") or {}).get("content")
                     if piece:
                         pieces.append(piece)
-            return stop.is_set() or time.monotonic() > deadline
+                        if enough is not None and not early.is_set() and enough("".join(pieces)):
+                            early.set()
+            return early.is_set() or stop.is_set() or time.monotonic() > deadline
 
         if stop.is_set():
             raise LMTimeout("cancelled before generation", BACKEND)
@@ -288,6 +309,8 @@ class EmbeddedModel:
             error.append(result["error"])
         if error:
             raise LMBadOutput(f"llama.cpp refused the request: {error[0]}", BACKEND)
+        if early.is_set():
+            return _Answer("".join(pieces), int(usage.get("prompt_tokens", 0)), len(pieces), True)
         if stop.is_set() or time.monotonic() > deadline:
             raise LMTimeout("stopped at the time limit", BACKEND)
         return _Answer(

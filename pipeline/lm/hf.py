@@ -17,6 +17,7 @@ from typing import Any
 
 from pipeline.lm.base import (
     Completion,
+    Enough,
     LMTimeout,
     LMUnavailable,
     Message,
@@ -56,6 +57,7 @@ class TransformersModel:
         json_schema: dict[str, Any] | None = None,
         timeout_s: float = 120.0,
         seed: int | None = None,
+        enough: Enough | None = None,
     ) -> Completion:
         """One answer within `timeout_s` (loading included); see `LanguageModel.generate`."""
         if has_images(messages):

@@ -29,6 +29,7 @@ import httpx
 
 from pipeline.lm.base import (
     Completion,
+    Enough,
     LMBadOutput,
     LMTimeout,
     LMUnavailable,
@@ -114,6 +115,7 @@ class OpenAICompatible:
         json_schema: dict[str, Any] | None = None,
         timeout_s: float = 120.0,
         seed: int | None = None,
+        enough: Enough | None = None,
     ) -> Completion:
         """One answer within `timeout_s`, retries and the repair request included."""
         started = time.monotonic()

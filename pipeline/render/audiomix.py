@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 
 from pipeline.errors import Cancelled, RenderError, RenderTimeout
-from pipeline.ffmpeg import ffmpeg_exe, kill, limits_for, popen
+from pipeline.ffmpeg import ffmpeg_exe, kill, limits_for, popen, render_nice
 from pipeline.plan import EditPlan
 
 # --- audio -----------------------------------------------------------------------------------
@@ -153,7 +153,7 @@ def _run_capturing(
     _, limit = limits_for(total)
     deadline = time.monotonic() + limit
     proc = popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                 text=True, encoding="utf-8", errors="replace")  # fmt: skip
+                 text=True, encoding="utf-8", errors="replace", nice=render_nice())  # fmt: skip
     try:
         while True:
             try:

@@ -19,7 +19,7 @@ import math
 import os
 import threading
 
-from pipeline.ffmpeg import limits_for, run_ffmpeg
+from pipeline.ffmpeg import limits_for, render_nice, run_ffmpeg
 from pipeline.media import MediaInfo
 from pipeline.plan import EditPlan, OutputSpec, Segment
 from pipeline.render.filters import SCALE_FLAGS, fit_aspect, px
@@ -78,7 +78,8 @@ def shrink_sources(plan: EditPlan, tmp: str, cancel: threading.Event | None) -> 
             path = os.path.join(tmp, f"proxy-{i}.png")
             run_ffmpeg(["-threads", PROXY_THREADS, "-i", src.path, "-vf",
                         f"scale={w}:{h}:flags={SCALE_FLAGS}", "-frames:v", "1", path],
-                       cancel=cancel, what="shrinking a large photo")  # fmt: skip
+                       cancel=cancel, what="shrinking a large photo",
+                       nice=render_nice())  # fmt: skip
             sources[i] = dataclasses.replace(src, path=path, width=w, height=h, rotation=0,
                                              size_bytes=os.path.getsize(path))  # fmt: skip
         else:
@@ -118,7 +119,7 @@ def _video_proxy(
          "-c:v", "libx264", "-preset", "ultrafast", "-crf", "8", "-g", PROXY_GOP, *colour,
          "-an", path],
         duration=span, cancel=cancel, what="shrinking a large video", stall_after=stall,
-        time_limit=limit,
+        time_limit=limit, nice=render_nice(),
     )  # fmt: skip
     proxy = dataclasses.replace(src, path=path, width=w, height=h, rotation=0, duration=span,
                                 has_audio=False, size_bytes=os.path.getsize(path))  # fmt: skip

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pipeline.errors import Cancelled, RenderError, RenderTimeout
-from pipeline.ffmpeg import has_encoder, limits_for, run_ffmpeg
+from pipeline.ffmpeg import has_encoder, limits_for, render_nice, run_ffmpeg
 from pipeline.plan import EditPlan, OutputSpec, validate_plan
 from pipeline.render.audiomix import Loudness, mix_audio
 from pipeline.render.filters import (
@@ -203,7 +203,7 @@ def _render_by_segments(
 
         run_ffmpeg(_segment_command(plan, k, n, part), duration=seconds, progress=step,
                    cancel=cancel, what=f"render (segment {k + 1} of {len(counts)})",
-                   stall_after=stall, time_limit=limit)  # fmt: skip
+                   stall_after=stall, time_limit=limit, nice=render_nice())  # fmt: skip
         parts.append(part)
         done += seconds
     stall, limit = limits_for(total)
@@ -211,7 +211,7 @@ def _render_by_segments(
     run_ffmpeg(join, duration=total,
                progress=lambda f: report(0.48 + 0.5 * f), cancel=cancel,
                what="render (joining the segments)", stall_after=stall,
-               time_limit=limit)  # fmt: skip
+               time_limit=limit, nice=render_nice())  # fmt: skip
 
 
 def _partial_path(out_path: str) -> str:
@@ -297,6 +297,7 @@ def render(
                         progress=lambda f: report(0.03 + 0.95 * f),
                         cancel=cancel,
                         what="render",
+                        nice=render_nice(),
                         stall_after=stall,
                         time_limit=limit,
                     )
@@ -355,5 +356,6 @@ def extract_frame(video: str, at: float, jpg: str, width: int | None = None) -> 
     """Write the frame at `at` seconds of `video` as a JPEG (the cover), optionally scaled."""
     vf = ["-vf", f"scale={width}:-2"] if width else []
     run_ffmpeg(["-ss", f"{max(at, 0.0):.3f}", "-i", video, "-frames:v", "1", *vf,
-                "-q:v", "3", jpg], what="cover", stall_after=60, time_limit=120)  # fmt: skip
+                "-q:v", "3", jpg], what="cover", stall_after=60, time_limit=120,
+               nice=render_nice())  # fmt: skip
     return jpg

@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from pipeline.ffmpeg import run_ffmpeg
+from pipeline.ffmpeg import render_nice, run_ffmpeg
 from pipeline.plan import EditPlan, OutputSpec
 from pipeline.render.audiomix import Loudness
 
@@ -160,7 +160,9 @@ class SegmentCache:
                         "-segment_format", "mp4", "-reset_timestamps", "1"]  # fmt: skip
                 if cuts:
                     args += ["-segment_frames", cuts]
-                run_ffmpeg([*args, pattern], cancel=cancel, what="segment split")
+                run_ffmpeg(
+                    [*args, pattern], cancel=cancel, what="segment split", nice=render_nice()
+                )
                 pieces = sorted(Path(tmp).glob("*.mp4"))
                 if len(pieces) != len(keys):
                     log.warning("segment split gave %d pieces for %d segments; not cached",
@@ -228,7 +230,7 @@ def encode_segment(
         "-map", "[vout]", *renderer._video_codec_args(out, encoder), *keyframe_args([n]),
         "-r", f"{out.fps}", "-frames:v", str(n), "-an", dest,
     ]  # fmt: skip
-    run_ffmpeg(args, duration=n / out.fps, cancel=cancel, what="segment render")
+    run_ffmpeg(args, duration=n / out.fps, cancel=cancel, what="segment render", nice=render_nice())
 
 
 def render_from_cache(
@@ -282,6 +284,8 @@ def render_from_cache(
         "-frames:v", str(total), "-t", f"{total / out.fps:.4f}", "-movflags", "+faststart",
         "-metadata", "comment=made with reelbot", out_path,
     ]  # fmt: skip
-    run_ffmpeg(args, duration=total / out.fps, cancel=cancel, what="segment join")
+    run_ffmpeg(
+        args, duration=total / out.fps, cancel=cancel, what="segment join", nice=render_nice()
+    )
     report(1.0)
     return CacheStats(hits=len(keys) - len(missing), misses=len(missing), full=False)

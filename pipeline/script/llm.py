@@ -96,9 +96,44 @@ def footage_lines(req: ScriptRequest) -> str:
 
 
 def line_range(req: ScriptRequest) -> tuple[int, int]:
-    """How many body lines a script for `req` has: its style's least, and about one per 5 s."""
+    """How many body lines a script for `req` has: about one per 5 s, and at least one fewer
+    (or the style's least). The schema holds the model to it: left at "2 to 6" for 30 s, the
+    embedded model wrote 3 lines, half the length, and was refused for it."""
+    most = max(3, min(12, round(req.target_seconds / 5)))
+    return min(max(fewest_lines(req), most - 1), most), most
+
+
+def fewest_lines(req: ScriptRequest) -> int:
+    """The fewest body lines the style's structure allows (its repeated part's least, plus the
+    payoff): a model that writes long lines may stop there once the length is filled."""
     repeat = next((s for s in STYLES[req.style].structure if s.repeat), None)
-    return max(2, (repeat.min if repeat else 1) + 1), max(3, min(12, round(req.target_seconds / 5)))
+    return max(2, (repeat.min if repeat else 1) + 1)
+
+
+# What the hook and the call to action take of the budget, in the language's units.
+_HOOK_UNITS = {"zh": 12, "en": 10}
+
+
+def line_size(req: ScriptRequest) -> str:
+    """How long one body line should be, as the prompt says it ("12-19 Chinese characters"):
+    the budget less the hook and the call to action, shared by the lines."""
+    rate = speaking_rate(req.language).rate
+    body = req.target_seconds * rate * 0.9 - 2 * _HOOK_UNITS[req.language]
+    per = max(4.0, body / line_range(req)[1])
+    unit = "Chinese characters" if req.language == "zh" else "words"
+    return f"{max(3, round(per * 0.8))}-{round(per * 1.25)} {unit}"
+
+
+# The answer's shape as the prompt shows it. With footage, lines are plain sentences: each line's
+# visual hint is then its shot's words (`parse.script_from_answer`), and the hints the model
+# wrote were half of its answer's tokens (~10 tokens/s here). Without footage the model suggests
+# what to film.
+_SHAPES = {
+    True: '{"title": "...", "hook": "...", "cta": "...", "hashtags": ["#...", "#..."], '
+    '"lines": ["...", "..."]}',
+    False: '{"title": "...", "hook": "...", "cta": "...", "hashtags": ["#...", "#..."], '
+    '"lines": [{"text": "...", "visual": "2 to 5 words: what to film"}]}',
+}
 
 
 def script_messages(req: ScriptRequest) -> list[dict[str, str]]:
@@ -116,7 +151,9 @@ def script_messages(req: ScriptRequest) -> list[dict[str, str]]:
         budget=f"{round(target * rate.rate * 0.9)} {unit}",
         min_lines=line_range(req)[0],
         max_lines=line_range(req)[1],
+        line_size=line_size(req),
         hook_limit=HOOK_LIMIT[req.language],
+        shape=_SHAPES[req.footage_shown],
     )
     # The user's words, captions and text read off the footage stay inside the data fence.
     footage = "\n".join(as_data(line) for line in footage_lines(req).splitlines())

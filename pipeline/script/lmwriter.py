@@ -17,10 +17,10 @@ from typing import Any
 
 from pipeline.lm import LanguageModel, LMError, LMTimeout
 from pipeline.promptfiles import load_prompt
-from pipeline.script.llm import line_range, script_messages
+from pipeline.script.llm import fewest_lines, line_range, script_messages
 from pipeline.script.model import Script, ScriptError
 from pipeline.script.offline import OfflineWriter
-from pipeline.script.parse import script_from_answer
+from pipeline.script.parse import LineBudget, script_from_answer
 from pipeline.script.request import ScriptRequest, normalise
 
 log = logging.getLogger(__name__)
@@ -33,27 +33,34 @@ _TEXT = {"type": "string", "minLength": 1}
 # sentence by the validator instead, and a long script loses body lines.
 
 
-def script_schema(max_lines: int = 12) -> dict[str, Any]:
-    """The JSON shape a script answer must have, with at most `max_lines` body lines."""
+def script_schema(max_lines: int = 12, *, min_lines: int = 2, hints: bool = True) -> dict[str, Any]:
+    """The JSON shape a script answer must have, with `min_lines` to `max_lines` body lines: each an
+    object with its text and a visual hint when `hints`, a plain sentence otherwise (a request
+    with footage: the hints come from the shots)."""
+    line: dict[str, Any] = _TEXT
+    if hints:
+        line = {
+            "type": "object",
+            "properties": {"text": _TEXT, "visual": {"type": "string"}},
+            "required": ["text", "visual"],
+        }
+    # `lines` last: the embedded model streams its answer, and once the lines fill the video
+    # the rest would be lines the validator drops (`parse.LineBudget` stops it there).
     return {
         "type": "object",
         "properties": {
             "title": _TEXT,
             "hook": _TEXT,
+            "cta": _TEXT,
+            "hashtags": {"type": "array", "items": {"type": "string"}, "maxItems": 5},
             "lines": {
                 "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {"text": _TEXT, "visual": {"type": "string"}},
-                    "required": ["text", "visual"],
-                },
-                "minItems": 2,
+                "items": line,
+                "minItems": max(1, min(min_lines, max_lines)),
                 "maxItems": max(2, max_lines),
             },
-            "cta": _TEXT,
-            "hashtags": {"type": "array", "items": {"type": "string"}, "maxItems": 6},
         },
-        "required": ["title", "hook", "lines", "cta", "hashtags"],
+        "required": ["title", "hook", "cta", "hashtags", "lines"],
     }
 
 
@@ -116,8 +123,11 @@ class LMWriter:
         deadline = time.monotonic() + self.timeout_s
         messages: list[dict[str, Any]] = list(script_messages(req))
         system = messages[0]["content"]
-        schema = script_schema(line_range(req)[1])
-        answer = self._ask(model, messages, req.seed, deadline, schema)
+        least, most = line_range(req)
+        schema = script_schema(most, min_lines=least, hints=not req.footage_shown)
+        # Plain-string lines can be counted as they stream (with hints they are objects).
+        budget = LineBudget(req, fewest_lines(req)) if req.footage_shown else None
+        answer = self._ask(model, messages, req.seed, deadline, schema, budget)
         try:
             return script_from_answer(answer, req, system, self.name)
         except ScriptError as exc:
@@ -127,7 +137,7 @@ class LMWriter:
             {"role": "assistant", "content": answer[-4000:]},
             {"role": "user", "content": load_prompt("script_repair").render(problem=problem)},
         ]
-        answer = self._ask(model, messages, req.seed + 1, deadline, schema)
+        answer = self._ask(model, messages, req.seed + 1, deadline, schema, budget)
         return script_from_answer(answer, req, system, self.name)
 
     def _ask(
@@ -137,6 +147,7 @@ class LMWriter:
         seed: int,
         deadline: float,
         schema: dict[str, Any],
+        budget: LineBudget | None = None,
     ) -> str:
         left = deadline - time.monotonic()
         if left <= 0:
@@ -148,5 +159,16 @@ class LMWriter:
             json_schema=schema,
             timeout_s=left,
             seed=seed,
+            enough=budget,
         )
+        log.info(
+            "%s answered in %.1f s (%d prompt tokens, %d answered%s)",
+            self.name,
+            done.seconds,
+            done.prompt_tokens,
+            done.completion_tokens,
+            ", stopped once the lines filled the video" if done.stopped_early else "",
+        )
+        if done.stopped_early and budget is not None:
+            return budget.close(done.text)
         return done.text

@@ -4,6 +4,7 @@ wrong with it (which is what the repair request tells the model)."""
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -109,6 +110,66 @@ def _check_language(text: str, where: str, language: str, user_text: str) -> Non
         raise ScriptError(where, f"is not all in {lang} (found {' '.join(foreign[:5])!r})")
 
 
+_STRING = re.compile(r'"((?:[^"\\]|\\.)*)"')
+
+
+class LineBudget:
+    """Ends a streamed script answer once its lines fill the video (`LanguageModel`'s `enough`).
+
+    The schema puts `lines` last, so the title, hook, call to action and hashtags are whole by
+    the time lines stream. After each complete line the seconds said so far are added up (the
+    hook as the validator will cut it, the call to action, each usable line once), and the
+    answer is enough once they reach the target with at least `least` lines: a small model
+    that writes past the length costs ~0.1 s a token for lines the validator then drops.
+    `close(text)` ends the JSON after the last complete line.
+    """
+
+    def __init__(self, request: ScriptRequest, least: int) -> None:
+        self.request = request
+        self.least = least
+        self._head: float | None = None
+        self._user_text = " ".join((request.topic, request.notes, *request.footage_text))
+
+    def _lines_start(self, text: str) -> int:
+        at = text.find('"lines"')
+        return -1 if at < 0 else text.find("[", at)
+
+    def __call__(self, text: str) -> bool:
+        start = self._lines_start(text)
+        if start < 0:
+            return False
+        lang = self.request.language
+        if self._head is None:
+            try:
+                head = json.loads(text[: text.find('"lines"')].rstrip().rstrip(",") + "}")
+                hook = _shorter_hook(clean(str(head["hook"]), _FIELD_CHARS["hook"]), lang)
+                cta = clean(str(head["cta"]), _FIELD_CHARS["cta"])
+            except (ValueError, KeyError, TypeError):
+                self._head = math.nan  # not the shape expected: never stop it early
+                return False
+            self._head = estimate_seconds(hook, lang) + estimate_seconds(cta, lang)
+        if math.isnan(self._head):
+            return False
+        seen: set[str] = set()
+        total = self._head
+        for match in _STRING.finditer(text, start):
+            try:
+                line = clean(json.loads(match.group(0)), _FIELD_CHARS["text"])
+                _check_language(line, "line", lang, self._user_text)
+            except (ValueError, ScriptError):
+                continue  # a line the validator will drop does not count
+            if line and _said(line) not in seen:
+                seen.add(_said(line))
+                total += estimate_seconds(line, lang)
+        return len(seen) >= self.least and total >= self.request.target_seconds
+
+    def close(self, text: str) -> str:
+        """`text` (an answer stopped early) ended after its last complete line."""
+        start = self._lines_start(text)
+        ends = [m.end() for m in _STRING.finditer(text, start)] if start >= 0 else []
+        return text[: ends[-1]] + "]}" if ends else text
+
+
 def script_from_answer(
     answer: str, request: ScriptRequest, system_prompt: str, writer: str
 ) -> Script:
@@ -147,8 +208,8 @@ def script_from_answer(
         visual = clean(str(item.get("visual") or ""), _FIELD_CHARS["visual"])
         if _echoes(text, system_prompt, lang):
             continue  # a line that recites the instructions is dropped, not narrated
-        if _said(text) in {_said(ln.text) for ln in lines}:
-            continue  # small models loop: a line said already is not said twice
+        if _said(text) in {_said(hook), *(_said(ln.text) for ln in lines)}:
+            continue  # small models loop: a line said already (the hook too) is not said twice
         try:
             _check_language(text, f"lines[{i}].text", lang, user_text)
         except ScriptError as exc:
@@ -175,6 +236,7 @@ def script_from_answer(
             break
         del lines[-2]
     seconds = total()
+    hook_visual, lines = _footage_hints(lines, request)
     if seconds > _MAX_RATIO * target:
         raise ScriptError("lines", f"too long: about {seconds:.0f} s for a {target:.0f} s video")
     if seconds < _MIN_RATIO * target:
@@ -190,8 +252,35 @@ def script_from_answer(
         target_seconds=round(target, 2),
         estimated_seconds=round(seconds, 2),
         writer=writer,
+        hook_visual=hook_visual,
         seed=request.seed,
     )
+
+
+def _footage_hints(lines: list[ScriptLine], request: ScriptRequest) -> tuple[str, list[ScriptLine]]:
+    """The hook's and the lines' visual hints from the footage, when the model wrote none: the
+    hook's is the strongest shot (the prompt asks for the hook about it); a line's is the first
+    shot not yet given whose words the line names, else the shot in its place in the order."""
+    shown = [n for n in request.shots if n.line()]
+    if not shown:
+        return "", lines
+    strongest = max(shown, key=lambda n: n.score).hint()
+    hints = [n.hint() for n in shown]
+    used: set[int] = set()
+    filled = []
+    for i, ln in enumerate(lines):
+        if ln.visual:
+            filled.append(ln)
+            continue
+        text = ln.text.lower()
+        named = [k for k, n in enumerate(shown) if any(w.lower() in text for w in n.words)]
+        pick = next((k for k in named if k not in used), i if i < len(hints) else None)
+        if pick is None:
+            filled.append(ln)
+            continue
+        used.add(pick)
+        filled.append(ScriptLine(ln.text, hints[pick], ln.role))
+    return strongest, filled
 
 
 def _hashtags(raw: Any, request: ScriptRequest) -> tuple[str, ...]:

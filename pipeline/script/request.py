@@ -72,6 +72,10 @@ class ShotNote:
             parts.append(self.description)
         return "; ".join(parts)
 
+    def hint(self) -> str:
+        """A few words of what is on screen, for a line's visual hint ("" when nothing)."""
+        return ", ".join(self.words) or self.screen_text or self.description
+
 
 @dataclass(frozen=True, slots=True)
 class ScriptRequest:
@@ -92,6 +96,11 @@ class ScriptRequest:
     length_factor: float = 1.0
     # What each shot shows, in footage order (from `Shot.seen`): the writer's view of the footage.
     shots: tuple[ShotNote, ...] = ()
+
+    @property
+    def footage_shown(self) -> bool:
+        """Whether any shot says what it shows (then each line's visual hint is its shot)."""
+        return any(n.line() for n in self.shots)
 
     @property
     def target_seconds(self) -> float:
