@@ -147,7 +147,7 @@ def test_model_relabels_only_the_uncertain_and_keeps_its_budget() -> None:
     assert "1. Oh great" in asked and "amazing" not in asked
     # The idea request failed: the fallback ideas stand, and the report says so.
     assert "model_ideas_fallback" in report.notes and report.ideas  # as many as 2 comments give
-    # 25 unsure comments are three batches; at 0.6 s a batch a 1 s budget answers the first.
+    # 25 unsure comments, a request each; at 0.6 s a request a 1 s budget answers the first.
     slow = Labeller(delay=0.6)
     many = [f"Oh great, another ad number {i} 🙄" for i in range(25)]
     started = time.monotonic()
@@ -179,11 +179,14 @@ def test_labels_are_asked_in_batches_and_matched_by_number() -> None:
             return out
 
     texts = [("bad", "good", "odd", "silent")[i % 4] + f" comment {i}" for i in range(23)]
-    found = label_comments(ByWord(), texts, Budget(30))
+    found = label_comments(ByWord(), texts, Budget(30), batch=10)
     expected = {"bad": "negative", "good": "positive", "odd": None, "silent": None}
     assert found == [expected[t.split()[0]] for t in texts]
-    assert [len(s["required"]) for s in schemas] == [LABEL_BATCH, LABEL_BATCH, 3]
-    assert schemas[-1] == labels_schema(3)
+    assert [len(s["required"]) for s in schemas] == [10, 10, 3]
+    # The default: one comment a request, so that no neighbour sways its label.
+    schemas.clear()
+    assert label_comments(ByWord(), texts[:3], Budget(30)) == found[:3]
+    assert [len(s["required"]) for s in schemas] == [LABEL_BATCH] * 3 == [1] * 3
     assert labels_schema(3)["required"] == ["1", "2", "3"]
 
 
@@ -197,15 +200,49 @@ def test_bench_measures_the_model_pass_and_prints_it_last() -> None:
     found = model_accuracy(model, "en", 30)
     assert found["hard_model_only"] == pytest.approx(10 / 25, abs=0.001)
     assert found["hard_model_only_unanswered"] == 0 and found["unanswered"] == 0
-    # Three batches for the 25 hard comments, then the unsure ones of all 70, ten a batch.
+    # The 25 hard comments alone, then the unsure ones of all 85, a request each.
     asked = int(found["asked"])
-    assert 0 < asked < 70
-    assert len(_label_prompts(model.prompts)) == 3 + -(-asked // LABEL_BATCH)
-    lexicons = {"zh": {"all": 0.9, "hard": 0.8}, "en": {"all": 0.87, "hard": 0.72}}
+    assert 0 < asked < 85
+    assert len(_label_prompts(model.prompts)) == 25 + asked
+    lexicons = {
+        "zh": {"all": 0.9, "hard": 0.8, "heldout": 0.6},
+        "en": {"all": 0.87, "hard": 0.72, "heldout": 0.67},
+    }
     line = last_line(300.4, lexicons, {"en": found})  # type: ignore[dict-item]
     assert line.startswith("comments_per_s=300 sentiment_acc_zh=0.90 sentiment_acc_en=0.87 ")
     assert "hard_lexicon_zh=0.80 hard_model_zh=na" in line
     assert f"hard_lexicon_en=0.72 hard_model_en={found['hard_with_model']:.2f}" in line
+    assert line.endswith(
+        f"heldout_lexicon_zh=0.60 heldout_model_zh=na "
+        f"heldout_lexicon_en=0.67 heldout_model_en={found['heldout_with_model']:.2f}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "lexicons", "model", "merged"),
+    [
+        # Praise beside a sarcasm cue, already turned negative: the literal reading loses.
+        ("呵呵，讲得真好", "negative", "positive", "negative"),
+        ("Wow, so original. Never seen this before 🙄", "negative", "neutral", "negative"),
+        # Terse slang the model calls neutral keeps the lexicons' polar reading...
+        ("下头", "negative", "neutral", "negative"),
+        # ...but a question or a request is neutral when the model says so.
+        ("Please do one about budget cameras", "positive", "neutral", "neutral"),
+        # Irony the cues missed, and any other disagreement: the model decides.
+        ("Yeah right, like that's gonna work", "positive", "negative", "negative"),
+        ("不得不说，确实有点东西", "neutral", "positive", "positive"),
+    ],
+)
+def test_model_labels_merge_with_the_lexicons_reading(
+    text: str, lexicons: str, model: str, merged: str
+) -> None:
+    from pipeline.comments.analyze import merged as merge
+    from pipeline.comments.analyze import result_of
+
+    reading = classify.read(text)
+    assert reading.sentiment == lexicons and not reading.confident  # what the model is asked
+    result = result_of(Comment(text), reading)
+    assert merge(result, model, reading.sarcasm_cue) == merged  # type: ignore[arg-type]
 
 
 def test_paste_and_forwarded_messages() -> None:
@@ -351,7 +388,9 @@ def test_pipeline_lm_models_answer_through_the_adapter() -> None:
             data = {"1": "negative", "2": "positive"}
             return Completion(json.dumps(data), data, "stub", "m", 1, 1, 0.1)
 
-    found = label_comments(FromLanguageModel(Chat()), ["呵呵，讲得真好", "爱了"], Budget(5))
+    found = label_comments(
+        FromLanguageModel(Chat()), ["呵呵，讲得真好", "爱了"], Budget(5), batch=2
+    )
     assert found == ["negative", "positive"]
     (call,) = asked
     assert call["json_schema"] == dict(labels_schema(2)) and call["max_tokens"] == 36

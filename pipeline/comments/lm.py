@@ -2,12 +2,16 @@
 time limit) and what the analysis asks through it: a sentiment label for the comments the
 lexicons were unsure of (sarcasm, mixed, slang), theme names, and ideas for the next video.
 
-Labels are asked in batches (`LABEL_BATCH` comments a request, numbered, the answer an object
-keyed by those numbers with each value constrained to the three labels): the instructions are
-read once per batch instead of once per comment, and the key written before each label keeps a
-small model on the right comment. Every request has its own time limit and the pass a total
-budget; what the budget does not reach keeps its lexicon reading, and the report says how many
-were left. The measured accuracy, model against lexicons, is in README (`reelbot bench comments`).
+Labels are asked `LABEL_BATCH` comments a request (numbered, the answer an object keyed by
+those numbers with each value constrained to the three labels), one by default: the embedded
+1.5B model labelling ten at a time let its neighbours sway each label (questions after a run of
+complaints came back negative) and its pass came out no better than the lexicons on the hard
+set; asked alone, each comment is judged on its own, and the instructions, which come first in
+the prompt, are reused from llama.cpp's prompt cache (~1.4 s a comment on two idle cores).
+Every request has its own time limit and the pass a total budget; what the budget does not
+reach keeps its lexicon reading, and the report says how many were left. How the model's label
+and the lexicons' reading merge is `analyze.merged`; the measured accuracy, model against
+lexicons, is in README (`reelbot bench comments`).
 """
 
 from __future__ import annotations
@@ -37,9 +41,9 @@ class JsonModel(Protocol):
     def generate_json(self, prompt: str, schema: Mapping[str, Any], *, timeout_s: float) -> Any: ...
 
 
-# Comments labelled per request. Ten keep the prompt short (~300 tokens) and one request's
-# answer (~7 tokens a comment) within ~10 s on two idle cores.
-LABEL_BATCH = 10
+# Comments labelled per request (see the module docstring: one, so that neighbours do not sway
+# a small model's label).
+LABEL_BATCH = 1
 # A batch's time limit: a base for reading the prompt plus this much per comment answered
 # (a batch of ten took 10-30 s on two cores shared with other jobs, load ~6).
 LABEL_BASE_S = 10.0

@@ -52,7 +52,7 @@ def script_schema(max_lines: int = 12, *, min_lines: int = 2, hints: bool = True
             "title": _TEXT,
             "hook": _TEXT,
             "cta": _TEXT,
-            "hashtags": {"type": "array", "items": {"type": "string"}, "maxItems": 5},
+            "hashtags": {"type": "array", "items": {"type": "string"}, "maxItems": 4},
             "lines": {
                 "type": "array",
                 "items": line,
