@@ -260,6 +260,7 @@ def test_embedded_streams_until_enough_and_samples_without_repeating(
     assert not whole.stopped_early and whole.completion_tokens == 4
     # DRY: the 1.5B model otherwise wrote one sentence six times over.
     assert fake.requests[0]["dry_multiplier"] == emb.DRY_MULTIPLIER > 0
+    assert fake.requests[0]["dry_sequence_breakers"] == ["\n"]
     fake.sent = 0
     early = model.generate(ASK, json_schema=SCHEMA, timeout_s=5, enough=lambda t: "Two" in t)
     assert early.stopped_early and early.data is None and fake.sent == 3

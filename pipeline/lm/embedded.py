@@ -58,10 +58,12 @@ METADATA = {
     "general.file_type": 15,
 }
 # llama.cpp's DRY sampler ("don't repeat yourself") penalises a token that would extend a
-# sequence already in the context. Without it the 1.5B model wrote one sentence six times over
-# (a zh script in the tests); JSON's own repeated syntax is spared by the sampler's sequence
-# breakers (quotes, colons, new lines) and kept by the grammar anyway.
+# sequence already in the context. Without it the 1.5B model wrote one sentence six times over.
+# Its sequences stop only at line breaks here: with llama.cpp's default breakers (quotes, colons
+# too) a JSON string is a sequence of its own and the model still wrote ["喝咖啡，汤",
+# "喝咖啡，汤", ...]. JSON's own syntax is kept by the grammar whatever the penalty.
 DRY_MULTIPLIER = 0.8
+DRY_BREAKERS = ["\n"]
 
 # Tokens are generated one at a time and each costs ~0.1-0.4 s on two cores: the context only
 # needs to hold a prompt (~500 tokens) and one answer with its repair.
@@ -239,6 +241,7 @@ class EmbeddedModel:
             "temperature": temperature,
             "seed": seed if seed is not None else 0,
             "dry_multiplier": DRY_MULTIPLIER,
+            "dry_sequence_breakers": DRY_BREAKERS,
             "stream": True,
             "stream_options": {"include_usage": True},
         }

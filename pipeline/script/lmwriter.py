@@ -131,7 +131,7 @@ class LMWriter:
         try:
             return script_from_answer(answer, req, system, self.name)
         except ScriptError as exc:
-            log.info("script answer rejected (%s); asking once more", exc)
+            log.info("script answer rejected (%s); asking once more: %.300s", exc, answer)
             problem = f"{exc.field}: {exc.problem}"
         messages += [
             {"role": "assistant", "content": answer[-4000:]},
