@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.special import expit
 
 from pipeline.loadonce import Loader
 
@@ -246,7 +247,7 @@ class YamNet:
         for i, patch in enumerate(q):  # the exported graph takes exactly one patch
             raw = self._session.run(None, {self._input: patch[None, None]})[0]
             logits = self._out_scale * (raw.astype(np.float32).reshape(-1) - self._out_zp)
-            out[i] = 1.0 / (1.0 + np.exp(-logits))
+            out[i] = expit(logits)  # 1 / (1 + e^-x) without overflowing on large negatives
         return out
 
 
