@@ -236,9 +236,14 @@ def test_line_budget_counts_only_lines_that_will_be_said() -> None:
     # Before the lines, and with one line (however long) the answer is not enough.
     assert not budget(head)
     assert not budget(head + f'"hashtags": [], "lines": ["{long_line}"')
-    # The same line twice, or a line in another language, does not count.
+    # The same line twice, the hook again, or a line in another language, does not count.
     assert not budget(head + f'"hashtags": [], "lines": ["{long_line}", "{long_line}"')
     assert not budget(head + f'"hashtags": [], "lines": ["{long_line}", "这是中文。"')
+    hook = "Guess what my cat did today while I was making my coffee?"
+    said_twice = LineBudget(req, least=2)
+    again = f'{{"hook": "{hook}", "cta": "Follow.", "hashtags": [], "lines": ["{long_line}", '
+    assert not said_twice(again + f'"{hook}"')  # counted, it would fill the 15 s
+    assert said_twice(again + f'"{hook} Really."')
     second = "And a second sentence that also takes a good many seconds to say out loud here."
     assert not budget(head + f'"hashtags": [], "lines": ["{long_line}", "And a short one."')
     done = head + f'"hashtags": [], "lines": ["{long_line}", "{second}", "unfini'

@@ -128,6 +128,7 @@ class LineBudget:
         self.request = request
         self.least = least
         self._head: float | None = None
+        self._hook = ""  # as said, for spotting a line that repeats it
         self._user_text = " ".join((request.topic, request.notes, *request.footage_text))
 
     def _lines_start(self, text: str) -> int:
@@ -148,6 +149,7 @@ class LineBudget:
                 self._head = math.nan  # not the shape expected: never stop it early
                 return False
             self._head = estimate_seconds(hook, lang) + estimate_seconds(cta, lang)
+            self._hook = _said(hook)
         if math.isnan(self._head):
             return False
         seen: set[str] = set()
@@ -158,7 +160,7 @@ class LineBudget:
                 _check_language(line, "line", lang, self._user_text)
             except (ValueError, ScriptError):
                 continue  # a line the validator will drop does not count
-            if line and _said(line) not in seen:
+            if line and _said(line) not in seen and _said(line) != self._hook:
                 seen.add(_said(line))
                 total += estimate_seconds(line, lang)
         return len(seen) >= self.least and total >= self.request.target_seconds
