@@ -247,6 +247,7 @@ class _FakeLlama:
         return {}
 
 
+@pytest.mark.logs_errors  # the broken stopping test is logged
 def test_embedded_streams_until_enough_and_samples_without_repeating(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -265,6 +266,13 @@ def test_embedded_streams_until_enough_and_samples_without_repeating(
     early = model.generate(ASK, json_schema=SCHEMA, timeout_s=5, enough=lambda t: "Two" in t)
     assert early.stopped_early and early.data is None and fake.sent == 3
     assert early.text == '{"hook": "Stop.", "lines": ["One.", "Two.", '
+
+    # A stopping test that raises is dropped (logged), and the whole answer comes back.
+    def broken(text: str) -> bool:
+        raise ValueError(text)
+
+    whole = model.generate(ASK, json_schema=SCHEMA, timeout_s=5, enough=broken)
+    assert not whole.stopped_early and whole.data["lines"] == ["One.", "Two.", "Three."]
 
 
 # --- joining packaged parts ---------------------------------------------------------------

@@ -286,6 +286,7 @@ class EmbeddedModel:
         usage: dict[str, Any] = {}
         error: list[Any] = []
         early = threading.Event()
+        tests = [enough] if enough is not None else []  # emptied if the test itself fails
 
         def on_chunk(chunk: Any) -> bool:
             if isinstance(chunk, dict):
@@ -296,9 +297,18 @@ class EmbeddedModel:
                     piece = (choice.get("delta") or {}).get("content")
                     if piece:
                         pieces.append(piece)
-                        if enough is not None and not early.is_set() and enough("".join(pieces)):
+                        if tests and not early.is_set() and asks_to_stop("".join(pieces)):
                             early.set()
             return early.is_set() or stop.is_set() or time.monotonic() > deadline
+
+        def asks_to_stop(text: str) -> bool:
+            # Called from llama.cpp's thread: a test that fails is dropped, never raised there.
+            try:
+                return tests[0](text)
+            except Exception:
+                log.exception("the answer's stopping test failed; generating the whole answer")
+                tests.clear()
+                return False
 
         if stop.is_set():
             raise LMTimeout("cancelled before generation", BACKEND)
